@@ -1,0 +1,50 @@
+// core::Context: cancellation and deadline, on std::stop_source. A Context is a cheap handle
+// (copies share state). Cancelling a parent cancels its children; a child never cancels its
+// parent. A deadline also cancels: the token fires when it passes (one shared timer thread,
+// started on first use). All calls are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stop_token>
+
+#include "core/export.hpp"
+
+namespace core {
+
+class CORE_API Context {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    // A context that is never cancelled and has no deadline.
+    static Context background();
+
+    // A child cancelled with this one, or by its own cancel().
+    Context with_cancel() const;
+    // A child that is also cancelled once d has elapsed (d <= 0: already done).
+    Context with_timeout(std::chrono::nanoseconds d) const;
+    // A child with an absolute deadline (the earlier of its parent's and this one).
+    Context with_deadline(Clock::time_point deadline) const;
+
+    // Cancels this context and its children. Idempotent.
+    void cancel() const;
+    // True once cancelled, by cancel(), a parent, or the deadline.
+    bool done() const;
+    // True when done because the deadline passed (as Go's DeadlineExceeded).
+    bool deadline_exceeded() const;
+    // The effective deadline (the earliest in the chain), if any.
+    std::optional<Clock::time_point> deadline() const;
+    std::stop_token token() const;
+
+    // "context cancelled" or "context deadline exceeded"; empty while not done.
+    const char* reason() const;
+
+    struct State;
+
+private:
+    explicit Context(std::shared_ptr<State> s) : s_(std::move(s)) {}
+    std::shared_ptr<State> s_;
+};
+
+}  // namespace core

@@ -1,0 +1,259 @@
+#include <atomic>
+#include <exception>
+
+#include <spdlog/logger.h>
+
+#include "core/log.hpp"
+#include "core/runtime.hpp"
+
+namespace core {
+
+// ---------------------------------------------------------------- IPC bus
+
+// One subscriber. `mu` is held while the handler runs and by reset(), so after reset() returns
+// the handler is never running nor called again. Recursive: a handler may reset its own
+// Subscription from inside the call.
+struct Subscription::Entry {
+    std::recursive_mutex mu;
+    std::function<void(const Value&)> fn;
+    std::atomic<bool> active{true};  // read without mu by the bus's prune
+};
+
+struct Core::Bus {
+    mutable std::mutex mu;
+    // Copy-on-write list: broadcast takes a snapshot and calls outside the lock.
+    std::shared_ptr<const std::vector<std::shared_ptr<Subscription::Entry>>> subs =
+        std::make_shared<const std::vector<std::shared_ptr<Subscription::Entry>>>();
+
+    void add(std::shared_ptr<Subscription::Entry> e) {
+        std::lock_guard lk(mu);
+        auto next = std::make_shared<std::vector<std::shared_ptr<Subscription::Entry>>>(*subs);
+        next->push_back(std::move(e));
+        subs = std::move(next);
+    }
+    void prune() {
+        std::lock_guard lk(mu);
+        auto next = std::make_shared<std::vector<std::shared_ptr<Subscription::Entry>>>();
+        for (const auto& e : *subs)
+            if (e->active.load()) next->push_back(e);
+        subs = std::move(next);
+    }
+    std::shared_ptr<const std::vector<std::shared_ptr<Subscription::Entry>>> snapshot() const {
+        std::lock_guard lk(mu);
+        return subs;
+    }
+};
+
+Subscription::~Subscription() { reset(); }
+
+Subscription::Subscription(Subscription&& o) noexcept : entry_(std::move(o.entry_)) {}
+
+Subscription& Subscription::operator=(Subscription&& o) noexcept {
+    if (this != &o) {
+        reset();
+        entry_ = std::move(o.entry_);
+    }
+    return *this;
+}
+
+void Subscription::reset() {
+    if (!entry_) return;
+    {
+        std::lock_guard lk(entry_->mu);
+        entry_->active = false;
+        entry_->fn = nullptr;
+    }
+    // The bus drops inactive entries on its next subscribe; the entry itself is tiny.
+    entry_.reset();
+}
+
+// ---------------------------------------------------------------- Action
+
+Action::Action(std::weak_ptr<Core> core, std::string name)
+    : core_(std::move(core)), name_(std::move(name)) {}
+
+bool Action::exists() const {
+    auto c = core_.lock();
+    return c && static_cast<bool>(c->handler(name_));
+}
+
+Result<Value> Action::run(const Context& ctx, const Options& opts) const {
+    auto c = core_.lock();
+    if (!c) return fail(E(name_, "core is gone"));
+    auto h = c->handler(name_);
+    if (!h) return fail(h.error());
+    try {
+        return (*h)(ctx, opts);
+    } catch (const std::exception& ex) {
+        return fail(E(name_, std::string("handler threw: ") + ex.what()));
+    } catch (...) {
+        return fail(E(name_, "handler threw a non-standard exception"));
+    }
+}
+
+// ---------------------------------------------------------------- Core
+
+Core::Core() : bus_(std::make_unique<Bus>()), logger_(default_logger()) {}
+
+Core::~Core() = default;
+
+Result<std::shared_ptr<Core>> Core::create(std::vector<ServiceFactory> factories) {
+    std::shared_ptr<Core> c(new Core());
+    for (std::size_t i = 0; i < factories.size(); ++i) {
+        const auto& f = factories[i];
+        if (!f) return fail(E("core.create", "factory " + std::to_string(i) + " is null"));
+        Result<std::shared_ptr<Service>> r;
+        try {
+            r = f(*c);
+        } catch (const std::exception& ex) {
+            return fail(E("core.create", "factory " + std::to_string(i) + " threw: " + ex.what()));
+        }
+        if (!r) return fail(E("core.create", "factory " + std::to_string(i) + " failed", r.error()));
+        if (!*r) return fail(E("core.create", "factory " + std::to_string(i) + " returned no service"));
+        const std::string name = (*r)->name();
+        if (name.empty()) return fail(E("core.create", "factory " + std::to_string(i) + ": service has no name"));
+        if (c->services_.has(name)) return fail(E("core.create", "duplicate service: " + name));
+        if (auto s = c->services_.set(name, *r); !s) return fail(s.error());
+    }
+    return c;
+}
+
+Result<void> Core::action(const std::string& name, ActionHandler handler) {
+    if (name.empty()) return fail(E("core.action", "empty action name"));
+    if (!handler) return fail(E("core.action", "null handler for " + name));
+    return actions_.set(name, std::move(handler));
+}
+
+Action Core::action(const std::string& name) { return Action(weak_from_this(), name); }
+
+std::vector<std::string> Core::actions() const { return actions_.names(); }
+
+Result<ActionHandler> Core::handler(const std::string& name) const {
+    auto h = actions_.get(name);
+    if (!h) return fail(E(name, "action not registered: " + name));
+    return *h;
+}
+
+Result<void> Core::startup(const Context& ctx) {
+    std::lock_guard lk(lifecycle_mu_);
+    for (const auto& name : services_.names()) {
+        auto s = services_.get(name);
+        if (!s) continue;
+        Result<void> r;
+        try {
+            r = (*s)->on_startup(ctx);
+        } catch (const std::exception& ex) {
+            r = fail(E(name, std::string("on_startup threw: ") + ex.what()));
+        }
+        if (!r) return fail(E("core.startup", "service " + name, r.error()));
+    }
+    started_ = true;
+    shut_down_ = false;
+    return {};
+}
+
+Result<void> Core::shutdown(const Context& ctx) {
+    std::lock_guard lk(lifecycle_mu_);
+    if (shut_down_) return {};
+    shut_down_ = true;
+    auto names = services_.names();
+    Result<void> first;
+    for (auto it = names.rbegin(); it != names.rend(); ++it) {
+        auto s = services_.get(*it);
+        if (!s) continue;
+        Result<void> r;
+        try {
+            r = (*s)->on_shutdown(ctx);
+        } catch (const std::exception& ex) {
+            r = fail(E(*it, std::string("on_shutdown threw: ") + ex.what()));
+        }
+        if (!r && first) first = fail(E("core.shutdown", "service " + *it, r.error()));
+    }
+    return first;
+}
+
+std::vector<std::string> Core::services() const { return services_.names(); }
+
+void Core::broadcast(const Value& message) const {
+    auto subs = bus_->snapshot();
+    for (const auto& e : *subs) {
+        std::lock_guard lk(e->mu);
+        if (!e->active || !e->fn) continue;
+        try {
+            e->fn(message);
+        } catch (const std::exception& ex) {
+            logger()->warn("core.broadcast: subscriber threw: {}", ex.what());
+        } catch (...) {
+            logger()->warn("core.broadcast: subscriber threw a non-standard exception");
+        }
+    }
+}
+
+Subscription Core::subscribe(std::function<void(const Value&)> handler) {
+    bus_->prune();
+    auto e = std::make_shared<Subscription::Entry>();
+    e->fn = std::move(handler);
+    bus_->add(e);
+    return Subscription(std::move(e));
+}
+
+std::shared_ptr<spdlog::logger> Core::logger() const {
+    std::lock_guard lk(log_mu_);
+    return logger_;
+}
+
+void Core::set_logger(std::shared_ptr<spdlog::logger> logger) {
+    std::lock_guard lk(log_mu_);
+    logger_ = logger ? std::move(logger) : default_logger();
+}
+
+// ---------------------------------------------------------------- ProcessFacade
+
+namespace {
+Result<std::string> as_output(Result<Value> r, const char* op) {
+    if (!r) return fail(r.error());
+    if (const auto* s = r->get<std::string>()) return *s;
+    if (r->empty()) return std::string();
+    return fail(E(op, "action returned " + r->type_name() + ", want string"));
+}
+}  // namespace
+
+Result<std::string> ProcessFacade::run(const Context& ctx, const std::string& command,
+                                       const std::vector<std::string>& args) const {
+    return as_output(core_->action("process.run").run(ctx, Options{{"command", command}, {"args", args}}),
+                     "process.run");
+}
+
+Result<std::string> ProcessFacade::run_in(const Context& ctx, const std::string& dir,
+                                          const std::string& command,
+                                          const std::vector<std::string>& args) const {
+    return as_output(core_->action("process.run")
+                         .run(ctx, Options{{"command", command}, {"args", args}, {"dir", dir}}),
+                     "process.run");
+}
+
+Result<std::string> ProcessFacade::run_with_env(const Context& ctx, const std::string& dir,
+                                                const std::vector<std::string>& env,
+                                                const std::string& command,
+                                                const std::vector<std::string>& args) const {
+    return as_output(core_->action("process.run")
+                         .run(ctx, Options{{"command", command},
+                                           {"args", args},
+                                           {"dir", dir},
+                                           {"env", env}}),
+                     "process.run");
+}
+
+Result<std::string> ProcessFacade::start(const Context& ctx, const Options& opts) const {
+    return as_output(core_->action("process.start").run(ctx, opts), "process.start");
+}
+
+Result<void> ProcessFacade::kill(const Context& ctx, const Options& opts) const {
+    auto r = core_->action("process.kill").run(ctx, opts);
+    if (!r) return fail(r.error());
+    return {};
+}
+
+bool ProcessFacade::exists() const { return core_->action("process.run").exists(); }
+
+}  // namespace core

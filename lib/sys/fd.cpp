@@ -1,0 +1,55 @@
+#include "sys/fd.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sys/fault.hpp"
+
+namespace core::sys {
+
+void UniqueFd::reset() noexcept {
+    if (fd_ >= 0) {
+        // Never retry close on EINTR: on Linux the descriptor is released whatever close
+        // returns, and a retry could close a descriptor another thread just opened.
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+Result<UniqueFd> UniqueFd::dup() const {
+    if (int err = fault::hit("dup")) return fail(E_errno("dup", "", err));
+    int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return fail(E_errno("dup", "fd " + std::to_string(fd_), errno));
+    return UniqueFd::adopt(fd);
+}
+
+Result<Pipe> make_pipe(int flags) {
+    if (int err = fault::hit("pipe2")) return fail(E_errno("pipe2", "", err));
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC | flags) != 0) return fail(E_errno("pipe2", "", errno));
+    return Pipe{UniqueFd::adopt(fds[0]), UniqueFd::adopt(fds[1])};
+}
+
+Result<void> set_nonblocking(int fd, bool on) {
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0) return fail(E_errno("fcntl", "F_GETFL", errno));
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    if (::fcntl(fd, F_SETFL, fl) < 0) return fail(E_errno("fcntl", "F_SETFL", errno));
+    return {};
+}
+
+Result<int> count_open_fds() {
+    DIR* d = ::opendir("/proc/self/fd");
+    if (!d) return fail(E_errno("opendir", "/proc/self/fd", errno));
+    int n = 0;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] != '.') ++n;
+    }
+    ::closedir(d);
+    return n - 1;  // the directory stream's own descriptor
+}
+
+}  // namespace core::sys

@@ -1,0 +1,56 @@
+// core::sys::UniqueFd: the one owner of a file descriptor (as {fmt}'s `file`). Move-only;
+// closes on destruction. Ownership transfer shows in the name: adopt(), release(), dup().
+#pragma once
+
+#include <utility>
+
+#include "core/result.hpp"
+
+namespace core::sys {
+
+class UniqueFd {
+public:
+    UniqueFd() = default;
+    // Takes ownership of fd (which may be -1).
+    static UniqueFd adopt(int fd) noexcept { return UniqueFd(fd); }
+    ~UniqueFd() { reset(); }
+    UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+    UniqueFd& operator=(UniqueFd&& o) noexcept {
+        if (this != &o) {
+            reset();
+            fd_ = std::exchange(o.fd_, -1);
+        }
+        return *this;
+    }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+
+    int get() const noexcept { return fd_; }
+    bool valid() const noexcept { return fd_ >= 0; }
+    explicit operator bool() const noexcept { return valid(); }
+    // Gives up ownership without closing.
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+    // Closes the fd now (never retried on EINTR: Linux has already freed the descriptor).
+    void reset() noexcept;
+    // A new owned descriptor for the same file, CLOEXEC (F_DUPFD_CLOEXEC).
+    Result<UniqueFd> dup() const;
+
+private:
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    int fd_ = -1;
+};
+
+// A pipe, both ends CLOEXEC from birth (pipe2 O_CLOEXEC); flags may add O_NONBLOCK, O_DIRECT.
+struct Pipe {
+    UniqueFd read;
+    UniqueFd write;
+};
+Result<Pipe> make_pipe(int flags = 0);
+
+// Sets or clears O_NONBLOCK.
+Result<void> set_nonblocking(int fd, bool on);
+
+// Number of open descriptors of this process (counts /proc/self/fd), for leak checks.
+Result<int> count_open_fds();
+
+}  // namespace core::sys
