@@ -1,0 +1,7 @@
+// Umbrella header of the process service.
+#pragma once
+
+#include "core/core.hpp"
+#include "core/process/managed_process.hpp"
+#include "core/process/service.hpp"
+#include "core/process/types.hpp"

@@ -1,0 +1,68 @@
+// core::process::Service: the process service ("process"). Registers process.run, start, kill,
+// list and get on startup; one reaper thread (epoll over pidfds, pipes, an eventfd and timerfds)
+// waits for every child, and nothing else waits. Every method is thread-safe.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/export.hpp"
+#include "core/process/managed_process.hpp"
+#include "core/process/types.hpp"
+#include "core/runtime.hpp"
+
+namespace core::process {
+
+struct ServiceOptions {
+    std::size_t retention = 1024;    // finished processes kept for get/list; oldest evicted
+    bool allow_foreign_pids = false;  // kill/kill_pid may signal PIDs this Service did not start
+};
+
+class CORE_API Service : public core::Service {
+public:
+    Service(core::Core& core, ServiceOptions opts = {});
+    ~Service() override;
+
+    // Registers the five actions and starts the reaper.
+    Result<void> on_startup(const Context& ctx) override;
+    // Stops every managed process (SIGTERM to its group, SIGKILL after its grace period) and
+    // waits until all are reaped; then stops the reaper.
+    Result<void> on_shutdown(const Context& ctx) override;
+
+    // Starts a process. Errors: empty command; not found / not executable (errno, with the
+    // command); bad dir (errno, naming the dir); resource limits (EMFILE, EAGAIN, …).
+    Result<std::shared_ptr<ManagedProcess>> start(const Context& ctx, const RunOptions& opts);
+    // Starts, waits, returns the combined output; removes its own entry. Errors: as start; a
+    // non-zero exit (`exited with code N`, with the output's last 4 KiB); killed by a signal;
+    // timeout; cancelled context.
+    Result<std::string> run(const Context& ctx, const RunOptions& opts);
+
+    Result<std::shared_ptr<ManagedProcess>> get(const std::string& id) const;
+    // Ids in start order (only running ones with running_only).
+    std::vector<std::string> list(bool running_only = false) const;
+    Result<void> kill(const std::string& id);
+    // Kills a managed process by pid (a foreign pid only with allow_foreign_pids).
+    Result<void> kill_pid(int pid);
+    Result<void> signal(const std::string& id, int sig);
+    // Forgets a finished process. Errors: unknown id; still running.
+    Result<void> remove(const std::string& id);
+    // Forgets every finished process.
+    void clear();
+
+    // Parses action Options into RunOptions, naming the key on a wrong type.
+    static Result<RunOptions> parse_options(const std::string& op, const Options& opts);
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// The WithService factory: core::Core::create({core::process::register_service}).
+CORE_API Result<std::shared_ptr<core::Service>> register_service(core::Core& core);
+// A factory with options.
+CORE_API ServiceFactory service_factory(ServiceOptions opts);
+
+}  // namespace core::process
