@@ -5,3 +5,4 @@
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "core/process/types.hpp"
+#include "core/process/daemon.hpp"

@@ -1,0 +1,99 @@
+// The health endpoint of a daemon (HealthServer) and the HTTP client side used to probe one
+// (http_get, probe_health, probe_ready). A small HTTP/1.1 server on its own epoll thread:
+// bounded request heads, read timeouts, a connection cap; one request per connection.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/export.hpp"
+#include "core/result.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace core::process {
+
+// A health check: ok, or an Error whose what() is reported in the 503 body.
+using HealthCheck = std::function<Result<void>()>;
+
+struct HttpResponse {
+    int status = 0;
+    std::string body;
+    std::string content_type = "text/plain; charset=utf-8";  // server side only
+};
+
+// A custom GET route: called on the server thread; must not block for long.
+using HttpHandler = std::function<HttpResponse()>;
+
+struct HealthOptions {
+    std::string addr = "127.0.0.1:0";  // "IPv4:port" or "localhost:port"; port 0 picks one
+    std::chrono::milliseconds read_timeout{5000};  // whole request head must arrive in this
+    std::size_t max_connections = 64;  // beyond this, a new connection gets 503 and is closed
+    std::size_t max_head = 8192;       // request head limit; beyond it 431 and close
+    bool ready = true;                 // initial readiness (as go-process: ready until told)
+    std::shared_ptr<spdlog::logger> logger;  // null: core::default_logger()
+};
+
+// HealthServer answers GET /health (200 "ok\n" when every check passes, else
+// 503 "unhealthy: <first error>\n"), GET /ready (200 "ready\n" / 503 "not ready\n"), routes
+// added with add_handler, 404 for other paths, 405 for other methods, 400 for malformed
+// requests. Every response closes the connection. All methods are thread-safe; checks and
+// handlers run on the server thread.
+class CORE_API HealthServer {
+public:
+    explicit HealthServer(HealthOptions opts = {});
+    ~HealthServer();  // stop()
+    HealthServer(const HealthServer&) = delete;
+    HealthServer& operator=(const HealthServer&) = delete;
+
+    // Binds, listens and starts the server thread. Errors: bad address ("health: listen
+    // "x": bad address"), bind/listen failures ("health: listen 127.0.0.1:80: Permission
+    // denied"), already started.
+    [[nodiscard]] Result<void> start();
+    // Stops the thread and closes every connection. Idempotent; start() may be called again.
+    void stop();
+    bool running() const;
+
+    // The bound address "127.0.0.1:PORT" once started (the configured one before).
+    std::string addr() const;
+    // Adds (or replaces, by name) a check run by GET /health, in insertion order.
+    void add_check(const std::string& name, HealthCheck check);
+    // Serves GET path with handler (path must start with '/'; /health and /ready are built in).
+    void add_handler(const std::string& path, HttpHandler handler);
+    void set_ready(bool ready);
+    bool ready() const;
+    // Runs the checks now (as GET /health does): ok, or the first failure as
+    // "<name>: <error>".
+    [[nodiscard]] Result<void> check() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// A minimal HTTP/1.0-style GET client (Connection: close). addr is "host:port" or
+// "http://host:port"; host an IPv4 literal or "localhost". One deadline covers connect, write
+// and read. The body is capped at 1 MiB. Errors name the address and the step:
+// "http.get: 127.0.0.1:9: connect: Connection refused", "...: timed out after 500ms",
+// "...: malformed response".
+[[nodiscard]] CORE_API Result<HttpResponse> http_get(const std::string& addr,
+                                                     const std::string& path,
+                                                     std::chrono::milliseconds timeout);
+// As http_get with a full URL "http://host:port/path" (path defaults to "/").
+[[nodiscard]] CORE_API Result<HttpResponse> http_get_url(const std::string& url,
+                                                         std::chrono::milliseconds timeout);
+
+// GET /health (resp. /ready) on addr: ok on 200; otherwise an Error with the reason
+// ("probe.health: 127.0.0.1:PORT: status 503: unhealthy: db: down", connection refused,
+// timeout).
+[[nodiscard]] CORE_API Result<void> probe_health(const std::string& addr,
+                                                 std::chrono::milliseconds timeout);
+[[nodiscard]] CORE_API Result<void> probe_ready(const std::string& addr,
+                                                std::chrono::milliseconds timeout);
+
+}  // namespace core::process
