@@ -1,0 +1,216 @@
+// core::process::Supervisor: keeps child daemons running through the process Service, with
+// restart policies, exponential backoff with jitter, a start limit, health checks and
+// terminate-then-kill stops. One supervisor thread owns every state change; every public method
+// is thread-safe, and the Supervisor must not outlive the Core and the process Service it uses.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/export.hpp"
+#include "core/process/service.hpp"
+#include "core/result.hpp"
+#include "core/runtime.hpp"
+
+namespace core::process {
+
+// When a daemon that ended is started again. on_failure: after a non-zero exit, a signal, a
+// failed spawn or an unhealthy verdict; always: also after exit 0; no: never.
+enum class RestartPolicy { no, on_failure, always };
+CORE_API const char* to_string(RestartPolicy p) noexcept;
+// "no", "on-failure" (or "on_failure"), "always". Errors: anything else.
+CORE_API Result<RestartPolicy> parse_restart_policy(std::string_view text);
+
+// starting → running → healthy ⇄ unhealthy; → stopping → stopped; → backoff → starting;
+// → failed (start limit hit, or policy `no` after a failure). See the README's diagram.
+enum class DaemonState { starting, running, healthy, unhealthy, backoff, stopping, stopped, failed };
+CORE_API const char* to_string(DaemonState s) noexcept;
+
+// Restart delay: attempt k (consecutive failures since the last reset, from 1) waits
+// min(max, initial * factor^(k-1)), then jitter shortens it by a random part of up to
+// jitter × delay (so max is never exceeded).
+struct BackoffPolicy {
+    std::chrono::milliseconds initial{100};
+    double factor = 2.0;  // >= 1
+    std::chrono::milliseconds max{30000};
+    double jitter = 0.1;  // in [0, 1]
+};
+
+// systemd's StartLimitBurst/IntervalSec: a start that would be the (burst+1)-th within interval
+// is refused and the daemon goes to `failed`. Manual start()/restart() clear the window.
+struct StartLimit {
+    unsigned burst = 5;  // 0: no limit
+    std::chrono::milliseconds interval{10000};
+};
+
+// An HTTP URL that must answer 2xx, or a command (argv) that must exit 0, within timeout.
+// Neither set: no health check (the daemon is `running` and never `healthy`).
+struct HealthCheck {
+    std::string url;                   // "http://127.0.0.1:8080/health"
+    std::vector<std::string> command;  // argv[0] looked up in PATH
+    std::chrono::milliseconds interval{5000};
+    std::chrono::milliseconds timeout{2000};
+    unsigned failures = 3;                    // consecutive failures that make it unhealthy
+    std::chrono::milliseconds start_grace{0};  // delay of the first check (0: one interval)
+
+    bool enabled() const noexcept { return !url.empty() || !command.empty(); }
+};
+
+struct DaemonSpec {
+    std::string name;  // [A-Za-z0-9._-]+, unique per Supervisor
+    std::string command;
+    std::vector<std::string> args;
+    std::string dir;
+    std::vector<std::string> env;  // "K=V", merged over the inherited environment
+    // The PID file the daemon itself writes (optional). The supervisor refuses to start while
+    // the file names a live process, and removes it when stale after the daemon ended.
+    std::string pid_file;
+    HealthCheck health;
+    RestartPolicy restart = RestartPolicy::on_failure;
+    BackoffPolicy backoff;
+    // A daemon that stays running (no health check) or healthy this long resets the backoff.
+    std::chrono::milliseconds reset_after{10000};
+    StartLimit start_limit;
+    int stop_signal = 15;  // SIGTERM; sent to the daemon's process group
+    std::chrono::milliseconds stop_timeout{10000};  // then SIGKILL to the group
+};
+
+// Checks a spec as add() does. Errors name the daemon and the key (`backoff.factor: …`).
+CORE_API Result<void> validate(const DaemonSpec& spec);
+
+// A snapshot of one daemon.
+struct DaemonStatus {
+    std::string name;
+    DaemonState state = DaemonState::stopped;
+    int pid = 0;             // 0 when no process is running
+    std::string process_id;  // the process Service's id of the current process, else empty
+    unsigned restarts = 0;   // starts after the first one (automatic and manual)
+    bool exited = false;     // true once a process of this daemon has ended
+    int last_exit_code = 0;  // -1 when killed by a signal
+    int last_signal = 0;
+    std::string last_error;  // why it last failed (spawn error, exit, health), else empty
+    unsigned health_failures = 0;  // consecutive failed checks
+    std::chrono::system_clock::time_point since{};  // when it entered `state`
+};
+
+// Broadcast on the Core bus (as a Value) and passed to SupervisorOptions::on_state_change for
+// every state change, in order, from the supervisor thread.
+struct DaemonStateChanged {
+    std::string name;
+    DaemonState from = DaemonState::stopped;
+    DaemonState to = DaemonState::stopped;
+    int pid = 0;
+    unsigned restarts = 0;
+    std::string reason;  // e.g. "exited with code 3", "health: …", "start limit hit"
+    std::chrono::milliseconds delay{0};  // the chosen delay when `to` is backoff
+};
+
+struct SupervisorOptions {
+    // Called on the supervisor thread for each change, after the bus broadcast. It may call
+    // get()/list(), but not the blocking calls (they fail with "called from the supervisor
+    // thread").
+    std::function<void(const DaemonStateChanged&)> on_state_change;
+    bool broadcast = true;                // also broadcast DaemonStateChanged on the Core bus
+    std::size_t max_output = 64 * 1024;   // output kept per daemon process (newest bytes)
+    std::chrono::milliseconds kill_wait{5000};  // how long stop() waits for a reap after SIGKILL
+};
+
+namespace detail {
+struct SupervisorImpl;
+}
+
+class CORE_API Supervisor {
+public:
+    // Starts the supervisor thread. core and service must outlive the Supervisor.
+    Supervisor(core::Core& core, Service& service, SupervisorOptions opts = {});
+    // Stops every daemon (as stop_all) and joins the supervisor thread.
+    ~Supervisor();
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Adds a daemon in state `stopped`. Errors: invalid spec (names the key); duplicate name.
+    Result<void> add(DaemonSpec spec);
+    // Stops (if needed) and forgets a daemon. Errors: unknown name.
+    Result<void> remove(const std::string& name);
+    // Starts a stopped or failed daemon (no-op when already up or in backoff); returns once the
+    // spawn was tried. Errors: unknown name; the spawn error (the daemon then follows its
+    // restart policy); PID file held by a live process; the daemon is stopping.
+    Result<void> start(const std::string& name);
+    // stop_signal to the group, SIGKILL after stop_timeout; returns once reaped (`stopped`).
+    // Errors: unknown name; not reaped within stop_timeout + kill_wait.
+    Result<void> stop(const std::string& name);
+    // Stops (as stop) then starts again at once, without backoff. Errors: as stop and start.
+    Result<void> restart(const std::string& name);
+    // start() for every daemon in add order; returns the first error (the others still start).
+    Result<void> start_all();
+    // Stops every daemon at once and waits for all of them; returns the first error.
+    Result<void> stop_all();
+
+    Result<DaemonStatus> get(const std::string& name) const;
+    std::vector<DaemonStatus> list() const;
+    std::vector<std::string> names() const;
+    Result<DaemonSpec> spec(const std::string& name) const;
+
+private:
+    std::unique_ptr<detail::SupervisorImpl> impl_;
+};
+
+// Reads the `coreproc supervise` file: {"daemons":[{"name", "command", "args", "dir", "env",
+// "pidfile", "restart", "backoff":{"initial","factor","max","jitter"}, "reset_after",
+// "start_limit":{"burst","interval"}, "health":{"url"|"command","interval","timeout",
+// "failures","start_grace"}, "stop_signal", "stop_timeout"}]}. Durations: "500ms", "2s", "1m"
+// or a number of milliseconds; signals: "SIGTERM", "TERM" or a number. Every key but name and
+// command has a default; unknown keys are rejected, except those starting with '_' (comments).
+// Errors name the source, the daemon (index and name) and the key.
+CORE_API Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_text,
+                                                                std::string_view source = "config");
+// As parse_supervise_config on the file's contents. Errors: as parse; unreadable file.
+CORE_API Result<std::vector<DaemonSpec>> load_supervise_config(const std::string& path);
+
+// The "daemon" service: creates a Supervisor over the "process" service on startup, registers
+// daemon.start, daemon.stop, daemon.restart, daemon.list and daemon.get, and stops every daemon
+// on shutdown. Register it after the process service.
+class CORE_API SupervisorService : public core::Service {
+public:
+    SupervisorService(core::Core& core, SupervisorOptions opts = {},
+                      std::vector<DaemonSpec> specs = {});
+    ~SupervisorService() override;
+
+    // Errors: no "process" service registered; a preloaded spec is invalid.
+    Result<void> on_startup(const Context& ctx) override;
+    Result<void> on_shutdown(const Context& ctx) override;
+
+    // The Supervisor, or null before startup / after shutdown.
+    Supervisor* supervisor() noexcept { return sup_.get(); }
+
+    // Parses daemon.start's Options into a spec: name, command, args, dir, env, pid_file,
+    // restart, backoff_initial, backoff_factor, backoff_max, backoff_jitter, reset_after,
+    // start_limit_burst, start_limit_interval, health_url, health_command, health_interval,
+    // health_timeout, health_failures, health_start_grace, stop_signal, stop_timeout; or "spec"
+    // holding a DaemonSpec. Errors: a wrong type or unknown key, naming it.
+    static Result<DaemonSpec> parse_options(const std::string& op, const Options& opts);
+
+private:
+    SupervisorOptions opts_;
+    std::vector<DaemonSpec> specs_;
+    std::unique_ptr<Supervisor> sup_;
+};
+
+// The factory: core::Core::create({process::register_service, process::register_daemon_service}).
+CORE_API Result<std::shared_ptr<core::Service>> register_daemon_service(core::Core& core);
+// A factory with options and daemons added (not started) at startup.
+CORE_API ServiceFactory daemon_service_factory(SupervisorOptions opts,
+                                               std::vector<DaemonSpec> specs = {});
+
+// Signal names for specs and configs: "SIGTERM", "TERM", "term" or "15". Errors: unknown name,
+// number out of range.
+CORE_API Result<int> parse_signal(std::string_view text);
+// "SIGTERM", or "SIG<n>" for a number without a name.
+CORE_API std::string signal_name(int sig);
+
+}  // namespace core::process
