@@ -50,7 +50,7 @@ struct StartLimit {
 
 // An HTTP URL that must answer 2xx, or a command (argv) that must exit 0, within timeout.
 // Neither set: no health check (the daemon is `running` and never `healthy`).
-struct HealthCheck {
+struct HealthSpec {
     std::string url;                   // "http://127.0.0.1:8080/health"
     std::vector<std::string> command;  // argv[0] looked up in PATH
     std::chrono::milliseconds interval{5000};
@@ -70,7 +70,7 @@ struct DaemonSpec {
     // The PID file the daemon itself writes (optional). The supervisor refuses to start while
     // the file names a live process, and removes it when stale after the daemon ended.
     std::string pid_file;
-    HealthCheck health;
+    HealthSpec health;
     RestartPolicy restart = RestartPolicy::on_failure;
     BackoffPolicy backoff;
     // A daemon that stays running (no health check) or healthy this long resets the backoff.
