@@ -14,7 +14,7 @@
 namespace core {
 
 class CORE_API Context {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
 
     // A context that is never cancelled and has no deadline.
@@ -42,7 +42,7 @@ public:
 
     struct State;
 
-private:
+  private:
     explicit Context(std::shared_ptr<State> s) : s_(std::move(s)) {}
     std::shared_ptr<State> s_;
 };

@@ -10,7 +10,7 @@
 namespace core {
 
 class CORE_API Error {
-public:
+  public:
     Error() = default;
     Error(std::string op, std::string message, int code = 0);
     Error(std::string op, std::string message, const Error& cause, int code = 0);
@@ -29,7 +29,7 @@ public:
     // A copy of this Error with a different code.
     Error with_code(int code) const;
 
-private:
+  private:
     std::string op_;
     std::string message_;
     int code_ = 0;

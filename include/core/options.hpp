@@ -17,7 +17,7 @@
 namespace core {
 
 class CORE_API Options {
-public:
+  public:
     using Entry = std::pair<std::string, Value>;
 
     Options() = default;
@@ -26,7 +26,7 @@ public:
     // Sets key (replacing keeps its position).
     Options& set(std::string key, Value value);
     // The Value under key; Error "options: missing key: <key>" when absent.
-    Result<Value> get(std::string_view key) const;
+    [[nodiscard]] Result<Value> get(std::string_view key) const;
     bool has(std::string_view key) const noexcept;
     std::size_t size() const noexcept { return entries_.size(); }
     bool remove(std::string_view key);
@@ -42,18 +42,19 @@ public:
 
     // Checked getters for parsers: nullopt-free. Missing key → the fallback; present with the
     // wrong type → Error `<op>: option "<key>": want <type>, got <type>`.
-    Result<std::string> want_string(std::string_view op, std::string_view key,
-                                    std::string fallback = {}) const;
-    Result<std::int64_t> want_integer(std::string_view op, std::string_view key,
-                                      std::int64_t fallback = 0) const;
-    Result<bool> want_boolean(std::string_view op, std::string_view key,
-                              bool fallback = false) const;
-    Result<std::vector<std::string>> want_strings(std::string_view op, std::string_view key) const;
+    [[nodiscard]] Result<std::string> want_string(std::string_view op, std::string_view key,
+                                                  std::string fallback = {}) const;
+    [[nodiscard]] Result<std::int64_t> want_integer(std::string_view op, std::string_view key,
+                                                    std::int64_t fallback = 0) const;
+    [[nodiscard]] Result<bool> want_boolean(std::string_view op, std::string_view key,
+                                            bool fallback = false) const;
+    [[nodiscard]] Result<std::vector<std::string>> want_strings(std::string_view op,
+                                                                std::string_view key) const;
     // Also accepts a string such as "500ms", "2s", "1m"; negative durations are an Error.
-    Result<std::chrono::nanoseconds> want_duration(std::string_view op, std::string_view key,
-                                                   std::chrono::nanoseconds fallback = {}) const;
+    [[nodiscard]] Result<std::chrono::nanoseconds> want_duration(
+        std::string_view op, std::string_view key, std::chrono::nanoseconds fallback = {}) const;
 
-private:
+  private:
     const Value* find(std::string_view key) const noexcept;
     std::vector<Entry> entries_;
 };
@@ -62,6 +63,6 @@ private:
 CORE_API bool value_to_integer(const Value& v, std::int64_t& out) noexcept;
 CORE_API bool value_to_duration(const Value& v, std::chrono::nanoseconds& out) noexcept;
 // Parses "500ms", "2s", "1.5s", "1m", "1h", "250us", "10ns"; a bare number is milliseconds.
-CORE_API Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
+[[nodiscard]] CORE_API Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
 
 }  // namespace core

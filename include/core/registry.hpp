@@ -21,11 +21,11 @@ namespace core {
 
 template <class T>
 class Registry {
-public:
+  public:
     explicit Registry(std::string name = "registry") : name_(std::move(name)) {}
 
     // Adds or replaces. Errors: sealed (new key), locked (any write), empty name.
-    Result<void> set(const std::string& key, T value) {
+    [[nodiscard]] Result<void> set(const std::string& key, T value) {
         if (key.empty()) return fail(E(name_ + ".set", "empty name"));
         std::unique_lock lk(mu_);
         if (locked_) return fail(E(name_ + ".set", "registry is locked: " + key));
@@ -42,7 +42,7 @@ public:
     }
 
     // The value under key; Error "<name>.get: not found: <key>" when absent.
-    Result<T> get(const std::string& key) const {
+    [[nodiscard]] Result<T> get(const std::string& key) const {
         std::shared_lock lk(mu_);
         auto it = items_.find(key);
         if (it == items_.end()) return fail(E(name_ + ".get", "not found: " + key));
@@ -55,7 +55,7 @@ public:
     }
 
     // Removes key. Errors: not found, locked.
-    Result<void> remove(const std::string& key) {
+    [[nodiscard]] Result<void> remove(const std::string& key) {
         std::unique_lock lk(mu_);
         if (locked_) return fail(E(name_ + ".remove", "registry is locked: " + key));
         auto it = items_.find(key);
@@ -125,7 +125,7 @@ public:
         return locked_;
     }
 
-private:
+  private:
     struct Item {
         T value;
         std::uint64_t seq;

@@ -12,6 +12,8 @@ template <class T = Value>
 using Result = tl::expected<T, Error>;
 
 // Shorthand for `return core::fail(core::E(...))` inside a function returning Result<T>.
-inline tl::unexpected<Error> fail(Error e) { return tl::unexpected<Error>(std::move(e)); }
+inline tl::unexpected<Error> fail(Error e) {
+    return tl::unexpected<Error>(std::move(e));
+}
 
 }  // namespace core

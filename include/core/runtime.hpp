@@ -31,23 +31,23 @@ using ActionHandler = std::function<Result<Value>(const Context&, const Options&
 // A handle on a named action. Cheap to copy; resolves the handler at each run(), so a handle
 // taken before registration works once the action is registered.
 class CORE_API Action {
-public:
+  public:
     Action(std::weak_ptr<Core> core, std::string name);
     const std::string& name() const noexcept { return name_; }
     // Is a handler registered under this name?
     bool exists() const;
     // Runs the handler. Errors: `action not registered: <name>`; whatever the handler returns;
     // a handler that throws becomes `<name>: handler threw: <what>`.
-    Result<Value> run(const Context& ctx, const Options& opts) const;
+    [[nodiscard]] Result<Value> run(const Context& ctx, const Options& opts) const;
 
-private:
+  private:
     std::weak_ptr<Core> core_;
     std::string name_;
 };
 
 // A service: something with a name and a lifecycle that the Core owns. Subclass it.
 class CORE_API Service {
-public:
+  public:
     explicit Service(Core& core, std::string name) : core_(&core), name_(std::move(name)) {}
     virtual ~Service() = default;
     Service(const Service&) = delete;
@@ -59,7 +59,7 @@ public:
     virtual Result<void> on_startup(const Context&) { return {}; }
     virtual Result<void> on_shutdown(const Context&) { return {}; }
 
-private:
+  private:
     Core* core_;
     std::string name_;
 };
@@ -69,7 +69,7 @@ using ServiceFactory = std::function<Result<std::shared_ptr<Service>>(Core&)>;
 // IPC subscription: unsubscribes when destroyed (or on reset()). After reset() returns, the
 // handler is never called again (it may be running on another thread until then). Move-only.
 class CORE_API Subscription {
-public:
+  public:
     Subscription() = default;
     ~Subscription();
     Subscription(Subscription&&) noexcept;
@@ -81,7 +81,7 @@ public:
 
     struct Entry;
 
-private:
+  private:
     friend class Core;
     explicit Subscription(std::shared_ptr<Entry> e) : entry_(std::move(e)) {}
     std::shared_ptr<Entry> entry_;
@@ -90,37 +90,38 @@ private:
 // The process primitive of core/go's Section 17: a typed layer over the process.* actions.
 // Without a registered process service every call fails with `action not registered`.
 class CORE_API ProcessFacade {
-public:
+  public:
     explicit ProcessFacade(Core& core) : core_(&core) {}
 
     // Runs command with args and returns its combined output.
-    Result<std::string> run(const Context& ctx, const std::string& command,
-                            const std::vector<std::string>& args = {}) const;
+    [[nodiscard]] Result<std::string> run(const Context& ctx, const std::string& command,
+                                          const std::vector<std::string>& args = {}) const;
     // As run, in directory dir.
-    Result<std::string> run_in(const Context& ctx, const std::string& dir,
-                               const std::string& command,
-                               const std::vector<std::string>& args = {}) const;
+    [[nodiscard]] Result<std::string> run_in(const Context& ctx, const std::string& dir,
+                                             const std::string& command,
+                                             const std::vector<std::string>& args = {}) const;
     // As run_in, with env ("K=V") merged over the inherited environment.
-    Result<std::string> run_with_env(const Context& ctx, const std::string& dir,
-                                     const std::vector<std::string>& env,
-                                     const std::string& command,
-                                     const std::vector<std::string>& args = {}) const;
+    [[nodiscard]] Result<std::string> run_with_env(const Context& ctx, const std::string& dir,
+                                                   const std::vector<std::string>& env,
+                                                   const std::string& command,
+                                                   const std::vector<std::string>& args = {}) const;
     // process.start: returns the managed process id.
-    Result<std::string> start(const Context& ctx, const Options& opts) const;
+    [[nodiscard]] Result<std::string> start(const Context& ctx, const Options& opts) const;
     // process.kill by id or pid.
-    Result<void> kill(const Context& ctx, const Options& opts) const;
+    [[nodiscard]] Result<void> kill(const Context& ctx, const Options& opts) const;
     // Is process.run registered?
     bool exists() const;
 
-private:
+  private:
     Core* core_;
 };
 
 class CORE_API Core : public std::enable_shared_from_this<Core> {
-public:
+  public:
     // Builds a Core and runs the factories in order. Errors: a failing factory (wrapped), a
     // null service, a duplicate service name.
-    static Result<std::shared_ptr<Core>> create(std::vector<ServiceFactory> factories = {});
+    [[nodiscard]] static Result<std::shared_ptr<Core>> create(
+        std::vector<ServiceFactory> factories = {});
 
     ~Core();
     Core(const Core&) = delete;
@@ -129,19 +130,19 @@ public:
     // --- actions ---
     // Registers handler under name; re-registering replaces in place. Errors: empty name, null
     // handler.
-    Result<void> action(const std::string& name, ActionHandler handler);
+    [[nodiscard]] Result<void> action(const std::string& name, ActionHandler handler);
     // A handle on the named action (registered or not).
     Action action(const std::string& name);
     // Registered action names, in registration order.
     std::vector<std::string> actions() const;
     // The handler under name, or an `action not registered` Error.
-    Result<ActionHandler> handler(const std::string& name) const;
+    [[nodiscard]] Result<ActionHandler> handler(const std::string& name) const;
 
     // --- services ---
     // Runs every on_startup in registration order; stops at the first failure.
-    Result<void> startup(const Context& ctx);
+    [[nodiscard]] Result<void> startup(const Context& ctx);
     // Runs every on_shutdown in reverse order; returns the first error. Idempotent.
-    Result<void> shutdown(const Context& ctx);
+    [[nodiscard]] Result<void> shutdown(const Context& ctx);
     std::vector<std::string> services() const;
     template <class S>
     std::shared_ptr<S> service(const std::string& name) const {
@@ -164,7 +165,7 @@ public:
     std::shared_ptr<spdlog::logger> logger() const;
     void set_logger(std::shared_ptr<spdlog::logger> logger);
 
-private:
+  private:
     Core();
     struct Bus;
     Registry<ActionHandler> actions_{"core.action"};

@@ -3,6 +3,10 @@
 #pragma once
 
 #include <any>
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <ratio>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -12,17 +16,86 @@
 
 namespace core {
 
+namespace detail {
+
+template <class T>
+struct IsDuration : std::false_type {};
+template <class R, class P>
+struct IsDuration<std::chrono::duration<R, P>> : std::true_type {};
+
+// Integers in the Go sense: every standard integer type but bool and the character types
+// (a char is text, not a count).
+template <class T>
+inline constexpr bool kIsInteger =
+    std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char> &&
+    !std::is_same_v<T, wchar_t> && !std::is_same_v<T, char8_t> && !std::is_same_v<T, char16_t> &&
+    !std::is_same_v<T, char32_t>;
+
+using ToInteger = bool (*)(const std::any&, std::int64_t&) noexcept;
+using ToDuration = bool (*)(const std::any&, std::chrono::nanoseconds&) noexcept;
+
+// Recorded at construction, while the static type is known, so that Options can read any
+// integer or any std::chrono::duration back without listing types.
+template <class T>
+bool any_to_integer(const std::any& a, std::int64_t& out) noexcept {
+    const T* p = std::any_cast<T>(&a);
+    if (!p) return false;
+    if constexpr (std::is_unsigned_v<T>) {
+        if (static_cast<std::uintmax_t>(*p) >
+            static_cast<std::uintmax_t>(std::numeric_limits<std::int64_t>::max()))
+            return false;  // does not fit: the caller reports a type mismatch or zero
+    }
+    out = static_cast<std::int64_t>(*p);
+    return true;
+}
+
+template <class D>
+bool any_to_duration(const std::any& a, std::chrono::nanoseconds& out) noexcept {
+    const D* p = std::any_cast<D>(&a);
+    if (!p) return false;
+    // Range-check in long double nanoseconds first: a duration_cast that overflows is UB.
+    const long double ns = std::chrono::duration<long double, std::nano>(*p).count();
+    constexpr long double kMax = 9223372036854775807.0L;
+    if (!(ns > -kMax && ns < kMax)) return false;  // also rejects NaN
+    if constexpr (std::is_floating_point_v<typename D::rep>)
+        out = std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+    else
+        out = std::chrono::duration_cast<std::chrono::nanoseconds>(*p);
+    return true;
+}
+
+template <class T>
+constexpr ToInteger integer_hook() noexcept {
+    if constexpr (kIsInteger<T>)
+        return &any_to_integer<T>;
+    else
+        return nullptr;
+}
+
+template <class T>
+constexpr ToDuration duration_hook() noexcept {
+    if constexpr (IsDuration<T>::value)
+        return &any_to_duration<T>;
+    else
+        return nullptr;
+}
+
+}  // namespace detail
+
 class CORE_API Value {
-public:
+  public:
     Value() = default;
     Value(const char* s) : v_(std::string(s)) {}
     Value(std::string_view s) : v_(std::string(s)) {}
-    template <class T, class D = std::decay_t<T>,
-              class = std::enable_if_t<!std::is_same_v<D, Value> && !std::is_same_v<D, std::any> &&
-                                       !std::is_same_v<D, const char*> &&
-                                       !std::is_same_v<D, char*> &&
-                                       !std::is_same_v<D, std::string_view>>>
-    Value(T&& v) : v_(std::forward<T>(v)) {}
+    template <
+        class T, class D = std::decay_t<T>,
+        class = std::enable_if_t<!std::is_same_v<D, Value> && !std::is_same_v<D, std::any> &&
+                                 !std::is_same_v<D, const char*> && !std::is_same_v<D, char*> &&
+                                 !std::is_same_v<D, std::string_view>>>
+    Value(T&& v)
+        : v_(std::forward<T>(v)),
+          to_integer_(detail::integer_hook<D>()),
+          to_duration_(detail::duration_hook<D>()) {}
 
     bool empty() const noexcept { return !v_.has_value(); }
     const std::type_info& type() const noexcept { return v_.type(); }
@@ -37,11 +110,22 @@ public:
         return get<T>() != nullptr;
     }
 
-    // A short description of the held type, for error messages ("string", "int", …).
+    // Any integer type (not bool, not char) that fits in int64 → true and out set.
+    bool to_integer(std::int64_t& out) const noexcept {
+        return to_integer_ && to_integer_(v_, out);
+    }
+    // Any std::chrono::duration that fits in int64 nanoseconds → true and out set.
+    bool to_duration(std::chrono::nanoseconds& out) const noexcept {
+        return to_duration_ && to_duration_(v_, out);
+    }
+
+    // A short description of the held type, for error messages ("string", "integer", …).
     std::string type_name() const;
 
-private:
+  private:
     std::any v_;
+    detail::ToInteger to_integer_ = nullptr;
+    detail::ToDuration to_duration_ = nullptr;
 };
 
 }  // namespace core

@@ -15,7 +15,7 @@ enum Cause : int { kNone = 0, kCancelled = 1, kDeadline = 2 };
 
 struct Context::State {
     std::stop_source src;
-    std::shared_ptr<State> parent;  // keeps the chain alive for deadline()
+    std::shared_ptr<State> parent;              // keeps the chain alive for deadline()
     std::optional<Clock::time_point> deadline;  // effective: min(own, parent's)
     std::atomic<int> cause{kNone};
     // Registered on the parent's token: cancels us when the parent is cancelled.
@@ -34,7 +34,7 @@ namespace {
 // so an abandoned context costs an entry until its deadline. Leaked on purpose: a detached
 // thread must never see it destroyed at exit.
 class DeadlineTimer {
-public:
+  public:
     static DeadlineTimer& instance() {
         static DeadlineTimer* t = new DeadlineTimer();
         return *t;
@@ -51,7 +51,7 @@ public:
         if (earliest) cv_.notify_one();
     }
 
-private:
+  private:
     void loop() {
         std::unique_lock lk(mu_);
         for (;;) {
@@ -112,10 +112,18 @@ Context Context::background() {
     return Context(root);
 }
 
-Context Context::with_cancel() const { return Context(make_child(s_, std::nullopt)); }
+Context Context::with_cancel() const {
+    return Context(make_child(s_, std::nullopt));
+}
 
 Context Context::with_timeout(std::chrono::nanoseconds d) const {
     const auto now = Clock::now();
+    // Saturate instead of overflowing the time_point: a timeout too far away to represent is no
+    // deadline at all, and any d <= 0 is a deadline already passed.
+    if (d <= std::chrono::nanoseconds::zero()) return Context(make_child(s_, now));
+    const auto room = Clock::time_point::max() - now;
+    if (d >= std::chrono::duration_cast<std::chrono::nanoseconds>(room))
+        return Context(make_child(s_, std::nullopt));
     return Context(make_child(s_, now + std::chrono::duration_cast<Clock::duration>(d)));
 }
 
@@ -139,9 +147,13 @@ bool Context::deadline_exceeded() const {
     return s_->cause.load() == kNone && s_->deadline && Clock::now() >= *s_->deadline;
 }
 
-std::optional<Context::Clock::time_point> Context::deadline() const { return s_->deadline; }
+std::optional<Context::Clock::time_point> Context::deadline() const {
+    return s_->deadline;
+}
 
-std::stop_token Context::token() const { return s_->src.get_token(); }
+std::stop_token Context::token() const {
+    return s_->src.get_token();
+}
 
 const char* Context::reason() const {
     if (!done()) return "";

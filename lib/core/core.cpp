@@ -12,10 +12,11 @@ namespace core {
 
 // One subscriber. `mu` is held while the handler runs and by reset(), so after reset() returns
 // the handler is never running nor called again. Recursive: a handler may reset its own
-// Subscription from inside the call.
+// Subscription from inside the call; the handler is held by shared_ptr and broadcast keeps its
+// own reference for the call, so such a reset does not destroy the closure while it runs.
 struct Subscription::Entry {
     std::recursive_mutex mu;
-    std::function<void(const Value&)> fn;
+    std::shared_ptr<const std::function<void(const Value&)>> fn;
     std::atomic<bool> active{true};  // read without mu by the bus's prune
 };
 
@@ -44,7 +45,9 @@ struct Core::Bus {
     }
 };
 
-Subscription::~Subscription() { reset(); }
+Subscription::~Subscription() {
+    reset();
+}
 
 Subscription::Subscription(Subscription&& o) noexcept : entry_(std::move(o.entry_)) {}
 
@@ -107,11 +110,17 @@ Result<std::shared_ptr<Core>> Core::create(std::vector<ServiceFactory> factories
             r = f(*c);
         } catch (const std::exception& ex) {
             return fail(E("core.create", "factory " + std::to_string(i) + " threw: " + ex.what()));
+        } catch (...) {
+            return fail(E("core.create",
+                          "factory " + std::to_string(i) + " threw a non-standard exception"));
         }
-        if (!r) return fail(E("core.create", "factory " + std::to_string(i) + " failed", r.error()));
-        if (!*r) return fail(E("core.create", "factory " + std::to_string(i) + " returned no service"));
+        if (!r)
+            return fail(E("core.create", "factory " + std::to_string(i) + " failed", r.error()));
+        if (!*r)
+            return fail(E("core.create", "factory " + std::to_string(i) + " returned no service"));
         const std::string name = (*r)->name();
-        if (name.empty()) return fail(E("core.create", "factory " + std::to_string(i) + ": service has no name"));
+        if (name.empty())
+            return fail(E("core.create", "factory " + std::to_string(i) + ": service has no name"));
         if (c->services_.has(name)) return fail(E("core.create", "duplicate service: " + name));
         if (auto s = c->services_.set(name, *r); !s) return fail(s.error());
     }
@@ -124,9 +133,13 @@ Result<void> Core::action(const std::string& name, ActionHandler handler) {
     return actions_.set(name, std::move(handler));
 }
 
-Action Core::action(const std::string& name) { return Action(weak_from_this(), name); }
+Action Core::action(const std::string& name) {
+    return Action(weak_from_this(), name);
+}
 
-std::vector<std::string> Core::actions() const { return actions_.names(); }
+std::vector<std::string> Core::actions() const {
+    return actions_.names();
+}
 
 Result<ActionHandler> Core::handler(const std::string& name) const {
     auto h = actions_.get(name);
@@ -144,6 +157,8 @@ Result<void> Core::startup(const Context& ctx) {
             r = (*s)->on_startup(ctx);
         } catch (const std::exception& ex) {
             r = fail(E(name, std::string("on_startup threw: ") + ex.what()));
+        } catch (...) {
+            r = fail(E(name, "on_startup threw a non-standard exception"));
         }
         if (!r) return fail(E("core.startup", "service " + name, r.error()));
     }
@@ -166,21 +181,26 @@ Result<void> Core::shutdown(const Context& ctx) {
             r = (*s)->on_shutdown(ctx);
         } catch (const std::exception& ex) {
             r = fail(E(*it, std::string("on_shutdown threw: ") + ex.what()));
+        } catch (...) {
+            r = fail(E(*it, "on_shutdown threw a non-standard exception"));
         }
         if (!r && first) first = fail(E("core.shutdown", "service " + *it, r.error()));
     }
     return first;
 }
 
-std::vector<std::string> Core::services() const { return services_.names(); }
+std::vector<std::string> Core::services() const {
+    return services_.names();
+}
 
 void Core::broadcast(const Value& message) const {
     auto subs = bus_->snapshot();
     for (const auto& e : *subs) {
         std::lock_guard lk(e->mu);
         if (!e->active || !e->fn) continue;
+        const auto fn = e->fn;
         try {
-            e->fn(message);
+            (*fn)(message);
         } catch (const std::exception& ex) {
             logger()->warn("core.broadcast: subscriber threw: {}", ex.what());
         } catch (...) {
@@ -192,7 +212,8 @@ void Core::broadcast(const Value& message) const {
 Subscription Core::subscribe(std::function<void(const Value&)> handler) {
     bus_->prune();
     auto e = std::make_shared<Subscription::Entry>();
-    e->fn = std::move(handler);
+    if (handler)
+        e->fn = std::make_shared<const std::function<void(const Value&)>>(std::move(handler));
     bus_->add(e);
     return Subscription(std::move(e));
 }
@@ -216,12 +237,20 @@ Result<std::string> as_output(Result<Value> r, const char* op) {
     if (r->empty()) return std::string();
     return fail(E(op, "action returned " + r->type_name() + ", want string"));
 }
+
+// process.start must name what it started: an empty id would make the process unreachable.
+Result<std::string> as_id(Result<Value> r, const char* op) {
+    auto s = as_output(std::move(r), op);
+    if (s && s->empty()) return fail(E(op, "action returned no process id"));
+    return s;
+}
 }  // namespace
 
 Result<std::string> ProcessFacade::run(const Context& ctx, const std::string& command,
                                        const std::vector<std::string>& args) const {
-    return as_output(core_->action("process.run").run(ctx, Options{{"command", command}, {"args", args}}),
-                     "process.run");
+    return as_output(
+        core_->action("process.run").run(ctx, Options{{"command", command}, {"args", args}}),
+        "process.run");
 }
 
 Result<std::string> ProcessFacade::run_in(const Context& ctx, const std::string& dir,
@@ -236,16 +265,14 @@ Result<std::string> ProcessFacade::run_with_env(const Context& ctx, const std::s
                                                 const std::vector<std::string>& env,
                                                 const std::string& command,
                                                 const std::vector<std::string>& args) const {
-    return as_output(core_->action("process.run")
-                         .run(ctx, Options{{"command", command},
-                                           {"args", args},
-                                           {"dir", dir},
-                                           {"env", env}}),
-                     "process.run");
+    return as_output(
+        core_->action("process.run")
+            .run(ctx, Options{{"command", command}, {"args", args}, {"dir", dir}, {"env", env}}),
+        "process.run");
 }
 
 Result<std::string> ProcessFacade::start(const Context& ctx, const Options& opts) const {
-    return as_output(core_->action("process.start").run(ctx, opts), "process.start");
+    return as_id(core_->action("process.start").run(ctx, opts), "process.start");
 }
 
 Result<void> ProcessFacade::kill(const Context& ctx, const Options& opts) const {
@@ -254,6 +281,8 @@ Result<void> ProcessFacade::kill(const Context& ctx, const Options& opts) const 
     return {};
 }
 
-bool ProcessFacade::exists() const { return core_->action("process.run").exists(); }
+bool ProcessFacade::exists() const {
+    return core_->action("process.run").exists();
+}
 
 }  // namespace core

@@ -36,7 +36,9 @@ Error Error::with_code(int code) const {
     return copy;
 }
 
-Error E(std::string op, std::string message) { return Error(std::move(op), std::move(message)); }
+Error E(std::string op, std::string message) {
+    return Error(std::move(op), std::move(message));
+}
 
 Error E(std::string op, std::string message, const Error& cause) {
     return Error(std::move(op), std::move(message), cause);

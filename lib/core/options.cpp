@@ -8,66 +8,29 @@ namespace core {
 
 namespace {
 
-template <class... Ts>
-bool try_integer(const Value& v, std::int64_t& out) {
-    bool ok = false;
-    auto one = [&](auto tag) {
-        using T = decltype(tag);
-        if (ok) return;
-        if (const T* p = v.get<T>()) {
-            if constexpr (std::is_unsigned_v<T>) {
-                if (static_cast<unsigned long long>(*p) >
-                    static_cast<unsigned long long>(std::numeric_limits<std::int64_t>::max()))
-                    return;
-            }
-            out = static_cast<std::int64_t>(*p);
-            ok = true;
-        }
-    };
-    (one(Ts{}), ...);
-    return ok;
-}
-
-template <class... Ds>
-bool try_duration(const Value& v, std::chrono::nanoseconds& out) {
-    bool ok = false;
-    auto one = [&](auto tag) {
-        using D = decltype(tag);
-        if (ok) return;
-        if (const D* p = v.get<D>()) {
-            out = std::chrono::duration_cast<std::chrono::nanoseconds>(*p);
-            ok = true;
-        }
-    };
-    (one(Ds{}), ...);
-    return ok;
-}
-
 Error type_error(std::string_view op, std::string_view key, std::string_view want,
                  const Value& got) {
-    return E(std::string(op),
-             "option \"" + std::string(key) + "\": want " + std::string(want) + ", got " +
-                 got.type_name());
+    return E(std::string(op), "option \"" + std::string(key) + "\": want " + std::string(want) +
+                                  ", got " + got.type_name());
 }
 
 }  // namespace
 
 bool value_to_integer(const Value& v, std::int64_t& out) noexcept {
-    return try_integer<int, long, long long, unsigned, unsigned long, unsigned long long, short,
-                       unsigned short, signed char, unsigned char>(v, out);
+    return v.to_integer(out);
 }
 
 bool value_to_duration(const Value& v, std::chrono::nanoseconds& out) noexcept {
-    using namespace std::chrono;
-    if (try_duration<nanoseconds, microseconds, milliseconds, seconds, minutes, hours,
-                     duration<double>, duration<double, std::milli>>(v, out))
-        return true;
+    if (v.to_duration(out)) return true;
+    // A bare integer is milliseconds, as in core/go's option maps built from JSON.
+    using std::chrono::milliseconds;
+    using std::chrono::nanoseconds;
+    constexpr std::int64_t kMaxMs =
+        std::chrono::duration_cast<milliseconds>(nanoseconds::max()).count();
     std::int64_t ms = 0;
-    if (value_to_integer(v, ms)) {
-        out = milliseconds(ms);
-        return true;
-    }
-    return false;
+    if (!v.to_integer(ms) || ms > kMaxMs || ms < -kMaxMs) return false;
+    out = std::chrono::milliseconds(ms);
+    return true;
 }
 
 Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
@@ -76,17 +39,25 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     double number = 0;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), number);
     if (ec != std::errc() || ptr == text.data())
-        return fail(E(op, "not a duration: \"" + std::string(text) + "\" (want e.g. 500ms, 2s, 1m)"));
+        return fail(
+            E(op, "not a duration: \"" + std::string(text) + "\" (want e.g. 500ms, 2s, 1m)"));
     std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
     double ns_per = 0;
-    if (unit.empty() || unit == "ms") ns_per = 1e6;
-    else if (unit == "ns") ns_per = 1;
-    else if (unit == "us" || unit == "µs") ns_per = 1e3;
-    else if (unit == "s") ns_per = 1e9;
-    else if (unit == "m") ns_per = 60e9;
-    else if (unit == "h") ns_per = 3600e9;
+    if (unit.empty() || unit == "ms")
+        ns_per = 1e6;
+    else if (unit == "ns")
+        ns_per = 1;
+    else if (unit == "us" || unit == "µs")
+        ns_per = 1e3;
+    else if (unit == "s")
+        ns_per = 1e9;
+    else if (unit == "m")
+        ns_per = 60e9;
+    else if (unit == "h")
+        ns_per = 3600e9;
     else
-        return fail(E(op, "unknown unit in \"" + std::string(text) + "\" (want ns, us, ms, s, m or h)"));
+        return fail(
+            E(op, "unknown unit in \"" + std::string(text) + "\" (want ns, us, ms, s, m or h)"));
     if (!std::isfinite(number) || number < 0)
         return fail(E(op, "negative or invalid duration: \"" + std::string(text) + "\""));
     const double ns = number * ns_per;
@@ -121,7 +92,9 @@ Result<Value> Options::get(std::string_view key) const {
     return fail(E("options", "missing key: " + std::string(key)));
 }
 
-bool Options::has(std::string_view key) const noexcept { return find(key) != nullptr; }
+bool Options::has(std::string_view key) const noexcept {
+    return find(key) != nullptr;
+}
 
 bool Options::remove(std::string_view key) {
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -185,8 +158,7 @@ Result<std::int64_t> Options::want_integer(std::string_view op, std::string_view
     return fail(type_error(op, key, "integer", *v));
 }
 
-Result<bool> Options::want_boolean(std::string_view op, std::string_view key,
-                                   bool fallback) const {
+Result<bool> Options::want_boolean(std::string_view op, std::string_view key, bool fallback) const {
     const Value* v = find(key);
     if (!v || v->empty()) return fallback;
     if (const auto* b = v->get<bool>()) return *b;
@@ -208,7 +180,8 @@ Result<std::chrono::nanoseconds> Options::want_duration(std::string_view op, std
     std::chrono::nanoseconds out{0};
     if (value_to_duration(*v, out)) {
         if (out.count() < 0)
-            return fail(E(std::string(op), "option \"" + std::string(key) + "\": negative duration"));
+            return fail(
+                E(std::string(op), "option \"" + std::string(key) + "\": negative duration"));
         return out;
     }
     if (const auto* s = v->get<std::string>()) {
