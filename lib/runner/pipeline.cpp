@@ -1,0 +1,257 @@
+// The pipeline file reader. Strict by design: an unknown key is an Error (a typo such as
+// "allow_faliure" would otherwise silently change what the pipeline does).
+#include <cerrno>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/options.hpp"
+#include "core/process/runner.hpp"
+
+namespace core::process {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kOp = "pipeline";
+// A pipeline file is a handful of steps; anything this large is not one.
+constexpr std::size_t kMaxFileBytes = 16u << 20;
+
+const char* type_of(const json& j) {
+    switch (j.type()) {
+        case json::value_t::null:
+            return "null";
+        case json::value_t::object:
+            return "object";
+        case json::value_t::array:
+            return "array";
+        case json::value_t::string:
+            return "string";
+        case json::value_t::boolean:
+            return "boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+            return "integer";
+        case json::value_t::number_float:
+            return "number";
+        default:
+            return "value";
+    }
+}
+
+// Builds errors that say where: `<source>: steps[2] ("build"): key "after": …`.
+struct Where {
+    std::string_view source;
+    std::size_t index = 0;
+    std::string name;
+
+    Error at(std::string_view key, const std::string& what) const {
+        std::string msg(source);
+        msg += ": steps[" + std::to_string(index) + "]";
+        if (!name.empty()) msg += " (\"" + name + "\")";
+        if (!key.empty()) msg += ": key \"" + std::string(key) + "\"";
+        msg += ": " + what;
+        return E(kOp, msg);
+    }
+};
+
+Result<std::string> want_string(const Where& w, std::string_view key, const json& v) {
+    if (!v.is_string()) return fail(w.at(key, std::string("want string, got ") + type_of(v)));
+    return v.get<std::string>();
+}
+
+Result<std::vector<std::string>> want_strings(const Where& w, std::string_view key, const json& v) {
+    if (!v.is_array())
+        return fail(w.at(key, std::string("want array of strings, got ") + type_of(v)));
+    std::vector<std::string> out;
+    out.reserve(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!v[i].is_string())
+            return fail(
+                w.at(key, "element " + std::to_string(i) + ": want string, got " + type_of(v[i])));
+        out.push_back(v[i].get<std::string>());
+    }
+    return out;
+}
+
+Result<std::vector<std::string>> want_env(const Where& w, std::string_view key, const json& v) {
+    if (v.is_object()) {
+        std::vector<std::string> out;
+        for (auto it = v.begin(); it != v.end(); ++it) {
+            if (it.key().empty() || it.key().find('=') != std::string::npos)
+                return fail(w.at(key, "bad variable name \"" + it.key() + "\""));
+            if (!it->is_string())
+                return fail(w.at(key, "\"" + it.key() + "\": want string, got " + type_of(*it)));
+            out.push_back(it.key() + "=" + it->get<std::string>());
+        }
+        return out;
+    }
+    if (!v.is_array())
+        return fail(w.at(
+            key, std::string("want array of \"K=V\" strings or an object, got ") + type_of(v)));
+    auto list = want_strings(w, key, v);
+    if (!list) return list;
+    for (const std::string& kv : *list) {
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) return fail(w.at(key, "\"" + kv + "\": want K=V"));
+    }
+    return list;
+}
+
+Result<std::chrono::milliseconds> want_timeout(const Where& w, std::string_view key,
+                                               const json& v) {
+    std::chrono::nanoseconds ns{0};
+    if (v.is_string()) {
+        auto d = parse_duration(v.get<std::string>());
+        if (!d) return fail(w.at(key, d.error().message()));
+        ns = *d;
+    } else if (v.is_number_unsigned()) {
+        const auto ms = v.get<std::uint64_t>();
+        // Keep the nanosecond count representable.
+        if (ms > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / 1000000))
+            return fail(w.at(key, "duration too large"));
+        ns = std::chrono::milliseconds(static_cast<std::int64_t>(ms));
+    } else if (v.is_number_integer()) {
+        return fail(w.at(key, "negative duration"));
+    } else {
+        return fail(w.at(key, std::string("want a duration such as \"500ms\", \"2s\", \"1m\" "
+                                          "or a number of milliseconds, got ") +
+                                  type_of(v)));
+    }
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(ns);
+    return ms;
+}
+
+Result<RunSpec> parse_step(const Where& where, const json& step) {
+    Where w = where;
+    if (!step.is_object()) return fail(w.at({}, std::string("want object, got ") + type_of(step)));
+    RunSpec s;
+    // The name first, so every later error can carry it.
+    if (auto it = step.find("name"); it != step.end()) {
+        auto name = want_string(w, "name", *it);
+        if (!name) return fail(name.error());
+        if (name->empty()) return fail(w.at("name", "empty"));
+        s.name = *name;
+        w.name = *name;
+    } else {
+        return fail(w.at("name", "missing (every step needs a unique name)"));
+    }
+    if (step.find("command") == step.end()) return fail(w.at("command", "missing"));
+    for (auto it = step.begin(); it != step.end(); ++it) {
+        const std::string& key = it.key();
+        const json& v = *it;
+        if (key == "name") continue;
+        if (key == "command") {
+            auto r = want_string(w, key, v);
+            if (!r) return fail(r.error());
+            if (r->empty()) return fail(w.at(key, "empty"));
+            s.command = std::move(*r);
+        } else if (key == "args") {
+            auto r = want_strings(w, key, v);
+            if (!r) return fail(r.error());
+            s.args = std::move(*r);
+        } else if (key == "dir") {
+            auto r = want_string(w, key, v);
+            if (!r) return fail(r.error());
+            s.dir = std::move(*r);
+        } else if (key == "env") {
+            auto r = want_env(w, key, v);
+            if (!r) return fail(r.error());
+            s.env = std::move(*r);
+        } else if (key == "after") {
+            // A single name is accepted as a one-element list.
+            if (v.is_string()) {
+                s.after = {v.get<std::string>()};
+            } else {
+                auto r = want_strings(w, key, v);
+                if (!r) return fail(r.error());
+                s.after = std::move(*r);
+            }
+        } else if (key == "allow_failure") {
+            if (!v.is_boolean())
+                return fail(w.at(key, std::string("want boolean, got ") + type_of(v)));
+            s.allow_failure = v.get<bool>();
+        } else if (key == "timeout") {
+            auto r = want_timeout(w, key, v);
+            if (!r) return fail(r.error());
+            s.timeout = *r;
+        } else if (key == "description") {
+            if (!v.is_string())
+                return fail(w.at(key, std::string("want string, got ") + type_of(v)));
+        } else {
+            return fail(w.at(key,
+                             "unknown key (known: name, command, args, dir, env, after, "
+                             "allow_failure, timeout, description)"));
+        }
+    }
+    return s;
+}
+
+}  // namespace
+
+Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::string_view source) {
+    const std::string src = source.empty() ? std::string("pipeline") : std::string(source);
+    json doc;
+    try {
+        doc = json::parse(json_text.begin(), json_text.end());
+    } catch (const json::exception& e) {
+        // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: …";
+        // the bracketed id helps nobody.
+        std::string what = e.what();
+        if (auto close = what.find("] ");
+            what.rfind("[json.", 0) == 0 && close != std::string::npos)
+            what.erase(0, close + 2);
+        return fail(E(kOp, src + ": invalid JSON: " + what));
+    }
+    if (!doc.is_object())
+        return fail(E(kOp, src + ": want a JSON object {\"steps\": [...]}, got " +
+                               std::string(type_of(doc))));
+    const json* steps = nullptr;
+    for (auto it = doc.begin(); it != doc.end(); ++it) {
+        if (it.key() == "steps") {
+            steps = &*it;
+        } else if (it.key() != "description") {
+            return fail(E(
+                kOp, src + ": key \"" + it.key() + "\": unknown key (known: steps, description)"));
+        }
+    }
+    if (!steps) return fail(E(kOp, src + ": key \"steps\": missing"));
+    if (!steps->is_array())
+        return fail(
+            E(kOp, src + ": key \"steps\": want array, got " + std::string(type_of(*steps))));
+    std::vector<RunSpec> specs;
+    specs.reserve(steps->size());
+    for (std::size_t i = 0; i < steps->size(); ++i) {
+        Where w{src, i, {}};
+        auto s = parse_step(w, (*steps)[i]);
+        if (!s) return fail(s.error());
+        specs.push_back(std::move(*s));
+    }
+    // Names, dependencies and cycles: report them as the file's problem, before anything runs.
+    if (auto ok = Runner::validate(specs); !ok)
+        return fail(E(kOp, src + ": " + ok.error().message()));
+    return specs;
+}
+
+Result<std::vector<RunSpec>> load_pipeline(const std::string& path) {
+    errno = 0;
+    std::ifstream in(path, std::ios::binary);
+    // libstdc++'s filebuf opens with fopen(3), which leaves the open(2) errno in place.
+    if (!in) return fail(E_errno(kOp, "open \"" + path + "\"", errno != 0 ? errno : ENOENT));
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        text.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > kMaxFileBytes)
+            return fail(E(kOp, path + ": larger than " + std::to_string(kMaxFileBytes >> 20) +
+                                   " MiB; not a pipeline file"));
+    }
+    if (in.bad()) return fail(E(kOp, "cannot read \"" + path + "\""));
+    return parse_pipeline(text, path);
+}
+
+}  // namespace core::process
