@@ -7,3 +7,4 @@
 #include "core/process/supervisor.hpp"
 #include "core/process/types.hpp"
 #include "core/process/daemon.hpp"
+#include "core/process/runner.hpp"
