@@ -244,6 +244,20 @@ Result<unsigned> mode_of(const std::string& path) {
     return static_cast<unsigned>(st.st_mode & 07777);
 }
 
+Result<void> check_private_dir(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) return fail(E_errno("lstat", path, errno));
+    if (S_ISLNK(st.st_mode)) return fail(Error("lstat", path + ": is a symbolic link", EPERM));
+    if (!S_ISDIR(st.st_mode)) return fail(Error("lstat", path + ": not a directory", ENOTDIR));
+    if (st.st_uid != ::geteuid())
+        return fail(Error("lstat", path + ": owned by uid " + std::to_string(st.st_uid) +
+                                       ", not by us",
+                          EPERM));
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+        return fail(Error("lstat", path + ": writable by group or others", EPERM));
+    return {};
+}
+
 bool process_alive(int pid) noexcept {
     if (pid <= 0) return false;
     return ::kill(pid, 0) == 0 || errno == EPERM;

@@ -66,6 +66,11 @@ Result<std::vector<std::string>> list_dir(const std::string& path);
 // The file's permission bits (st_mode & 07777), following nothing (lstat).
 Result<unsigned> mode_of(const std::string& path);
 
+// Refuses a directory another user could tamper with: path must be a real directory (not a
+// symlink), owned by our effective uid, and not writable by group or others. Errors: EPERM
+// (with what is wrong), lstat errors.
+Result<void> check_private_dir(const std::string& path);
+
 // Whether a process with this pid exists (kill(pid, 0): 0 or EPERM). pid <= 0 → false.
 bool process_alive(int pid) noexcept;
 // getpid().

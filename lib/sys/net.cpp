@@ -24,6 +24,7 @@ const std::uint32_t ev_out = EPOLLOUT;
 const std::uint32_t ev_err = EPOLLERR;
 const std::uint32_t ev_hup = EPOLLHUP;
 const std::uint32_t ev_rdhup = EPOLLRDHUP;
+const std::uint32_t ev_et = EPOLLET;
 
 bool parse_ipv4(const std::string& host, std::uint32_t* addr_be) {
     in_addr a{};

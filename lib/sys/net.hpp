@@ -63,6 +63,7 @@ extern const std::uint32_t ev_out;
 extern const std::uint32_t ev_err;
 extern const std::uint32_t ev_hup;
 extern const std::uint32_t ev_rdhup;
+extern const std::uint32_t ev_et;  // edge-triggered: the owner drains to EAGAIN each time
 struct Event {
     std::uint32_t events = 0;
     std::uint64_t data = 0;
