@@ -1,0 +1,128 @@
+// coreproc run: one command through the process Service, its exit status as ours.
+//
+// The Service's start()+wait() rather than the process.run action: run's Value is only the
+// output and its failure only an Error's text, while this command must exit with the child's
+// code, 128+N for signal N and 124 on timeout, all of which ProcessInfo carries typed. It is the
+// same code path process.run takes (start, then wait). Without --json the child inherits our
+// stdout and stderr (capture off), so its output is live and keeps its interleaving.
+#include <iostream>
+
+#include <spdlog/logger.h>
+
+#include "commands.hpp"
+#include "core/process/managed_process.hpp"
+#include "core/process/service.hpp"
+#include "core/process/supervisor.hpp"
+
+namespace coreproc {
+
+namespace {
+
+nlohmann::json base_json(const RunArgs& a) {
+    nlohmann::json j;
+    j["command"] = a.command.front();
+    j["args"] = std::vector<std::string>(a.command.begin() + 1, a.command.end());
+    return j;
+}
+
+}  // namespace
+
+int cmd_run(const Globals& g, const RunArgs& a) {
+    if (a.command.empty()) {
+        std::cerr << "coreproc run: missing command (usage: coreproc run [flags] -- CMD [ARG…])\n";
+        return kExitUsage;
+    }
+    core::process::RunOptions o;
+    o.command = a.command.front();
+    o.args.assign(a.command.begin() + 1, a.command.end());
+    o.dir = a.dir;
+    o.kill_group = a.kill_group;
+    o.capture = g.json;
+    for (const std::string& kv : a.env) {
+        if (kv.find('=') == std::string::npos || kv.front() == '=') {
+            std::cerr << "coreproc run: --env \"" << kv << "\": want K=V\n";
+            return kExitUsage;
+        }
+        o.env.push_back(kv);
+    }
+    std::chrono::milliseconds timeout{0};
+    if (!a.timeout.empty()) {
+        auto d = core::parse_duration(a.timeout);
+        if (!d) {
+            std::cerr << "coreproc run: --timeout: " << d.error().message() << "\n";
+            return kExitUsage;
+        }
+        timeout = std::chrono::ceil<std::chrono::milliseconds>(*d);
+    }
+    if (!a.grace.empty()) {
+        auto d = core::parse_duration(a.grace);
+        if (!d) {
+            std::cerr << "coreproc run: --grace: " << d.error().message() << "\n";
+            return kExitUsage;
+        }
+        o.grace_period = std::chrono::ceil<std::chrono::milliseconds>(*d);
+    }
+
+    auto core = start_core(g.log);
+    if (!core) {
+        std::cerr << "coreproc run: " << core.error().what() << "\n";
+        return kExitCannotStart;
+    }
+    auto svc = (*core)->service<core::process::Service>("process");
+
+    int code = kExitCannotStart;
+    nlohmann::json out = base_json(a);
+    const int sig = run_interruptible(g.log, [&](const core::Context& ctx) {
+        // The timeout is a child context: the Service kills the child (its group with
+        // --kill-group) when it expires, and deadline_exceeded() names the cause afterwards.
+        const core::Context run_ctx = timeout.count() > 0 ? ctx.with_timeout(timeout) : ctx;
+        auto mp = svc->start(run_ctx, o);
+        if (!mp) {
+            out["status"] = "not-started";
+            out["error"] = mp.error().what();
+            code = kExitCannotStart;
+            return;
+        }
+        const core::process::ProcessInfo info = (*mp)->wait();
+        out["pid"] = info.pid;
+        out["duration_ms"] = millis(info.duration);
+        out["exit_code"] = info.exit_code;
+        out["signal"] = info.signal;
+        if (g.json) {
+            out["output"] = (*mp)->output();
+            out["output_dropped"] = info.output_dropped;
+        }
+        (void)svc->remove((*mp)->id());
+        const bool timed_out = timeout.count() > 0 && !ctx.done() && run_ctx.deadline_exceeded();
+        out["timed_out"] = timed_out;
+        if (timed_out) {
+            out["status"] = "timeout";
+            out["error"] = "timed out after " + a.timeout;
+            code = kExitTimeout;
+        } else if (info.status == core::process::Status::exited) {
+            out["status"] = "exited";
+            code = info.exit_code;
+        } else if (info.status == core::process::Status::killed) {
+            out["status"] = "killed";
+            out["error"] = "killed by signal " + std::to_string(info.signal) + " (" +
+                           core::process::signal_name(info.signal) + ")";
+            code = kExitSignalBase + info.signal;
+        } else {
+            out["status"] = "failed";
+            out["error"] = info.error;
+            code = kExitCannotStart;
+        }
+    });
+    (void)(*core)->shutdown(core::Context::background());
+
+    if (g.json) {
+        if (sig != 0) out["interrupted_by"] = core::process::signal_name(sig);
+        std::cout << dump(out) << std::endl;
+    } else if (out.contains("error")) {
+        std::cerr << "coreproc run: " << out["error"].get<std::string>() << "\n";
+    }
+    if (sig != 0 && code == kExitCannotStart) code = kExitSignalBase + sig;
+    return code;
+}
+
+}  // namespace coreproc

@@ -1,0 +1,47 @@
+// The coreproc subcommands: each takes its parsed flags and returns the process exit code.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+
+namespace coreproc {
+
+struct RunArgs {
+    std::string dir;
+    std::vector<std::string> env;
+    std::string timeout;  // a duration, empty: none
+    std::string grace;    // SIGTERM→SIGKILL delay on timeout/interrupt, empty: the default
+    bool kill_group = false;
+    std::vector<std::string> command;  // CMD ARG…
+};
+int cmd_run(const Globals& g, const RunArgs& a);
+
+struct PipelineArgs {
+    std::string file;
+    std::size_t jobs = 0;  // 0: hardware threads
+    bool sequential = false;
+};
+int cmd_pipeline(const Globals& g, const PipelineArgs& a);
+
+struct SuperviseArgs {
+    std::string file;
+    std::string listen = "127.0.0.1:0";
+    std::string registry;  // empty: the default registry directory
+    std::string code = "coreproc";
+};
+int cmd_supervise(const Globals& g, const SuperviseArgs& a);
+
+struct DaemonsArgs {
+    std::string registry;
+};
+int cmd_daemons(const Globals& g, const DaemonsArgs& a);
+
+struct DemoArgs {
+    std::string registry;  // empty: a temporary directory
+};
+int cmd_demo(const Globals& g, const DemoArgs& a);
+
+}  // namespace coreproc

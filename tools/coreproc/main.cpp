@@ -1,0 +1,116 @@
+// coreproc: the command-line face of core-process (README command 1).
+//   coreproc run [--dir D] [--env K=V]… [--timeout DUR] [--kill-group] [--json] -- CMD [ARG…]
+//   coreproc pipeline FILE [--jobs N] [--sequential] [--json]
+//   coreproc supervise FILE [--listen ADDR] [--registry DIR] [--json]
+//   coreproc daemons [--registry DIR] [--json]
+//   coreproc demo [--json]
+// Exit codes: see commands.hpp and the README; 2 for usage and configuration errors.
+#include <iostream>
+
+#include <spdlog/logger.h>
+#include <CLI/CLI.hpp>
+
+#include "commands.hpp"
+#include "core/log.hpp"
+#include "core/process/daemon.hpp"
+
+int main(int argc, char** argv) {
+    using namespace coreproc;
+
+    CLI::App app{"coreproc: run, pipeline and supervise processes with core-process", "coreproc"};
+    app.require_subcommand(1);
+    int verbose = 0;
+    app.add_flag("-v,--verbose", verbose, "Log more to stderr (-v info, -vv debug)");
+    bool json = false;
+
+    RunArgs run_args;
+    auto* run = app.add_subcommand("run", "Run one command; exit with its exit status");
+    run->add_option("--dir", run_args.dir, "Working directory of the command");
+    run->add_option("--env", run_args.env, "Set an environment variable K=V (repeatable)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    run->add_option("--timeout", run_args.timeout,
+                    "Kill the command after this long (500ms, 2s, 1m); exit 124");
+    run->add_option("--grace", run_args.grace,
+                    "Delay between SIGTERM and SIGKILL when killing (default 5s)");
+    run->add_flag("--kill-group", run_args.kill_group,
+                  "Start the command in its own process group and kill the whole group");
+    run->add_flag("--json", json, "Print a JSON result (with the captured output) on stdout");
+    run->add_option("command", run_args.command, "CMD [ARG…] (after --)")->required();
+    run->positionals_at_end(true);
+
+    PipelineArgs pipe_args;
+    auto* pipe = app.add_subcommand("pipeline", "Run a pipeline file (steps with dependencies)");
+    pipe->add_option("file", pipe_args.file, "Pipeline file (JSON: {\"steps\": [...]})")
+        ->required();
+    pipe->add_option("-j,--jobs", pipe_args.jobs,
+                     "Steps running at once (default: hardware threads)");
+    pipe->add_flag("--sequential", pipe_args.sequential,
+                   "Run steps one by one in file order; stop at the first failure");
+    pipe->add_flag("--json", json, "Print a JSON result on stdout instead of tables");
+
+    SuperviseArgs sup_args;
+    auto* sup = app.add_subcommand("supervise", "Supervise the daemons of FILE in the foreground");
+    sup->add_option("file", sup_args.file, "Supervise file (JSON: {\"daemons\": [...]})")
+        ->required();
+    sup->add_option("--listen", sup_args.listen,
+                    "Address of /health, /ready and /status (default 127.0.0.1:0: any port)");
+    sup->add_option("--registry", sup_args.registry,
+                    "Daemon registry directory (default $HOME/.core/daemons)");
+    sup->add_option("--code", sup_args.code, "Registry code of the entries (default coreproc)");
+    sup->add_flag("--json", json, "Print events as JSON lines");
+
+    DaemonsArgs dm_args;
+    auto* dm = app.add_subcommand("daemons", "List the live daemons of a registry");
+    dm->add_option("--registry", dm_args.registry,
+                   "Daemon registry directory (default $HOME/.core/daemons)");
+    dm->add_flag("--json", json, "Print the entries as a JSON array");
+
+    DemoArgs demo_args;
+    auto* demo = app.add_subcommand("demo", "A short self-ending tour of the library");
+    demo->add_option("--registry", demo_args.registry,
+                     "Registry directory to use (default: a temporary one)");
+    demo->add_flag("--json", json, "Print what happens as JSON lines");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "coreproc: " << e.what() << "\n(run `coreproc --help` for usage)\n";
+        return kExitUsage;
+    }
+
+    // Commands that wait for SIGTERM/SIGINT read them from a signalfd: they must be blocked in
+    // every thread, so here, before the Core (or anything else) starts one.
+    if (!demo->parsed() && !dm->parsed()) {
+        if (auto ok = core::process::block_stop_signals(); !ok) {
+            std::cerr << "coreproc: " << ok.error().what() << "\n";
+            return kExitFailed;
+        }
+    }
+
+    Globals g;
+    g.log = make_logger(verbose);
+    g.json = json;
+    core::set_default_logger(g.log);
+
+    int code = kExitUsage;
+    if (run->parsed())
+        code = cmd_run(g, run_args);
+    else if (pipe->parsed())
+        code = cmd_pipeline(g, pipe_args);
+    else if (sup->parsed())
+        code = cmd_supervise(g, sup_args);
+    else if (dm->parsed())
+        code = cmd_daemons(g, dm_args);
+    else if (demo->parsed())
+        code = cmd_demo(g, demo_args);
+    core::set_default_logger(nullptr);
+    g.log->flush();
+    return code;
+}
