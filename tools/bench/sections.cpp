@@ -1,0 +1,1102 @@
+#include "sections.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "raw.hpp"
+
+#if BENCH_HAVE_SERVICE
+#include "core/process/process.hpp"
+#endif
+
+namespace bench {
+
+namespace {
+
+using core::E;
+using core::fail;
+using std::chrono::duration;
+
+// Stable row names: the targets and --json consumers look rows up by them.
+namespace names {
+constexpr const char* raw_spawn = "raw posix_spawn+waitpid";
+constexpr const char* raw_vfork = "raw vfork+execve+waitpid";
+constexpr const char* raw_fork = "raw fork+execve+waitpid";
+constexpr const char* raw_clone = "raw clone(VM|VFORK|PIDFD)+execve+waitid";
+constexpr const char* raw_pipe = "raw posix_spawn+pipe+read to EOF (16 B)";
+constexpr const char* raw_hygienic = "raw posix_spawn+pipe+closefrom+sigdef+pidfd (16 B)";
+constexpr const char* lib_start = "lib Service::start+wait (capture off)";
+constexpr const char* lib_start_capture = "lib Service::start+wait (capture on)";
+constexpr const char* lib_run = "lib Service::run (capture, 16 B)";
+constexpr const char* lib_action = "lib process.run action (Options, capture, 16 B)";
+constexpr const char* lib_facade = "lib c.process().run facade (16 B)";
+constexpr const char* py_plain = "python subprocess.run([noop])";
+constexpr const char* py_capture = "python subprocess.run(capture_output, 16 B)";
+constexpr const char* go_plain = "go exec.Command(noop).Run()";
+constexpr const char* go_capture = "go exec.Command(writer 16).Output()";
+constexpr const char* out_raw = "raw pipe read loop (64 KiB reads)";
+constexpr const char* out_capture = "lib Service::run capture (max_output 1 MiB)";
+constexpr const char* out_subscriber = "lib ProcessOutput subscriber (100 B lines)";
+
+std::string reap_raw(int others) {
+    return "raw pidfd+poll waiter, " + std::to_string(others) + " others alive";
+}
+std::string reap_lib(int others) {
+    return "lib ManagedProcess::wait, " + std::to_string(others) + " others alive";
+}
+std::string scale_lib(int n) {
+    return "lib start+kill+reap per child, N=" + std::to_string(n);
+}
+std::string scale_raw(int n) {
+    return "raw posix_spawn+kill+waitpid per child, N=" + std::to_string(n);
+}
+[[maybe_unused]] std::string scale_heap(int n) {
+    return "lib heap per managed child, N=" + std::to_string(n);
+}
+[[maybe_unused]] std::string scale_rss(int n) {
+    return "lib RSS per managed child, N=" + std::to_string(n);
+}
+std::string big(const char* what, const std::string& rss) {
+    return std::string(what) + ", " + rss;
+}
+}  // namespace names
+
+constexpr int kReapOthersFull = 1000;
+
+std::string size_label(std::size_t bytes) {
+    char buf[32];
+    if (bytes >= (std::size_t{1} << 30) && bytes % (std::size_t{1} << 30) == 0)
+        std::snprintf(buf, sizeof buf, "%zu GiB", bytes >> 30);
+    else
+        std::snprintf(buf, sizeof buf, "%zu MiB", bytes >> 20);
+    return buf;
+}
+
+double elapsed_us(Clock::time_point t0, Clock::time_point t1) {
+    return duration<double, std::micro>(t1 - t0).count();
+}
+
+Row skipped_row(const char* section, std::string name, std::string unit, std::string why) {
+    Row r;
+    r.section = section;
+    r.name = std::move(name);
+    r.unit = std::move(unit);
+    r.skipped = true;
+    r.note = std::move(why);
+    return r;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// The library handle.
+
+#if BENCH_HAVE_SERVICE
+
+namespace proc = core::process;
+
+class Library {
+  public:
+    explicit Library(std::shared_ptr<core::Core> core) : core_(std::move(core)) {}
+    ~Library() { (void)core_->shutdown(core::Context::background()); }
+    core::Core& core() { return *core_; }
+    proc::Service& svc() { return *svc_; }
+    core::Result<void> init() {
+        auto ctx = core::Context::background();
+        if (auto r = core_->startup(ctx); !r) return r;
+        svc_ = core_->service<proc::Service>("process");
+        if (!svc_) return fail(E("bench", "no service named \"process\" after startup"));
+        return {};
+    }
+
+  private:
+    std::shared_ptr<core::Core> core_;
+    std::shared_ptr<proc::Service> svc_;
+};
+
+core::Result<LibraryPtr> open_library() {
+    auto c = core::Core::create({proc::register_service});
+    if (!c) return fail(c.error());
+    LibraryPtr lib(new Library(std::move(*c)));
+    if (auto r = lib->init(); !r) return fail(r.error());
+    return lib;
+}
+
+namespace {
+
+const core::Context& bg() {
+    static const core::Context ctx = core::Context::background();
+    return ctx;
+}
+
+core::Result<void> check_info(const char* op, const proc::ProcessInfo& info) {
+    if (info.status == proc::Status::exited && info.exit_code == 0) return {};
+    return fail(E(op, "child ended " + std::string(proc::to_string(info.status)) + " code " +
+                          std::to_string(info.exit_code) + " " + info.error));
+}
+
+// Service::start + wait timed; the finished entry is removed after the clock stops.
+SampleFn lib_start_wait(Library& lib, proc::RunOptions opts) {
+    return [&lib, opts = std::move(opts)]() -> core::Result<double> {
+        auto t0 = Clock::now();
+        auto p = lib.svc().start(bg(), opts);
+        if (!p) return fail(p.error());
+        auto info = (*p)->wait();
+        auto t1 = Clock::now();
+        (void)lib.svc().remove((*p)->id());
+        if (auto r = check_info("lib.start", info); !r) return fail(r.error());
+        return elapsed_us(t0, t1);
+    };
+}
+
+core::Result<void> expect_size(const char* op, std::size_t got, std::size_t want) {
+    if (got == want) return {};
+    return fail(E(op, "captured " + std::to_string(got) + " bytes, want " + std::to_string(want)));
+}
+
+}  // namespace
+
+#else  // !BENCH_HAVE_SERVICE
+
+class Library {};
+
+core::Result<LibraryPtr> open_library() {
+    return fail(
+        E("bench", "the process service is not built (lib/process defines no core_proc_dep)"));
+}
+
+#endif
+
+void LibraryDeleter::operator()(Library* lib) const {
+    delete lib;
+}
+
+int estimated_rows(const Config& cfg) {
+    int rows = 0;
+    if (cfg.wants("spawn")) rows += 11;
+    if (cfg.wants("peers")) rows += 4;
+    if (cfg.wants("reap")) rows += 6;
+    if (cfg.wants("scale")) rows += 8;
+    if (cfg.wants("output")) rows += 4;
+    if (cfg.wants("bigparent")) rows += 7;
+    return rows;
+}
+
+// ------------------------------------------------------------------------------------------
+// 1 and 2: spawn-and-wait.
+
+void run_spawn(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "spawn";
+    const int n = cfg.loops(100, 2000, 5000);
+    const int warm = cfg.pick(3, 20, 50);
+    raw::Argv noop({cfg.noop});
+    raw::Argv writer16({cfg.writer, "16"});
+
+    auto add = [&](Row r, const char* ref = nullptr, std::string note = {}) {
+        if (ref) r.ref = ref;
+        r.note = std::move(note);
+        env.report.add(std::move(r));
+    };
+    auto read16 = [&](auto fn) {
+        return timed([&, fn]() -> core::Result<void> {
+            auto r = fn(writer16);
+            if (!r) return fail(r.error());
+            if (*r != 16) return fail(E("raw", "read " + std::to_string(*r) + " bytes, want 16"));
+            return {};
+        });
+    };
+
+    add(sample(sec, names::raw_spawn, n, warm, env.budget.row_deadline(),
+               timed([&] { return raw::spawn_wait(noop); })));
+    add(sample(sec, names::raw_vfork, n, warm, env.budget.row_deadline(),
+               timed([&] { return raw::vfork_wait(noop); })),
+        names::raw_spawn);
+    add(sample(sec, names::raw_fork, n, warm, env.budget.row_deadline(),
+               timed([&] { return raw::fork_wait(noop); })),
+        names::raw_spawn);
+    add(sample(sec, names::raw_clone, n, warm, env.budget.row_deadline(),
+               timed([&] { return raw::clone_pidfd_wait(noop); })),
+        names::raw_spawn, "the stretch path: pidfd from birth");
+    add(sample(sec, names::raw_pipe, n, warm, env.budget.row_deadline(),
+               read16([](const raw::Argv& a) { return raw::spawn_read(a); })),
+        names::raw_spawn);
+    add(sample(sec, names::raw_hygienic, n, warm, env.budget.row_deadline(),
+               read16([](const raw::Argv& a) { return raw::spawn_read_hygienic(a); })),
+        names::raw_pipe, "the floor for a careful library");
+
+#if BENCH_HAVE_SERVICE
+    if (env.lib) {
+        Library& lib = *env.lib;
+        proc::RunOptions quiet;
+        quiet.command = cfg.noop;
+        quiet.capture = false;
+        add(sample(sec, names::lib_start, n, warm, env.budget.row_deadline(),
+                   lib_start_wait(lib, quiet)),
+            names::raw_spawn, "entry removed after the clock stops");
+        proc::RunOptions captured;
+        captured.command = cfg.noop;
+        add(sample(sec, names::lib_start_capture, n, warm, env.budget.row_deadline(),
+                   lib_start_wait(lib, captured)),
+            names::raw_pipe);
+
+        proc::RunOptions run16;
+        run16.command = cfg.writer;
+        run16.args = {"16"};
+        add(sample(sec, names::lib_run, n, warm, env.budget.row_deadline(),
+                   timed([&]() -> core::Result<void> {
+                       auto out = lib.svc().run(bg(), run16);
+                       if (!out) return fail(out.error());
+                       return expect_size("lib.run", out->size(), 16);
+                   })),
+            names::raw_pipe);
+
+        auto action = lib.core().action("process.run");
+        const std::string writer = cfg.writer;
+        add(sample(sec, names::lib_action, n, warm, env.budget.row_deadline(),
+                   timed([&]() -> core::Result<void> {
+                       // Built inside the timed call: parsing Options is part of the cost.
+                       core::Options opts{{"command", writer},
+                                          {"args", std::vector<std::string>{"16"}}};
+                       auto v = action.run(bg(), opts);
+                       if (!v) return fail(v.error());
+                       const auto* s = v->get<std::string>();
+                       if (!s) return fail(E("lib.action", "process.run returned no string"));
+                       return expect_size("lib.action", s->size(), 16);
+                   })),
+            names::raw_pipe, "Options built and parsed per call");
+        add(sample(sec, names::lib_facade, n, warm, env.budget.row_deadline(),
+                   timed([&]() -> core::Result<void> {
+                       auto out = lib.core().process().run(bg(), writer, {"16"});
+                       if (!out) return fail(out.error());
+                       return expect_size("lib.facade", out->size(), 16);
+                   })),
+            names::raw_pipe);
+        return;
+    }
+#endif
+    for (const char* name : {names::lib_start, names::lib_start_capture, names::lib_run,
+                             names::lib_action, names::lib_facade})
+        env.report.add(skipped_row(sec, name, "us", env.lib_error));
+}
+
+// ------------------------------------------------------------------------------------------
+// 3: peers.
+
+namespace {
+
+// Each peer prints lines "<key> <median µs> <p99 µs> <n>".
+constexpr const char* kPythonScript = R"PY(
+import subprocess, sys, time
+noop, writer, n, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+def bench(key, fn):
+    for _ in range(3):
+        fn()
+    end = time.monotonic() + budget if budget > 0 else float("inf")
+    ts = []
+    for i in range(n):
+        if i >= 3 and time.monotonic() > end:
+            break
+        t = time.perf_counter_ns()
+        fn()
+        ts.append(time.perf_counter_ns() - t)
+    ts.sort()
+    k = len(ts)
+    med = ts[k // 2] if k % 2 else (ts[k // 2 - 1] + ts[k // 2]) / 2
+    p99 = ts[min(k, max(1, -(-99 * k // 100))) - 1]
+    print(key, med / 1000, p99 / 1000, k, flush=True)
+def capture():
+    out = subprocess.run([writer, "16"], capture_output=True, check=True).stdout
+    assert len(out) == 16
+bench("plain", lambda: subprocess.run([noop], check=True))
+bench("capture", capture)
+)PY";
+
+constexpr const char* kGoProgram = R"GO(package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"time"
+)
+
+func bench(key string, n int, budget float64, fn func() error) {
+	for i := 0; i < 3; i++ {
+		if err := fn(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	end := time.Now().Add(time.Duration(budget * float64(time.Second)))
+	ts := []float64{}
+	for i := 0; i < n; i++ {
+		if i >= 3 && budget > 0 && time.Now().After(end) {
+			break
+		}
+		t := time.Now()
+		if err := fn(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		ts = append(ts, float64(time.Since(t).Nanoseconds())/1000)
+	}
+	sort.Float64s(ts)
+	k := len(ts)
+	med := ts[k/2]
+	if k%2 == 0 {
+		med = (ts[k/2-1] + ts[k/2]) / 2
+	}
+	r := (99*k + 99) / 100
+	if r > k {
+		r = k
+	}
+	fmt.Println(key, med, ts[r-1], k)
+}
+
+func main() {
+	noop, writer := os.Args[1], os.Args[2]
+	n, _ := strconv.Atoi(os.Args[3])
+	budget, _ := strconv.ParseFloat(os.Args[4], 64)
+	bench("plain", n, budget, func() error { return exec.Command(noop).Run() })
+	bench("capture", n, budget, func() error {
+		out, err := exec.Command(writer, "16").Output()
+		if err == nil && len(out) != 16 {
+			err = fmt.Errorf("got %d bytes", len(out))
+		}
+		return err
+	})
+}
+)GO";
+
+// Parses a peer's "<key> <median> <p99> <n>" lines into rows.
+void add_peer_rows(Env& env, const std::string& out, const char* plain, const char* capture,
+                   const std::string& note) {
+    std::istringstream in(out);
+    std::string key;
+    double med = 0, p99 = 0;
+    std::size_t n = 0;
+    bool got_plain = false, got_capture = false;
+    while (in >> key >> med >> p99 >> n) {
+        const bool is_plain = key == "plain";
+        if (!is_plain && key != "capture") continue;
+        (is_plain ? got_plain : got_capture) = true;
+        Row r;
+        r.section = "peers";
+        r.name = std::string(is_plain ? plain : capture);
+        r.unit = "us";
+        r.n = n;
+        r.median = med;
+        r.p99 = p99;
+        r.ref = is_plain ? names::raw_spawn : names::raw_pipe;
+        r.note = note;
+        env.report.add(std::move(r));
+    }
+    for (auto [got, name] : {std::pair{got_plain, plain}, std::pair{got_capture, capture}}) {
+        if (got) continue;
+        Row r;
+        r.section = "peers";
+        r.name = name;
+        r.unit = "us";
+        r.error = "peer printed no figure for it (output: " + out.substr(0, 200) + ")";
+        env.report.add(std::move(r));
+    }
+}
+
+}  // namespace
+
+void run_peers(Env& env) {
+    const Config& cfg = env.cfg;
+    const int n = cfg.loops(50, 1000, 3000);
+    // The peers run in their own process; give each of their two loops a row's share.
+    double budget = 0;
+    if (env.budget.limited()) {
+        budget = duration<double>(env.budget.row_deadline() - Clock::now()).count();
+        budget = std::max(budget, 0.05);
+    }
+    char budget_text[32];
+    std::snprintf(budget_text, sizeof budget_text, "%.3f", budget);
+
+    std::string python = raw::find_in_path("python3");
+    if (python.empty()) {
+        for (const char* name : {names::py_plain, names::py_capture})
+            env.report.add(skipped_row("peers", name, "us", "python3 not found in PATH"));
+    } else {
+        auto out = raw::capture(
+            {python, "-c", kPythonScript, cfg.noop, cfg.writer, std::to_string(n), budget_text});
+        if (!out) {
+            Row r;
+            r.section = "peers";
+            r.name = names::py_plain;
+            r.unit = "us";
+            r.error = out.error().what();
+            env.report.add(std::move(r));
+        } else {
+            add_peer_rows(env, *out, names::py_plain, names::py_capture,
+                          "timed inside python3 (" + python + ")");
+        }
+    }
+
+    std::string go = raw::find_in_path("go");
+    if (go.empty()) {
+        for (const char* name : {names::go_plain, names::go_capture})
+            env.report.add(skipped_row("peers", name, "us", "go not found in PATH"));
+        return;
+    }
+    char dir_template[] = "/tmp/coreproc-bench-go-XXXXXX";
+    const char* dir = ::mkdtemp(dir_template);
+    if (!dir) {
+        env.report.add(skipped_row("peers", names::go_plain, "us", "mkdtemp failed"));
+        return;
+    }
+    const std::string src = std::string(dir) + "/main.go";
+    {
+        std::ofstream f(src);
+        f << kGoProgram;
+    }
+    auto out = raw::capture({go, "run", src, cfg.noop, cfg.writer, std::to_string(n), budget_text});
+    std::remove(src.c_str());
+    std::remove(dir);
+    if (!out) {
+        Row r;
+        r.section = "peers";
+        r.name = names::go_plain;
+        r.unit = "us";
+        r.error = out.error().what();
+        env.report.add(std::move(r));
+        return;
+    }
+    add_peer_rows(env, *out, names::go_plain, names::go_capture, "timed inside go (" + go + ")");
+}
+
+// ------------------------------------------------------------------------------------------
+// 4: reaping latency.
+
+namespace {
+
+// Idle children started raw, killed and reaped on destruction.
+struct RawIdle {
+    std::vector<int> pids;
+    core::Result<void> start(const raw::Argv& a, int n) {
+        pids.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            auto pid = raw::spawn_idle(a);
+            if (!pid) return fail(pid.error());
+            pids.push_back(*pid);
+        }
+        return {};
+    }
+    core::Result<void> stop() {
+        core::Result<void> first;
+        for (int pid : pids)
+            if (auto r = raw::kill_reap(pid); !r && first) first = r;
+        pids.clear();
+        return first;
+    }
+    ~RawIdle() { (void)stop(); }
+};
+
+#if BENCH_HAVE_SERVICE
+// Idle children started by the Service (capture off), killed and reaped on stop().
+struct LibIdle {
+    Library& lib;
+    std::vector<std::shared_ptr<proc::ManagedProcess>> ps;
+    explicit LibIdle(Library& l) : lib(l) {}
+    core::Result<void> start(const std::string& sleeper, int n) {
+        proc::RunOptions o;
+        o.command = sleeper;
+        o.args = {"pause"};
+        o.capture = false;
+        o.grace_period = std::chrono::milliseconds(0);
+        ps.reserve(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) {
+            auto p = lib.svc().start(bg(), o);
+            if (!p) return fail(p.error());
+            ps.push_back(std::move(*p));
+        }
+        return {};
+    }
+    core::Result<void> stop() {
+        core::Result<void> first;
+        for (auto& p : ps)
+            if (auto r = p->kill(); !r && first) first = r;
+        for (auto& p : ps) (void)p->wait();
+        ps.clear();
+        lib.svc().clear();
+        return first;
+    }
+    ~LibIdle() { (void)stop(); }
+};
+
+// Counts "ready" lines of ProcessOutput events, so a sample starts only once the sleeper is
+// blocked reading its stdin.
+struct ReadyCounter {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::uint64_t count = 0;
+    void on(const core::Value& v) {
+        const auto* o = v.get<proc::ProcessOutput>();
+        if (!o || o->line != "ready") return;
+        {
+            std::lock_guard lk(mu);
+            ++count;
+        }
+        cv.notify_all();
+    }
+    bool wait_beyond(std::uint64_t seen, std::chrono::seconds timeout) {
+        std::unique_lock lk(mu);
+        return cv.wait_for(lk, timeout, [&] { return count > seen; });
+    }
+    std::uint64_t now() {
+        std::lock_guard lk(mu);
+        return count;
+    }
+};
+
+SampleFn lib_reap_sample(Library& lib, ReadyCounter& ready, const std::string& sleeper) {
+    return [&lib, &ready, sleeper]() -> core::Result<double> {
+        proc::RunOptions o;
+        o.command = sleeper;
+        o.args = {"stdin"};
+        o.keep_stdin = true;
+        const std::uint64_t seen = ready.now();
+        auto p = lib.svc().start(bg(), o);
+        if (!p) return fail(p.error());
+        auto& mp = **p;
+        if (!ready.wait_beyond(seen, std::chrono::seconds(10))) {
+            (void)mp.kill();
+            (void)mp.wait();
+            (void)lib.svc().remove(mp.id());
+            return fail(E("lib.reap", "no ProcessOutput \"ready\" event within 10 s"));
+        }
+        auto t0 = Clock::now();
+        auto closed = mp.close_input();
+        auto info = mp.wait();
+        auto t1 = Clock::now();
+        (void)lib.svc().remove(mp.id());
+        if (!closed) return fail(closed.error());
+        if (auto r = check_info("lib.reap", info); !r) return fail(r.error());
+        return elapsed_us(t0, t1);
+    };
+}
+#endif
+
+}  // namespace
+
+void run_reap(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "reap";
+    const int n = cfg.loops(30, 1000, 3000);
+    const int warm = cfg.pick(2, 10, 20);
+    const int others = cfg.pick(200, kReapOthersFull, kReapOthersFull);
+    raw::Argv sleeper_stdin({cfg.sleeper, "stdin"});
+    raw::Argv sleeper_pause({cfg.sleeper, "pause"});
+    const char* what = "child exit -> waiter wake-up; t0 = close of its stdin";
+
+    auto raw_fn = [&]() { return raw::reap_latency(sleeper_stdin); };
+    {
+        Row r = sample(sec, names::reap_raw(0), n, warm, env.budget.row_deadline(), raw_fn);
+        r.note = what;
+        env.report.add(std::move(r));
+    }
+    {
+        RawIdle idle;
+        if (auto s = idle.start(sleeper_pause, others); !s) {
+            Row r;
+            r.section = sec;
+            r.name = names::reap_raw(others);
+            r.unit = "us";
+            r.error = s.error().what();
+            env.report.add(std::move(r));
+        } else {
+            Row r =
+                sample(sec, names::reap_raw(others), n, warm, env.budget.row_deadline(), raw_fn);
+            r.ref = names::reap_raw(0);
+            env.report.add(std::move(r));
+        }
+        if (auto s = idle.stop(); !s) {
+            Row r;
+            r.section = sec;
+            r.name = "raw idle children kill+reap";
+            r.error = s.error().what();
+            env.report.add(std::move(r));
+        }
+    }
+
+#if BENCH_HAVE_SERVICE
+    if (env.lib) {
+        Library& lib = *env.lib;
+        ReadyCounter ready;
+        auto sub = lib.core().subscribe([&ready](const core::Value& v) { ready.on(v); });
+        {
+            Row r = sample(sec, names::reap_lib(0), n, warm, env.budget.row_deadline(),
+                           lib_reap_sample(lib, ready, cfg.sleeper));
+            r.ref = names::reap_raw(0);
+            r.note = "keep_stdin; close_input() at t0";
+            env.report.add(std::move(r));
+        }
+        LibIdle idle(lib);
+        if (auto s = idle.start(cfg.sleeper, others); !s) {
+            Row r;
+            r.section = sec;
+            r.name = names::reap_lib(others);
+            r.unit = "us";
+            r.error = s.error().what();
+            env.report.add(std::move(r));
+        } else {
+            Row r = sample(sec, names::reap_lib(others), n, warm, env.budget.row_deadline(),
+                           lib_reap_sample(lib, ready, cfg.sleeper));
+            r.ref = names::reap_raw(others);
+            env.report.add(std::move(r));
+        }
+        if (auto s = idle.stop(); !s) {
+            Row r;
+            r.section = sec;
+            r.name = "lib idle children kill";
+            r.error = s.error().what();
+            env.report.add(std::move(r));
+        }
+        sub.reset();
+        return;
+    }
+#endif
+    for (int k : {0, others})
+        env.report.add(skipped_row(sec, names::reap_lib(k), "us", env.lib_error));
+}
+
+// ------------------------------------------------------------------------------------------
+// 5: scale.
+
+void run_scale(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "scale";
+    std::vector<std::pair<int, int>> plan;  // N, repetitions
+    plan.push_back({10, cfg.pick(10, 50, 100)});
+    plan.push_back({100, cfg.pick(3, 10, 20)});
+    plan.push_back({1000, cfg.pick(1, 3, 5)});
+    if (cfg.mode == Config::Mode::full) plan.push_back({10000, 1});
+    const std::size_t nofile = raw::raise_nofile();
+    raw::Argv sleeper_pause({cfg.sleeper, "pause"});
+
+    for (auto [count, reps] : plan) {
+        const auto N = static_cast<std::size_t>(count);
+        if (env.budget.over() && count > 10) {
+            for (auto name : {names::scale_raw(count), names::scale_lib(count)})
+                env.report.add(skipped_row(sec, name, "us/child", "over the --max-seconds budget"));
+            continue;
+        }
+        if (nofile < N + 256) {
+            for (auto name : {names::scale_raw(count), names::scale_lib(count)})
+                env.report.add(
+                    skipped_row(sec, name, "us/child",
+                                "RLIMIT_NOFILE " + std::to_string(nofile) + " is too low for N"));
+            continue;
+        }
+        // Raw: spawn N, then SIGKILL and waitpid each.
+        {
+            std::vector<double> per_child;
+            Row r;
+            r.section = sec;
+            r.name = names::scale_raw(count);
+            for (int rep = 0; rep < reps; ++rep) {
+                if (rep > 0 && env.budget.over()) break;
+                RawIdle idle;
+                auto t0 = Clock::now();
+                auto s = idle.start(sleeper_pause, count);
+                auto s2 = idle.stop();
+                auto t1 = Clock::now();
+                if (!s || !s2) {
+                    r.error = (!s ? s.error() : s2.error()).what();
+                    break;
+                }
+                per_child.push_back(elapsed_us(t0, t1) / count);
+            }
+            fill_stats(r, std::move(per_child));
+            r.unit = "us/child";
+            if (count > 10) r.ref = names::scale_raw(10);
+            env.report.add(std::move(r));
+        }
+#if BENCH_HAVE_SERVICE
+        if (env.lib) {
+            Library& lib = *env.lib;
+            std::vector<double> per_child, heap, rss;
+            Row r;
+            r.section = sec;
+            r.name = names::scale_lib(count);
+            double start_only = 0;
+            for (int rep = 0; rep < reps; ++rep) {
+                if (rep > 0 && env.budget.over()) break;
+                LibIdle idle(lib);
+                idle.ps.reserve(N);
+                const std::size_t heap0 = raw::heap_bytes();
+                const std::size_t rss0 = raw::rss_bytes();
+                auto t0 = Clock::now();
+                auto s = idle.start(cfg.sleeper, count);
+                auto t1 = Clock::now();
+                const std::size_t heap1 = raw::heap_bytes();
+                const std::size_t rss1 = raw::rss_bytes();
+                auto s2 = idle.stop();
+                auto t2 = Clock::now();
+                if (!s || !s2) {
+                    r.error = (!s ? s.error() : s2.error()).what();
+                    break;
+                }
+                per_child.push_back(elapsed_us(t0, t2) / count);
+                start_only += elapsed_us(t0, t1) / count;
+                heap.push_back((static_cast<double>(heap1) - static_cast<double>(heap0)) / count);
+                rss.push_back((static_cast<double>(rss1) - static_cast<double>(rss0)) / count);
+            }
+            const std::size_t done = per_child.size();
+            fill_stats(r, std::move(per_child));
+            r.unit = "us/child";
+            r.ref = count > 10 ? names::scale_lib(10) : names::scale_raw(10);
+            if (done > 0) {
+                char buf[96];
+                std::snprintf(buf, sizeof buf, "start alone %.1f us/child; capture off, SIGKILL",
+                              start_only / static_cast<double>(done));
+                r.note = buf;
+            }
+            env.report.add(std::move(r));
+            Row h;
+            h.section = sec;
+            h.name = names::scale_heap(count);
+            fill_stats(h, std::move(heap));
+            h.unit = "B/child";
+            h.note = "mallinfo2 delta over N running children, every arena";
+            env.report.add(std::move(h));
+            Row m;
+            m.section = sec;
+            m.name = names::scale_rss(count);
+            fill_stats(m, std::move(rss));
+            m.unit = "B/child";
+            m.note = "/proc/self/statm delta (page-granular, noisy at small N)";
+            env.report.add(std::move(m));
+            continue;
+        }
+#endif
+        env.report.add(skipped_row(sec, names::scale_lib(count), "us/child", env.lib_error));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// 6: output throughput.
+
+void run_output(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "output";
+    const std::size_t bytes = cfg.pick<std::size_t>(64, 256, 256) << 20;
+    const int reps = cfg.pick(2, 5, 10);
+    const std::string size = std::to_string(bytes);
+    const std::string label = " [" + size_label(bytes) + "]";
+    raw::Argv writer({cfg.writer, size, "100"});
+    auto mbps = [&](double us) { return static_cast<double>(bytes) / us; };  // bytes/µs = MB/s
+
+    {
+        Row r;
+        std::vector<double> v;
+        for (int i = 0; i < reps; ++i) {
+            if (i > 0 && env.budget.over()) break;
+            auto t0 = Clock::now();
+            auto got = raw::spawn_read(writer);
+            auto t1 = Clock::now();
+            if (!got) {
+                r.error = got.error().what();
+                break;
+            }
+            if (*got != bytes) {
+                r.error = "read " + std::to_string(*got) + " bytes, want " + size;
+                break;
+            }
+            v.push_back(mbps(elapsed_us(t0, t1)));
+        }
+        fill_stats(r, std::move(v), true);
+        r.section = sec;
+        r.name = names::out_raw;
+        r.unit = "MB/s";
+        r.note = "posix_spawn, 100 B lines" + label;
+        env.report.add(std::move(r));
+    }
+
+#if BENCH_HAVE_SERVICE
+    if (env.lib) {
+        Library& lib = *env.lib;
+        proc::RunOptions o;
+        o.command = cfg.writer;
+        o.args = {size, "100"};
+        {
+            Row r;
+            std::vector<double> v;
+            for (int i = 0; i < reps; ++i) {
+                if (i > 0 && env.budget.over()) break;
+                auto t0 = Clock::now();
+                auto out = lib.svc().run(bg(), o);
+                auto t1 = Clock::now();
+                if (!out) {
+                    r.error = out.error().what();
+                    break;
+                }
+                if (auto c = expect_size("lib.run", out->size(), std::min(bytes, o.max_output));
+                    !c) {
+                    r.error = c.error().what();
+                    break;
+                }
+                v.push_back(mbps(elapsed_us(t0, t1)));
+            }
+            fill_stats(r, std::move(v), true);
+            r.section = sec;
+            r.name = names::out_capture;
+            r.unit = "MB/s";
+            r.ref = names::out_raw;
+            r.note = "newest 1 MiB kept: throughput, not retention" + label;
+            env.report.add(std::move(r));
+        }
+        {
+            // Every ProcessOutput line is counted; the sample ends when wait() has returned and
+            // every byte has been seen by the subscriber.
+            std::mutex mu;
+            std::condition_variable cv;
+            std::size_t seen = 0;
+            auto sub = lib.core().subscribe([&](const core::Value& v) {
+                const auto* ev = v.get<proc::ProcessOutput>();
+                if (!ev) return;
+                {
+                    std::lock_guard lk(mu);
+                    seen += ev->line.size() + 1;
+                }
+                cv.notify_all();
+            });
+            Row r;
+            std::vector<double> v;
+            for (int i = 0; i < reps; ++i) {
+                if (i > 0 && env.budget.over()) break;
+                {
+                    std::lock_guard lk(mu);
+                    seen = 0;
+                }
+                auto t0 = Clock::now();
+                auto p = lib.svc().start(bg(), o);
+                if (!p) {
+                    r.error = p.error().what();
+                    break;
+                }
+                auto info = (*p)->wait();
+                bool all = false;
+                {
+                    std::unique_lock lk(mu);
+                    all = cv.wait_for(lk, std::chrono::seconds(10), [&] { return seen >= bytes; });
+                }
+                auto t1 = Clock::now();
+                (void)lib.svc().remove((*p)->id());
+                if (auto c = check_info("lib.subscriber", info); !c) {
+                    r.error = c.error().what();
+                    break;
+                }
+                if (!all) {
+                    std::lock_guard lk(mu);
+                    r.error = "subscriber saw " + std::to_string(seen) + " bytes, want " + size;
+                    break;
+                }
+                v.push_back(mbps(elapsed_us(t0, t1)));
+            }
+            sub.reset();
+            fill_stats(r, std::move(v), true);
+            r.section = sec;
+            r.name = names::out_subscriber;
+            r.unit = "MB/s";
+            r.ref = names::out_raw;
+            r.note = "one event per line, capture on" + label;
+            env.report.add(std::move(r));
+        }
+        return;
+    }
+#endif
+    for (const char* name : {names::out_capture, names::out_subscriber})
+        env.report.add(skipped_row(sec, name, "MB/s", env.lib_error));
+}
+
+// ------------------------------------------------------------------------------------------
+// 7: big parent.
+
+void run_bigparent(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "bigparent";
+    const std::size_t big_bytes = cfg.pick<std::size_t>(256, 2048, 2048) << 20;
+    const int n = cfg.loops(20, 100, 300);
+    const int warm = cfg.pick(1, 3, 5);
+    raw::Argv noop({cfg.noop});
+    const std::string small = "RSS " + size_label(raw::rss_bytes() & ~((std::size_t{1} << 20) - 1));
+    const std::string large = "RSS +" + size_label(big_bytes);
+
+    auto measure = [&](const std::string& rss, const std::string& ref_rss) {
+        auto add = [&](Row r, const char* what) {
+            if (!ref_rss.empty()) r.ref = names::big(what, ref_rss);
+            env.report.add(std::move(r));
+        };
+        add(sample(sec, names::big(names::raw_spawn, rss), n, warm, env.budget.row_deadline(),
+                   timed([&] { return raw::spawn_wait(noop); })),
+            names::raw_spawn);
+        add(sample(sec, names::big(names::raw_fork, rss), n, warm, env.budget.row_deadline(),
+                   timed([&] { return raw::fork_wait(noop); })),
+            names::raw_fork);
+#if BENCH_HAVE_SERVICE
+        if (env.lib) {
+            proc::RunOptions quiet;
+            quiet.command = cfg.noop;
+            quiet.capture = false;
+            add(sample(sec, names::big(names::lib_start, rss), n, warm, env.budget.row_deadline(),
+                       lib_start_wait(*env.lib, quiet)),
+                names::lib_start);
+            return;
+        }
+#endif
+        env.report.add(skipped_row(sec, names::big(names::lib_start, rss), "us", env.lib_error));
+    };
+
+    measure(small, "");
+    // Grow: every page touched, so the RSS is real and fork() must copy its page tables.
+    const std::size_t rss0 = raw::rss_bytes();
+    auto* block = static_cast<char*>(std::malloc(big_bytes));
+    if (!block) {
+        Row r;
+        r.section = sec;
+        r.name = "grow RSS by " + size_label(big_bytes);
+        r.error = "malloc failed";
+        env.report.add(std::move(r));
+        return;
+    }
+    volatile char* touch = block;
+    const std::size_t page = raw::page_size();
+    for (std::size_t i = 0; i < big_bytes; i += page) touch[i] = static_cast<char>(i >> 12);
+    const std::size_t rss1 = raw::rss_bytes();
+    env.report.note("bigparent: RSS grew from " + size_label(rss0) + " to " + size_label(rss1));
+    measure(large, small);
+    std::free(block);
+}
+
+// ------------------------------------------------------------------------------------------
+// The targets of issue 6.
+
+void judge_targets(const Config& cfg, Report& report) {
+    auto ratio_target = [&](std::string name, std::string_view a, std::string_view b,
+                            double limit) {
+        double q = report.ratio(a, b);
+        Target t;
+        t.name = std::move(name);
+        if (q <= 0) {
+            t.status = "N/A";
+            t.figure = "not measured";
+        } else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.2fx", q);
+            t.figure = buf;
+            t.status = q <= limit ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+        return q;
+    };
+    auto median = [&](std::string_view name) -> double {
+        const Row* r = report.find(name);
+        if (!r || r->skipped || r->n == 0 || !r->error.empty()) return -1;
+        return r->median;
+    };
+
+    double q = ratio_target("Service::start+wait <= 1.15x raw posix_spawn+waitpid",
+                            names::lib_start, names::raw_spawn, 1.15);
+    {
+        Target t;
+        t.name = "stretch: Service::start+wait beats raw posix_spawn+waitpid";
+        t.status = q <= 0 ? "N/A" : q < 1.0 ? "PASS" : "MISS";
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.2fx", q);
+        t.figure = q <= 0 ? "not measured" : buf;
+        report.add_target(std::move(t));
+    }
+    ratio_target("process.run (action, capture) <= 1.30x raw spawn+pipe+read", names::lib_action,
+                 names::raw_pipe, 1.30);
+    for (auto [peer, label] :
+         {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"}}) {
+        const bool py = std::string_view(peer) == "python";
+        double a = report.ratio(names::lib_start, py ? names::py_plain : names::go_plain);
+        double b = report.ratio(names::lib_action, py ? names::py_capture : names::go_capture);
+        Target t;
+        t.name = std::string("faster than ") + label + " (plain and capture)";
+        if (a <= 0 || b <= 0) {
+            t.status = "N/A";
+            t.figure = std::string(peer) + " not measured";
+        } else {
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "lib/%s: %.2fx plain, %.2fx capture", peer, a, b);
+            t.figure = buf;
+            t.status = a < 1 && b < 1 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    {
+        const int others = cfg.pick(200, kReapOthersFull, kReapOthersFull);
+        const Row* r = report.find(names::reap_lib(others));
+        Target t;
+        t.name = "reaping p50 <= 50 us, p99 <= 1 ms with " + std::to_string(others) + " others";
+        if (!r || r->skipped || r->n == 0 || !r->error.empty()) {
+            t.status = "N/A";
+            t.figure = "not measured";
+        } else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "p50 %.1f us, p99 %.1f us", r->median, r->p99);
+            t.figure = buf;
+            t.status = r->median <= 50 && r->p99 <= 1000 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    ratio_target("cost per child flat: N=1000 <= 1.5x N=10", names::scale_lib(1000),
+                 names::scale_lib(10), 1.5);
+    {
+        double heap = median(names::scale_heap(1000));
+        Target t;
+        t.name = "memory per managed child <= 8 KiB (heap, N=1000)";
+        if (heap < 0) {
+            t.status = "N/A";
+            t.figure = "not measured";
+        } else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.0f B", heap);
+            t.figure = buf;
+            t.status = heap <= 8192 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    {
+        // Throughput: higher is better, so the ratio is capture / raw >= 0.8.
+        double qc = report.ratio(names::out_capture, names::out_raw);
+        Target t;
+        t.name = "output capture >= 80% of the raw read loop";
+        if (qc <= 0) {
+            t.status = "N/A";
+            t.figure = "not measured";
+        } else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.0f%%", qc * 100);
+            t.figure = buf;
+            t.status = qc >= 0.8 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    {
+        const std::size_t big_bytes = cfg.pick<std::size_t>(256, 2048, 2048) << 20;
+        std::string large = "RSS +" + size_label(big_bytes);
+        const Row* r = report.find(names::big(names::lib_start, large));
+        ratio_target("big parent: Service::start+wait at " + large + " <= 1.2x small",
+                     r ? std::string_view(r->name) : std::string_view("-"),
+                     r ? std::string_view(r->ref) : std::string_view("-"), 1.2);
+    }
+}
+
+}  // namespace bench
