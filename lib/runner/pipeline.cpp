@@ -1,6 +1,7 @@
 // The pipeline file reader. Strict by design: an unknown key is an Error (a typo such as
 // "allow_faliure" would otherwise silently change what the pipeline does).
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -238,6 +239,10 @@ Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::str
 }
 
 Result<std::vector<RunSpec>> load_pipeline(const std::string& path) {
+    // A directory opens (and then reads as nothing): say what it is.
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return fail(E_errno(kOp, "open \"" + path + "\"", EISDIR));
     errno = 0;
     std::ifstream in(path, std::ios::binary);
     // libstdc++'s filebuf opens with fopen(3), which leaves the open(2) errno in place.

@@ -1,0 +1,648 @@
+// Runner: dependency order, bounded parallelism, skip propagation, allowed failures, the
+// validation done before anything runs, run_sequential / run_parallel, and the pipeline reader.
+// Children are the helper program (test/helper/child.cpp). Parallelism is observed through the
+// progress callback (a counter of running specs), never through timing.
+#include <algorithm>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+#include <catch2/matchers/catch_matchers_string.hpp>
+
+#include "core/process/runner.hpp"
+#include "core/process/service.hpp"
+#include "guard.hpp"
+
+using namespace std::chrono_literals;
+using Catch::Matchers::ContainsSubstring;
+using core::Context;
+using core::process::RunAllResult;
+using core::process::Runner;
+using core::process::RunnerOptions;
+using core::process::RunProgress;
+using core::process::RunSpec;
+using core::process::RunStatus;
+
+namespace {
+
+// A started Core with the process service; shut down (every child reaped) on destruction.
+struct Host {
+    std::shared_ptr<core::Core> core;
+    core::process::Service* svc = nullptr;
+    Host() {
+        auto c = core::Core::create({core::process::register_service});
+        REQUIRE(c);
+        core = *c;
+        REQUIRE(core->startup(Context::background()));
+        svc = core->service<core::process::Service>("process").get();
+        REQUIRE(svc != nullptr);
+    }
+    ~Host() { (void)core->shutdown(Context::background()); }
+};
+
+RunSpec step(std::string name, std::vector<std::string> args, std::vector<std::string> after = {}) {
+    RunSpec s;
+    s.name = std::move(name);
+    s.command = core::test::child_path();
+    s.args = std::move(args);
+    s.after = std::move(after);
+    return s;
+}
+
+// Records the progress events: start/finish order and the peak of specs running at once.
+// With want_peak > 0, a started spec waits (bounded) until want_peak specs have been seen
+// running together, which makes "they ran in parallel" deterministic without any timing.
+struct Recorder {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> started;
+    std::vector<std::string> finished;
+    std::map<std::string, RunStatus> status_at_finish;
+    int running = 0;
+    int peak = 0;
+    int want_peak = 0;
+    bool peak_timed_out = false;
+
+    RunnerOptions options(std::size_t max_parallel) {
+        RunnerOptions o;
+        o.max_parallel = max_parallel;
+        o.on_progress = [this](const RunProgress& p) { on(p); };
+        return o;
+    }
+    void on(const RunProgress& p) {
+        std::unique_lock lk(mu);
+        if (p.kind == RunProgress::Kind::started) {
+            started.push_back(p.spec->name);
+            peak = std::max(peak, ++running);
+            cv.notify_all();
+            if (want_peak > 0 && !cv.wait_for(lk, 10s, [&] { return peak >= want_peak; }))
+                peak_timed_out = true;
+        } else {
+            REQUIRE(p.result != nullptr);
+            finished.push_back(p.spec->name);
+            status_at_finish[p.spec->name] = p.result->status;
+            // A skipped spec never started: only started ones count as running.
+            if (std::find(started.begin(), started.end(), p.spec->name) != started.end())
+                --running;
+        }
+    }
+    std::size_t pos(const std::vector<std::string>& v, const std::string& name) {
+        auto it = std::find(v.begin(), v.end(), name);
+        return it == v.end() ? SIZE_MAX : static_cast<std::size_t>(it - v.begin());
+    }
+};
+
+const core::process::RunResult& by_name(const RunAllResult& r, const std::string& name) {
+    for (const auto& x : r.results)
+        if (x.name == name) return x;
+    FAIL("no result named " << name);
+    return r.results.front();
+}
+
+std::string temp_file(const std::string& name, const std::string& text) {
+    auto p = std::filesystem::temp_directory_path() /
+             ("runner-test-" + std::to_string(::getpid()) + "-" + name);
+    std::ofstream(p) << text;
+    return p.string();
+}
+
+}  // namespace
+
+TEST_CASE("Runner_RunAll_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+
+    SECTION("dependencies finish before their dependents start; results keep input order") {
+        Recorder rec;
+        Runner runner(*h.svc, rec.options(4));
+        // Input order deliberately differs from a valid execution order.
+        std::vector<RunSpec> specs = {
+            step("deploy", {"print", "deploy"}, {"test", "build"}),
+            step("test", {"print", "test"}, {"build"}),
+            step("build", {"print", "build"}, {"fetch"}),
+            step("fetch", {"print", "fetch"}),
+            step("docs", {"print", "docs"}),
+        };
+        auto r = runner.run_all(Context::background(), specs);
+        REQUIRE(r);
+        REQUIRE(r->results.size() == 5);
+        CHECK(r->passed == 5);
+        CHECK(r->failed == 0);
+        CHECK(r->skipped == 0);
+        CHECK(r->ok());
+        for (std::size_t i = 0; i < specs.size(); ++i) {
+            CHECK(r->results[i].name == specs[i].name);
+            CHECK(r->results[i].status == RunStatus::passed);
+            CHECK(r->results[i].exit_code == 0);
+            CHECK(r->results[i].output == specs[i].args[1] + "\n");
+            CHECK(r->results[i].error.empty());
+        }
+        for (const auto& s : specs)
+            for (const auto& dep : s.after)
+                CHECK(rec.pos(rec.finished, dep) < rec.pos(rec.finished, s.name));
+        // A dependent starts only after its dependency's finished event was sent.
+        std::lock_guard lk(rec.mu);
+        CHECK(rec.started.size() == 5);
+        CHECK(rec.finished.size() == 5);
+        CHECK(h.svc->list().empty());  // the Runner removes its finished processes
+    }
+
+    SECTION("independent specs run in parallel, never more than max_parallel") {
+        for (std::size_t bound : {2u, 3u}) {
+            Recorder rec;
+            rec.want_peak = static_cast<int>(bound);
+            Runner runner(*h.svc, rec.options(bound));
+            std::vector<RunSpec> specs;
+            for (int i = 0; i < 7; ++i) specs.push_back(step("s" + std::to_string(i), {"sleep", "20"}));
+            auto r = runner.run_all(Context::background(), specs);
+            REQUIRE(r);
+            CHECK(r->passed == 7);
+            CHECK_FALSE(rec.peak_timed_out);
+            CHECK(rec.peak == static_cast<int>(bound));
+        }
+    }
+
+    SECTION("max_parallel 1: one at a time, ready specs in input order") {
+        Recorder rec;
+        Runner runner(*h.svc, rec.options(1));
+        CHECK(runner.max_parallel() == 1);
+        auto r = runner.run_all(Context::background(),
+                                {step("c", {"exit", "0"}, {"a"}), step("a", {"exit", "0"}),
+                                 step("b", {"exit", "0"})});
+        REQUIRE(r);
+        CHECK(rec.peak == 1);
+        CHECK(rec.started == std::vector<std::string>{"a", "b", "c"});
+    }
+
+    SECTION("default max_parallel is at least 1; an empty list is an empty result") {
+        Runner runner(*h.svc);
+        CHECK(runner.max_parallel() >= 1);
+        auto r = runner.run_all(Context::background(), {});
+        REQUIRE(r);
+        CHECK(r->results.empty());
+        CHECK(r->ok());
+    }
+
+    SECTION("dir, env and allow_failure of a spec reach the child") {
+        Runner runner(*h.svc);
+        RunSpec cwd = step("cwd", {"cwd"});
+        cwd.dir = "/";
+        RunSpec env = step("env", {"env", "RUNNER_TEST_VAR"});
+        env.env = {"RUNNER_TEST_VAR=hello"};
+        auto r = runner.run_all(Context::background(), {cwd, env});
+        REQUIRE(r);
+        CHECK(by_name(*r, "cwd").output == "/\n");
+        CHECK(by_name(*r, "env").output == "RUNNER_TEST_VAR=hello\n");
+    }
+
+    SECTION("Runner::create finds the Core's process service") {
+        auto runner = Runner::create(*h.core);
+        REQUIRE(runner);
+        auto r = runner->run_all(Context::background(), {step("one", {"print", "x"})});
+        REQUIRE(r);
+        CHECK(r->passed == 1);
+    }
+}
+
+TEST_CASE("Runner_RunAll_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Recorder rec;
+    Runner runner(*h.svc, rec.options(2));
+    auto check_error = [&](const std::vector<RunSpec>& specs, const std::string& want) {
+        auto r = runner.run_all(Context::background(), specs);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().op() == "runner");
+        CHECK_THAT(r.error().what(), ContainsSubstring(want));
+        auto v = Runner::validate(specs);
+        REQUIRE_FALSE(v);
+        CHECK(v.error().what() == r.error().what());
+    };
+
+    SECTION("a dependency cycle is reported with its path") {
+        check_error({step("a", {"exit", "0"}, {"c"}), step("b", {"exit", "0"}, {"a"}),
+                     step("c", {"exit", "0"}, {"b"}), step("d", {"exit", "0"})},
+                    "dependency cycle:");
+        auto r = runner.run_all(Context::background(),
+                                {step("a", {"exit", "0"}, {"c"}), step("b", {"exit", "0"}, {"a"}),
+                                 step("c", {"exit", "0"}, {"b"})});
+        REQUIRE_FALSE(r);
+        for (const char* name : {"\"a\"", "\"b\"", "\"c\""})
+            CHECK_THAT(r.error().what(), ContainsSubstring(name));
+    }
+    SECTION("a spec waiting for itself is a cycle") {
+        check_error({step("self", {"exit", "0"}, {"self"})},
+                    "dependency cycle: \"self\" -> \"self\"");
+    }
+    SECTION("a cycle behind an acyclic prefix is found") {
+        check_error({step("x", {"exit", "0"}, {"y"}), step("y", {"exit", "0"}, {"z"}),
+                     step("z", {"exit", "0"}, {"y"})},
+                    "dependency cycle: \"y\" -> \"z\" -> \"y\"");
+    }
+    SECTION("an unknown dependency names both steps") {
+        check_error({step("build", {"exit", "0"}, {"fetch"})},
+                    "step \"build\": unknown dependency \"fetch\"");
+    }
+    SECTION("duplicate names") {
+        check_error({step("a", {"exit", "0"}), step("a", {"exit", "1"})},
+                    "duplicate step name \"a\" (steps #1 and #2)");
+    }
+    SECTION("empty name") { check_error({step("", {"exit", "0"})}, "step #1: empty name"); }
+    SECTION("empty command") {
+        RunSpec s = step("nocmd", {});
+        s.command.clear();
+        check_error({s}, "step \"nocmd\": empty command");
+    }
+    // Nothing ran for any of them.
+    std::lock_guard lk(rec.mu);
+    CHECK(rec.started.empty());
+    CHECK(rec.finished.empty());
+    CHECK(h.svc->list().empty());
+}
+
+TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Recorder rec;
+    Runner runner(*h.svc, rec.options(2));
+
+    SECTION("a failure skips its dependents transitively; independent specs still run") {
+        auto r = runner.run_all(Context::background(),
+                                {step("build", {"exit", "3"}), step("test", {"exit", "0"}, {"build"}),
+                                 step("deploy", {"exit", "0"}, {"test"}),
+                                 step("lint", {"print", "ok"}),
+                                 step("both", {"exit", "0"}, {"lint", "build"})});
+        REQUIRE(r);
+        CHECK(r->passed == 1);
+        CHECK(r->failed == 1);
+        CHECK(r->skipped == 3);
+        CHECK_FALSE(r->ok());
+        const auto& build = by_name(*r, "build");
+        CHECK(build.status == RunStatus::failed);
+        CHECK(build.exit_code == 3);
+        CHECK(build.error == "exited with code 3");
+        CHECK_FALSE(build.allowed_failure);
+        CHECK(by_name(*r, "test").status == RunStatus::skipped);
+        CHECK(by_name(*r, "test").error == "skipped: dependency \"build\" failed");
+        CHECK(by_name(*r, "deploy").status == RunStatus::skipped);
+        CHECK(by_name(*r, "deploy").error == "skipped: dependency \"test\" was skipped");
+        CHECK(by_name(*r, "both").status == RunStatus::skipped);
+        CHECK(by_name(*r, "lint").status == RunStatus::passed);
+        std::lock_guard lk(rec.mu);
+        // Skipped specs are reported finished, never started.
+        CHECK(rec.pos(rec.started, "test") == SIZE_MAX);
+        CHECK(rec.pos(rec.finished, "deploy") != SIZE_MAX);
+        CHECK(rec.status_at_finish["deploy"] == RunStatus::skipped);
+    }
+
+    SECTION("an allowed failure lets its dependents run and the run stay ok") {
+        RunSpec flaky = step("flaky", {"exit", "1"});
+        flaky.allow_failure = true;
+        auto r = runner.run_all(Context::background(),
+                                {flaky, step("after", {"print", "ran"}, {"flaky"})});
+        REQUIRE(r);
+        CHECK(r->failed == 1);
+        CHECK(r->allowed_failures == 1);
+        CHECK(r->passed == 1);
+        CHECK(r->skipped == 0);
+        CHECK(r->ok());
+        CHECK(by_name(*r, "flaky").allowed_failure);
+        CHECK(by_name(*r, "flaky").status == RunStatus::failed);
+        CHECK(by_name(*r, "after").output == "ran\n");
+    }
+
+    SECTION("a command that cannot start fails with the Service's error") {
+        RunSpec missing = step("missing", {});
+        missing.command = "/nonexistent/runner-test-command";
+        auto r = runner.run_all(Context::background(),
+                                {missing, step("next", {"exit", "0"}, {"missing"})});
+        REQUIRE(r);
+        const auto& m = by_name(*r, "missing");
+        CHECK(m.status == RunStatus::failed);
+        CHECK(m.exit_code == -1);
+        CHECK_THAT(m.error, ContainsSubstring("/nonexistent/runner-test-command"));
+        CHECK(by_name(*r, "next").status == RunStatus::skipped);
+    }
+
+    SECTION("killed by a signal, timed out") {
+        RunSpec slow = step("slow", {"sleep", "30000"});
+        slow.timeout = 100ms;
+        auto r = runner.run_all(Context::background(), {step("crash", {"kill-self", "9"}), slow});
+        REQUIRE(r);
+        const auto& crash = by_name(*r, "crash");
+        CHECK(crash.status == RunStatus::failed);
+        CHECK(crash.signal == 9);
+        CHECK(crash.exit_code == -1);
+        CHECK(crash.error == "killed by signal 9 (SIGKILL)");
+        const auto& s = by_name(*r, "slow");
+        CHECK(s.status == RunStatus::failed);
+        CHECK(s.timed_out);
+        CHECK(s.error == "timed out after 100ms");
+    }
+
+    SECTION("a cancelled context kills what runs and skips the rest") {
+        const Context ctx = Context::background().with_cancel();
+        RunnerOptions o;
+        o.max_parallel = 1;
+        Runner r2(*h.svc, o);
+        // Cancel once the long step's process exists.
+        std::thread canceller([&] {
+            core::test::eventually([&] { return !h.svc->list(true).empty(); }, 10s);
+            ctx.cancel();
+        });
+        auto r = r2.run_all(ctx, {step("long", {"sleep", "30000"}),
+                                  step("next", {"exit", "0"}, {"long"}),
+                                  step("other", {"exit", "0"})});
+        canceller.join();
+        REQUIRE(r);
+        CHECK(by_name(*r, "long").status == RunStatus::failed);
+        CHECK(by_name(*r, "long").error == "context cancelled");
+        CHECK(by_name(*r, "next").status == RunStatus::skipped);
+        CHECK(by_name(*r, "other").status == RunStatus::skipped);
+        CHECK_THAT(by_name(*r, "other").error, ContainsSubstring("context cancelled"));
+        CHECK_FALSE(r->ok());
+        CHECK(h.svc->list(true).empty());
+    }
+
+    SECTION("a throwing progress callback does not stop the run") {
+        RunnerOptions o;
+        o.on_progress = [](const RunProgress&) { throw std::runtime_error("callback"); };
+        Runner r2(*h.svc, o);
+        auto r = r2.run_all(Context::background(),
+                            {step("a", {"exit", "0"}), step("b", {"exit", "0"}, {"a"})});
+        REQUIRE(r);
+        CHECK(r->passed == 2);
+    }
+
+    SECTION("large output is kept, byte-exact") {
+        auto r = runner.run_all(Context::background(), {step("big", {"bytes", "300000", "z"})});
+        REQUIRE(r);
+        CHECK(by_name(*r, "big").output == std::string(300000, 'z'));
+    }
+}
+
+TEST_CASE("Runner_RunSequential_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Recorder rec;
+    Runner runner(*h.svc, rec.options(4));
+    // `after` is ignored: input order is the order.
+    auto r = runner.run_sequential(Context::background(),
+                                   {step("c", {"print", "c"}, {"a"}), step("b", {"print", "b"}),
+                                    step("a", {"print", "a"})});
+    REQUIRE(r);
+    CHECK(r->passed == 3);
+    CHECK(rec.peak == 1);
+    CHECK(rec.started == std::vector<std::string>{"c", "b", "a"});
+    CHECK(r->results[0].output == "c\n");
+}
+
+TEST_CASE("Runner_RunSequential_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc);
+
+    SECTION("the first failure skips the rest") {
+        auto r = runner.run_sequential(Context::background(),
+                                       {step("one", {"exit", "0"}), step("two", {"exit", "4"}),
+                                        step("three", {"exit", "0"}), step("four", {"exit", "0"})});
+        REQUIRE(r);
+        CHECK(r->passed == 1);
+        CHECK(r->failed == 1);
+        CHECK(r->skipped == 2);
+        CHECK(r->results[1].exit_code == 4);
+        CHECK(r->results[2].error == "skipped: step \"two\" failed");
+        CHECK(r->results[3].error == "skipped: step \"three\" was skipped");
+    }
+    SECTION("an allowed failure does not stop it") {
+        RunSpec two = step("two", {"exit", "4"});
+        two.allow_failure = true;
+        auto r = runner.run_sequential(Context::background(),
+                                       {step("one", {"exit", "0"}), two, step("three", {"exit", "0"})});
+        REQUIRE(r);
+        CHECK(r->passed == 2);
+        CHECK(r->allowed_failures == 1);
+        CHECK(r->ok());
+    }
+    SECTION("invalid specs are refused before anything runs") {
+        auto r = runner.run_sequential(Context::background(),
+                                       {step("x", {"exit", "0"}), step("x", {"exit", "0"})});
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().what(), ContainsSubstring("duplicate step name \"x\""));
+    }
+}
+
+TEST_CASE("Runner_RunParallel_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Recorder rec;
+    rec.want_peak = 3;
+    Runner runner(*h.svc, rec.options(3));
+    std::vector<RunSpec> specs;
+    for (int i = 0; i < 6; ++i) specs.push_back(step("p" + std::to_string(i), {"sleep", "10"}));
+    specs[5].after = {"p0"};  // ignored by run_parallel
+    auto r = runner.run_parallel(Context::background(), specs);
+    REQUIRE(r);
+    CHECK(r->passed == 6);
+    CHECK_FALSE(rec.peak_timed_out);
+    CHECK(rec.peak == 3);
+}
+
+TEST_CASE("Runner_RunParallel_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc, RunnerOptions{2, {}});
+    SECTION("failures do not stop the others") {
+        auto r = runner.run_parallel(Context::background(),
+                                     {step("a", {"exit", "1"}), step("b", {"exit", "0"}),
+                                      step("c", {"exit", "2"}), step("d", {"exit", "0"})});
+        REQUIRE(r);
+        CHECK(r->passed == 2);
+        CHECK(r->failed == 2);
+        CHECK(r->skipped == 0);
+    }
+    SECTION("invalid specs are refused") {
+        RunSpec s = step("a", {});
+        s.command.clear();
+        auto r = runner.run_parallel(Context::background(), {s});
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().what(), ContainsSubstring("empty command"));
+    }
+}
+
+TEST_CASE("Runner_Create_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto c = core::Core::create({});
+    REQUIRE(c);
+    auto r = Runner::create(**c);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().what(), ContainsSubstring("no process service"));
+}
+
+TEST_CASE("Runner_ParsePipeline_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto specs = core::process::parse_pipeline(R"({
+      "description": "ci",
+      "steps": [
+        {"name": "fetch", "command": "git", "args": ["fetch", "--all"], "timeout": "1m"},
+        {"name": "build", "command": "make", "args": ["-j2"], "dir": "/src",
+         "env": ["CC=gcc", "V=1"], "after": ["fetch"], "timeout": 2500},
+        {"name": "test", "command": "make", "after": "build", "allow_failure": true,
+         "env": {"CTEST_OUTPUT_ON_FAILURE": "1"}, "description": "may flake"}
+      ]})",
+                                                   "ci.json");
+    REQUIRE(specs);
+    REQUIRE(specs->size() == 3);
+    const RunSpec& f = (*specs)[0];
+    CHECK(f.name == "fetch");
+    CHECK(f.command == "git");
+    CHECK(f.args == std::vector<std::string>{"fetch", "--all"});
+    CHECK(f.timeout == 60000ms);
+    CHECK_FALSE(f.allow_failure);
+    const RunSpec& b = (*specs)[1];
+    CHECK(b.dir == "/src");
+    CHECK(b.env == std::vector<std::string>{"CC=gcc", "V=1"});
+    CHECK(b.after == std::vector<std::string>{"fetch"});
+    CHECK(b.timeout == 2500ms);
+    const RunSpec& t = (*specs)[2];
+    CHECK(t.after == std::vector<std::string>{"build"});
+    CHECK(t.allow_failure);
+    CHECK(t.env == std::vector<std::string>{"CTEST_OUTPUT_ON_FAILURE=1"});
+    CHECK(t.timeout == 0ms);
+
+    auto empty = core::process::parse_pipeline(R"({"steps": []})");
+    REQUIRE(empty);
+    CHECK(empty->empty());
+}
+
+TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto err = [](const std::string& text) {
+        auto r = core::process::parse_pipeline(text, "p.json");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().op() == "pipeline");
+        return r.error().what();
+    };
+    CHECK_THAT(err("{"), ContainsSubstring("p.json: invalid JSON"));
+    CHECK_THAT(err("[]"), ContainsSubstring("p.json: want a JSON object"));
+    CHECK_THAT(err("{}"), ContainsSubstring("p.json: key \"steps\": missing"));
+    CHECK_THAT(err(R"({"steps": {}})"), ContainsSubstring("key \"steps\": want array, got object"));
+    CHECK_THAT(err(R"({"steps": [], "step": 1})"),
+               ContainsSubstring("key \"step\": unknown key"));
+    CHECK_THAT(err(R"({"steps": [3]})"), ContainsSubstring("steps[0]: want object, got integer"));
+    CHECK_THAT(err(R"({"steps": [{"command": "x"}]})"),
+               ContainsSubstring("steps[0]: key \"name\": missing"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a"}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"command\": missing"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": ""}]})"),
+               ContainsSubstring("key \"command\": empty"));
+    CHECK_THAT(err(R"({"steps": [{"name": 5, "command": "x"}]})"),
+               ContainsSubstring("key \"name\": want string, got integer"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "args": "y"}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"args\": want array of strings, got string"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "args": ["y", 1]}]})"),
+               ContainsSubstring("key \"args\": element 1: want string, got integer"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "env": ["NOEQUALS"]}]})"),
+               ContainsSubstring("key \"env\": \"NOEQUALS\": want K=V"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "env": {"K": 1}}]})"),
+               ContainsSubstring("key \"env\": \"K\": want string, got integer"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "allow_failure": "yes"}]})"),
+               ContainsSubstring("key \"allow_failure\": want boolean, got string"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "timeout": "soon"}]})"),
+               ContainsSubstring("key \"timeout\": not a duration: \"soon\""));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "timeout": -5}]})"),
+               ContainsSubstring("key \"timeout\": negative duration"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "timeout": 1.5}]})"),
+               ContainsSubstring("key \"timeout\": want a duration"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "allow_faliure": true}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"allow_faliure\": unknown key"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "after": ["zz"]}]})"),
+               ContainsSubstring("p.json: step \"a\": unknown dependency \"zz\""));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "after": "b"},
+                                 {"name": "b", "command": "x", "after": "a"}]})"),
+               ContainsSubstring("p.json: dependency cycle"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]})"),
+               ContainsSubstring("duplicate step name \"a\""));
+}
+
+TEST_CASE("Runner_ParsePipeline_Ugly", "[runner]") {
+    CORE_LEAK_GUARD();
+    // Hostile inputs give Errors, never exceptions or crashes.
+    const std::vector<std::string> inputs = {
+        "",
+        std::string("{\"steps\": [\0]}", 14),
+        "{\"steps\": [{\"name\": \"\xff\xfe\", \"command\": \"x\"}]}",
+        std::string(100000, '[') ,
+        "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"timeout\": 18446744073709551615}]}",
+        "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"timeout\": \"1e300h\"}]}",
+        "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"env\": {\"\": \"v\"}}]}",
+        "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"env\": {\"A=B\": \"v\"}}]}",
+        "{\"steps\": null}",
+        "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"after\": [null]}]}",
+    };
+    for (const auto& text : inputs) {
+        INFO("input: " << text.substr(0, 80));
+        auto r = core::process::parse_pipeline(text, "ugly.json");
+        CHECK_FALSE(r);
+        if (!r) CHECK_THAT(r.error().what(), ContainsSubstring("ugly.json"));
+    }
+    // Valid but odd: many steps in one long chain.
+    std::string chain = "{\"steps\": [";
+    for (int i = 0; i < 2000; ++i) {
+        if (i) chain += ",";
+        chain += "{\"name\": \"s" + std::to_string(i) + "\", \"command\": \"x\"";
+        if (i) chain += ", \"after\": \"s" + std::to_string(i - 1) + "\"";
+        chain += "}";
+    }
+    chain += "]}";
+    auto r = core::process::parse_pipeline(chain);
+    REQUIRE(r);
+    CHECK(r->size() == 2000);
+}
+
+TEST_CASE("Runner_LoadPipeline_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    const std::string path = temp_file(
+        "good.json", std::string(R"({"steps": [{"name": "hello", "command": ")") +
+                         core::test::child_path() + R"(", "args": ["print", "hi"]}]})");
+    auto specs = core::process::load_pipeline(path);
+    std::filesystem::remove(path);
+    REQUIRE(specs);
+    Runner runner(*h.svc);
+    auto r = runner.run_all(Context::background(), *specs);
+    REQUIRE(r);
+    CHECK(r->results.at(0).output == "hi\n");
+}
+
+TEST_CASE("Runner_LoadPipeline_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    SECTION("missing file: the path and errno") {
+        auto r = core::process::load_pipeline("/nonexistent/pipeline.json");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == ENOENT);
+        CHECK_THAT(r.error().what(), ContainsSubstring("/nonexistent/pipeline.json"));
+        CHECK_THAT(r.error().what(), ContainsSubstring("No such file or directory"));
+    }
+    SECTION("invalid content names the file") {
+        const std::string path = temp_file("bad.json", R"({"steps": [{"name": "a"}]})");
+        auto r = core::process::load_pipeline(path);
+        std::filesystem::remove(path);
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().what(), ContainsSubstring(path + ": steps[0] (\"a\"): key \"command\""));
+    }
+    SECTION("a directory is not a pipeline file") {
+        auto r = core::process::load_pipeline("/");
+        REQUIRE_FALSE(r);
+        CHECK_THAT(r.error().what(), ContainsSubstring("\"/\""));
+    }
+}
