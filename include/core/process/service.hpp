@@ -18,6 +18,11 @@ namespace core::process {
 struct ServiceOptions {
     std::size_t retention = 1024;    // finished processes kept for get/list; oldest evicted
     bool allow_foreign_pids = false;  // kill/kill_pid may signal PIDs this Service did not start
+    // Broadcast ProcessStarted/Output/Killed/Exited on the Core bus (from a dispatcher thread).
+    // Off: no line splitting, no event thread: the leanest spawn path.
+    bool events = true;
+    // Output lines queued for slow subscribers before further lines are dropped (counted).
+    std::size_t max_queued_lines = 65536;
 };
 
 class CORE_API Service : public core::Service {

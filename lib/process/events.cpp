@@ -1,0 +1,82 @@
+#include "process/events.hpp"
+
+#include "core/runtime.hpp"
+#include "sys/signals.hpp"
+
+namespace core::process::detail {
+
+EventDispatcher::~EventDispatcher() { close(); }
+
+void EventDispatcher::close() {
+    std::thread t;
+    {
+        std::lock_guard lk(mu_);
+        q_.clear();
+        lines_ = 0;
+        stop_ = true;
+        closed_ = true;
+        t = std::move(th_);
+    }
+    cv_.notify_all();
+    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+    else if (t.joinable()) t.detach();
+}
+
+void EventDispatcher::emit(Value ev, bool is_line) {
+    std::unique_lock lk(mu_);
+    if (closed_) return;
+    if (is_line) {
+        if (lines_ >= max_lines_) {
+            ++dropped_;
+            return;
+        }
+        ++lines_;
+    }
+    const bool was_empty = q_.empty();
+    q_.emplace_back(std::move(ev), is_line);
+    if (!running_) {
+        // flush_and_stop moved any previous thread out, so th_ is free here.
+        stop_ = false;
+        running_ = true;
+        th_ = std::thread([this] { run(); });
+        return;
+    }
+    lk.unlock();
+    if (was_empty) cv_.notify_one();
+}
+
+void EventDispatcher::run() {
+    sys::block_all_signals_in_thread();
+    std::unique_lock lk(mu_);
+    for (;;) {
+        cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
+        if (q_.empty()) break;  // stop_ and drained
+        auto [ev, is_line] = std::move(q_.front());
+        q_.pop_front();
+        if (is_line) --lines_;
+        lk.unlock();
+        core_->broadcast(ev);  // a slow subscriber delays only this thread
+        lk.lock();
+    }
+    running_ = false;
+}
+
+void EventDispatcher::flush_and_stop() {
+    std::thread t;
+    {
+        // Setting stop_ and taking the thread in one critical section: a later emit() either
+        // reaches the old thread's queue (drained before it exits) or starts a new thread.
+        std::lock_guard lk(mu_);
+        stop_ = true;
+        t = std::move(th_);
+    }
+    cv_.notify_all();
+    if (t.joinable()) t.join();
+}
+
+std::uint64_t EventDispatcher::dropped_lines() const {
+    std::lock_guard lk(mu_);
+    return dropped_;
+}
+
+}  // namespace core::process::detail

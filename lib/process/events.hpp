@@ -1,0 +1,57 @@
+// The event dispatcher of one Service: the reaper hands it ProcessStarted/Output/Killed/Exited
+// Values and never waits; one thread broadcasts them on the Core bus in FIFO order (so the
+// events of one process stay in order). The queue is bounded for output lines: when subscribers
+// fall behind by more than max_queued_lines lines, further lines are dropped (counted), never
+// the lifecycle events. Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/value.hpp"
+
+namespace core {
+class Core;
+}
+
+namespace core::process::detail {
+
+class EventDispatcher {
+public:
+    EventDispatcher(Core* core, std::size_t max_queued_lines) noexcept
+        : core_(core), max_lines_(max_queued_lines) {}
+    ~EventDispatcher();  // discards what is queued: the Core may be gone
+    EventDispatcher(const EventDispatcher&) = delete;
+    EventDispatcher& operator=(const EventDispatcher&) = delete;
+
+    // Queues ev; a line (is_line) is dropped when too many lines are queued. Starts the thread
+    // on first use.
+    void emit(Value ev, bool is_line);
+    // Delivers everything queued so far, then stops the thread (emit() restarts it).
+    void flush_and_stop();
+    std::uint64_t dropped_lines() const;
+    // Discards what is queued, stops the thread and drops every later emit (the Core may be
+    // going away).
+    void close();
+
+private:
+    void run();
+    Core* core_;
+    std::size_t max_lines_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::pair<Value, bool>> q_;
+    std::size_t lines_ = 0;
+    std::uint64_t dropped_ = 0;
+    bool stop_ = false;
+    bool running_ = false;
+    bool closed_ = false;
+    std::thread th_;
+};
+
+}  // namespace core::process::detail

@@ -1,0 +1,80 @@
+// Output bookkeeping of one child: a ring that keeps the newest `capacity` bytes (growing
+// lazily, never allocated up front) and counts what it dropped, and an incremental line
+// splitter for ProcessOutput events. Not synchronised: the owner locks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace core::process::detail {
+
+class OutputRing {
+public:
+    explicit OutputRing(std::size_t capacity = 0) : cap_(capacity) {}
+    void set_capacity(std::size_t capacity) { cap_ = capacity; }
+
+    void append(const char* p, std::size_t n);
+    // Oldest to newest.
+    std::string str() const;
+    // The newest n bytes (fewer when less is kept).
+    std::string tail(std::size_t n) const;
+    std::size_t size() const noexcept { return buf_.size(); }
+    std::uint64_t dropped() const noexcept { return dropped_; }
+
+private:
+    std::string buf_;     // grows up to cap_; once full, a ring whose oldest byte is at head_
+    std::size_t cap_ = 0;
+    std::size_t head_ = 0;
+    bool full_ = false;
+    std::uint64_t dropped_ = 0;
+};
+
+// Splits a byte stream into lines (without the '\n'; a '\r' is kept: bytes are exact). A line
+// longer than max_piece is delivered in pieces of max_piece bytes, so memory stays bounded.
+class LineSplitter {
+public:
+    explicit LineSplitter(std::size_t max_piece = 1 << 20) : max_piece_(max_piece ? max_piece : 1) {}
+    void set_max_piece(std::size_t n) { max_piece_ = n ? n : 1; }
+
+    template <class Emit>
+    void feed(const char* p, std::size_t n, Emit&& emit) {
+        while (n > 0) {
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', n));
+            const std::size_t seg = nl ? static_cast<std::size_t>(nl - p) : n;
+            if (partial_.empty() && nl && seg <= max_piece_) {
+                emit(std::string(p, seg));  // the common case: a whole line in one chunk
+            } else {
+                partial_.append(p, seg);
+                std::size_t off = 0;
+                while (partial_.size() - off > max_piece_) {
+                    emit(partial_.substr(off, max_piece_));
+                    off += max_piece_;
+                }
+                partial_.erase(0, off);
+                if (nl) {
+                    emit(std::move(partial_));
+                    partial_.clear();
+                }
+            }
+            if (!nl) break;
+            n -= seg + 1;
+            p = nl + 1;
+        }
+    }
+    // Delivers the last unterminated line, if any.
+    template <class Emit>
+    void flush(Emit&& emit) {
+        if (!partial_.empty()) {
+            emit(std::move(partial_));
+            partial_.clear();
+        }
+    }
+
+private:
+    std::string partial_;
+    std::size_t max_piece_;
+};
+
+}  // namespace core::process::detail

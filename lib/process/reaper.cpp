@@ -1,0 +1,514 @@
+#include "process/reaper.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+
+#include "sys/io.hpp"
+#include "sys/signals.hpp"
+
+namespace core::process::detail {
+
+using Clock = std::chrono::steady_clock;
+
+Result<void> signal_locked(ProcessState& st, int sig) {
+    if (st.reaped) return {};
+    Result<void> r;
+    if (st.kill_group) {
+        // The leader is not reaped, so its pid (= the group id) cannot have been reused.
+        r = sys::kill_group(st.pid, sig);
+    } else if (st.pidfd) {
+        r = sys::pidfd_send_signal(st.pidfd.get(), sig);
+    } else {
+        // No pidfd (fallback): kill(2) is safe for the same reason, the pid is still ours.
+        r = sys::kill_pid(st.pid, sig);
+    }
+    if (!r && r.error().code() == ESRCH) return {};  // exited, not yet reaped
+    return r;
+}
+
+Result<std::shared_ptr<Reaper>> Reaper::create(ReaperHooks hooks) {
+    std::shared_ptr<Reaper> r(new Reaper());
+    r->hooks_ = std::move(hooks);
+    auto ep = sys::Epoll::create();
+    if (!ep) return fail(ep.error());
+    r->ep_ = std::move(*ep);
+    auto wake = sys::EventFd::create();
+    if (!wake) return fail(wake.error());
+    r->wake_ = std::move(*wake);
+    auto timer = sys::TimerFd::create();
+    if (!timer) return fail(timer.error());
+    r->timer_ = std::move(*timer);
+    if (auto a = r->ep_.add(r->wake_.fd(), sys::ev_in, k_wake); !a) return fail(a.error());
+    if (auto a = r->ep_.add(r->timer_.fd(), sys::ev_in, k_timer); !a) return fail(a.error());
+    try {
+        // The thread holds a plain pointer: the Reaper's owner joins it (stop or destructor)
+        // before the Reaper goes away.
+        r->th_ = std::thread([p = r.get()] { p->loop(); });
+    } catch (const std::system_error& e) {
+        return fail(E_errno("process.reaper", "thread", e.code().value()));
+    }
+    r->th_id_ = r->th_.get_id();
+    return r;
+}
+
+Reaper::~Reaper() { stop(); }
+
+void Reaper::stop() {
+    if (!th_.joinable()) return;
+    if (std::this_thread::get_id() == th_id_) {
+        // Destroyed from its own thread (the last reference dropped in a hook): cannot join.
+        th_.detach();
+        return;
+    }
+    push(Cmd{Cmd::stop, nullptr, {}, EndReason::none, {}, {}});
+    th_.join();
+}
+
+bool Reaper::on_reaper_thread() const noexcept { return std::this_thread::get_id() == th_id_; }
+
+void Reaper::debug(const std::string& msg) const {
+    if (hooks_.log && hooks_.log->should_log(spdlog::level::debug)) hooks_.log->debug("{}", msg);
+}
+
+void Reaper::push(Cmd c) {
+    bool was_empty;
+    {
+        std::lock_guard lk(cmd_mu_);
+        was_empty = cmds_.empty();
+        cmds_.push_back(std::move(c));
+    }
+    // The reaper reads the eventfd before it takes the queue, so one wake per batch suffices.
+    if (was_empty) wake_.signal();
+}
+
+void Reaper::watch(std::shared_ptr<ProcessState> st) {
+    live_.fetch_add(1);
+    push(Cmd{Cmd::watch, std::move(st), {}, EndReason::none, {}, {}});
+}
+
+void Reaper::queue_kill(std::weak_ptr<ProcessState> st, EndReason why, std::string text) {
+    push(Cmd{Cmd::kill, nullptr, std::move(st), why, std::move(text), {}});
+}
+
+Result<void> Reaper::kill(const std::shared_ptr<ProcessState>& st, EndReason why,
+                          std::string text) {
+    std::unique_lock lk(st->mu);
+    if (st->reaped || st->kill_requested) return {};  // finished, or already being killed
+    st->kill_requested = true;
+    st->reason = why;
+    st->reason_text = std::move(text);
+    if (st->grace.count() <= 0) return signal_locked(*st, sys::sig_kill());
+    auto r = signal_locked(*st, sys::sig_term());
+    lk.unlock();
+    const auto at = Clock::now() + st->grace;
+    if (on_reaper_thread()) {
+        add_timer(Timer{at, Timer::escalate, st});
+    } else {
+        push(Cmd{Cmd::timer, nullptr, st, EndReason::none, {}, at});
+    }
+    return r;
+}
+
+std::uint64_t Reaper::key(const ProcessState& st, Kind k) const noexcept {
+    return (static_cast<std::uint64_t>(slots_[st.slot].gen) << 32) |
+           (static_cast<std::uint64_t>(st.slot) << 8) | k;
+}
+
+void Reaper::loop() {
+    // Host signal handlers never run here, and a SIGPIPE from writing `input` to a child that
+    // closed its stdin stays pending in this thread (consumed by sys::write_some).
+    sys::block_all_signals_in_thread();
+    sys::PollEvent evs[64];
+    for (;;) {
+        auto n = ep_.wait(evs, 64, -1);
+        if (!n) {
+            debug("process.reaper: " + n.error().what());
+            continue;
+        }
+        for (int i = 0; i < *n; ++i) on_event(evs[i].events, evs[i].data);
+        if (stop_ && live_.load() == 0) break;
+    }
+}
+
+void Reaper::run_commands() {
+    std::vector<Cmd> cmds;
+    {
+        std::lock_guard lk(cmd_mu_);
+        cmds.swap(cmds_);
+    }
+    for (auto& c : cmds) {
+        switch (c.kind) {
+            case Cmd::watch: {
+                auto& st = c.st;
+                std::uint32_t slot;
+                if (!free_slots_.empty()) {
+                    slot = free_slots_.back();
+                    free_slots_.pop_back();
+                } else {
+                    slot = static_cast<std::uint32_t>(slots_.size());
+                    slots_.push_back(Slot{});
+                }
+                slots_[slot].st = st;
+                st->slot = slot;
+                if (st->pidfd) {
+                    if (auto a = ep_.add(st->pidfd.get(), sys::ev_in, key(*st, k_pidfd)); !a) {
+                        debug("process.reaper: " + a.error().what() + "; polling pid " +
+                              std::to_string(st->pid));
+                        st->polled = true;
+                    }
+                } else {
+                    st->polled = true;
+                }
+                if (st->polled) {
+                    polled_.push_back(st);
+                    if (!poll_scheduled_) {
+                        poll_scheduled_ = true;
+                        add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
+                    }
+                }
+                if (st->out_fd)
+                    if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
+                        close_pipe(*st, st->out_fd);
+                if (st->err_fd)
+                    if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
+                        close_pipe(*st, st->err_fd);
+                if (st->in_fd)
+                    if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a)
+                        st->in_fd.reset();
+                if (st->timeout.count() > 0)
+                    add_timer(Timer{st->started_steady + st->timeout, Timer::timeout, st});
+                break;
+            }
+            case Cmd::kill:
+                if (auto st = c.weak.lock()) (void)kill(st, c.why, std::move(c.text));
+                break;
+            case Cmd::timer:
+                add_timer(Timer{c.at, Timer::escalate, c.weak});
+                break;
+            case Cmd::stop:
+                stop_ = true;
+                break;
+        }
+    }
+}
+
+void Reaper::on_event(std::uint32_t events, std::uint64_t data) {
+    const auto kind = static_cast<Kind>(data & 0xff);
+    if (kind == k_wake) {
+        wake_.drain();
+        run_commands();
+        return;
+    }
+    if (kind == k_timer) {
+        timer_.drain();
+        on_timers();
+        return;
+    }
+    const auto slot = static_cast<std::uint32_t>((data >> 8) & 0xffffff);
+    const auto gen = static_cast<std::uint32_t>(data >> 32);
+    if (slot >= slots_.size() || slots_[slot].gen != gen || !slots_[slot].st) return;  // stale
+    auto st = slots_[slot].st;  // keeps it alive through finish()
+    switch (kind) {
+        case k_pidfd:
+            on_exit_ready(st);
+            break;
+        case k_out:
+        case k_err:
+            read_pipe(st, kind == k_err, 1);
+            maybe_finish(st);
+            break;
+        case k_in:
+            (void)events;
+            write_input(st);
+            break;
+        default:
+            break;
+    }
+}
+
+void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int max_reads) {
+    sys::UniqueFd& fd = err ? st->err_fd : st->out_fd;
+    for (int i = 0; i < max_reads && fd; ++i) {
+        auto n = sys::read_some(fd.get(), buf_, sizeof buf_);
+        if (!n) {
+            debug("process.reaper: " + n.error().what());
+            close_pipe(*st, fd);
+            return;
+        }
+        if (*n == sys::would_block) return;
+        if (*n == 0) {
+            close_pipe(*st, fd);
+            return;
+        }
+        const auto len = static_cast<std::size_t>(*n);
+        {
+            std::lock_guard lk(st->mu);
+            st->output.append(buf_, len);
+        }
+        if (hooks_.events) {
+            LineSplitter& sp = err ? st->err_lines : st->out_lines;
+            const Stream stream = err ? Stream::stderr_ : Stream::stdout_;
+            sp.feed(buf_, len, [&](std::string line) {
+                hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), stream}), true);
+            });
+        }
+    }
+}
+
+void Reaper::close_pipe(ProcessState& st, sys::UniqueFd& fd) {
+    (void)st;
+    if (!fd) return;
+    // Explicit EPOLL_CTL_DEL: if the host forked without exec, a copy of this descriptor keeps
+    // the open file alive and epoll would keep reporting it after our close.
+    (void)ep_.remove(fd.get());
+    fd.reset();
+}
+
+void Reaper::write_input(const std::shared_ptr<ProcessState>& st) {
+    while (st->in_fd && st->input_off < st->input.size()) {
+        auto n = sys::write_some(st->in_fd.get(), st->input.data() + st->input_off,
+                                 st->input.size() - st->input_off);
+        if (!n) {  // EPIPE: the child closed stdin without reading everything; not an error
+            debug("process.reaper: input: " + n.error().what());
+            break;
+        }
+        if (*n == sys::would_block) return;  // EPOLLOUT will tell us when to go on
+        st->input_off += static_cast<std::size_t>(*n);
+    }
+    // All written (or the reader is gone): closing gives the child its EOF.
+    close_pipe(*st, st->in_fd);
+    std::string().swap(st->input);
+}
+
+void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
+    // The child's own pipe ends were closed before its exit was signalled (exit_files runs
+    // before exit_notify), so what is in the pipes now is all it wrote; read it (bounded: a
+    // grandchild may keep writing).
+    read_pipe(st, false, 16);
+    read_pipe(st, true, 16);
+    if (st->kill_group && (st->out_fd || st->err_fd)) {
+        // Something else in the group still holds our pipes. The group is one unit with
+        // kill_group: kill the leftovers now, while the unreaped leader still pins the group id.
+        std::lock_guard lk(st->mu);
+        (void)signal_locked(*st, sys::sig_kill());
+    }
+    auto w = st->pidfd ? sys::wait_pidfd(st->pidfd.get()) : sys::wait_pid(st->pid);
+    if (w && !*w) {
+        // Readable but not reapable (a ptracer intervened, tokio #7144): not an error. Poll it
+        // instead of spinning on a level-triggered pidfd.
+        if (!st->polled) {
+            (void)ep_.remove(st->pidfd.get());
+            st->polled = true;
+            polled_.push_back(st);
+            if (!poll_scheduled_) {
+                poll_scheduled_ = true;
+                add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
+            }
+        }
+        return;
+    }
+    if (!w) {
+        complete_reap(st, fail(w.error()));
+    } else {
+        complete_reap(st, **w);
+    }
+}
+
+void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
+                           const Result<sys::ExitStatus>& w) {
+    if (!st->polled && st->pidfd) (void)ep_.remove(st->pidfd.get());
+    {
+        std::lock_guard lk(st->mu);
+        st->reaped = true;
+        st->pidfd.reset();
+        st->ended_steady = Clock::now();
+        if (!w) {
+            // ECHILD: someone else reaped our child (waitpid(-1) or SIGCHLD=SIG_IGN in the host).
+            st->status = Status::failed;
+            st->exit_code = -1;
+            st->error = w.error().what();
+        } else if (w->exited) {
+            st->status = Status::exited;
+            st->exit_code = w->code;
+        } else {
+            st->status = Status::killed;
+            st->exit_code = -1;
+            st->signal = w->signal;
+        }
+    }
+    if (!st->out_fd && !st->err_fd) {
+        finish(st);
+    } else if (!st->drain_armed) {
+        st->drain_armed = true;
+        add_timer(Timer{Clock::now() + drain_timeout, Timer::drain, st});
+    }
+}
+
+void Reaper::maybe_finish(const std::shared_ptr<ProcessState>& st) {
+    if (st->out_fd || st->err_fd) return;
+    bool reaped;
+    {
+        std::lock_guard lk(st->mu);
+        reaped = st->reaped && !st->done;
+    }
+    if (reaped) finish(st);
+}
+
+namespace {
+std::string format_duration(std::chrono::milliseconds d) {
+    const auto ms = d.count();
+    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+    return std::to_string(ms) + "ms";
+}
+}  // namespace
+
+void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
+    close_pipe(*st, st->out_fd);
+    close_pipe(*st, st->err_fd);
+    close_pipe(*st, st->in_fd);
+    if (hooks_.events) {
+        st->out_lines.flush([&](std::string line) {
+            hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), Stream::stdout_}),
+                                true);
+        });
+        st->err_lines.flush([&](std::string line) {
+            hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), Stream::stderr_}),
+                                true);
+        });
+    }
+    ProcessExited exited;
+    int killed_by = 0;
+    {
+        std::lock_guard lk(st->mu);
+        st->done = true;
+        // The context's callback may be running on another thread: the stop_callback's
+        // destructor waits for it, and it takes only the command queue's lock, not st->mu.
+        st->on_cancel.reset();
+        switch (st->reason) {
+            case EndReason::timeout:
+                st->error = "timed out after " + format_duration(st->timeout);
+                break;
+            case EndReason::cancelled:
+                st->error = st->reason_text.empty() ? "context cancelled" : st->reason_text;
+                break;
+            default:
+                if (st->status == Status::exited && st->exit_code != 0) {
+                    st->error = "exited with code " + std::to_string(st->exit_code);
+                } else if (st->status == Status::killed) {
+                    st->error = "killed by signal " + std::to_string(st->signal) + " (" +
+                                sys::signal_name(st->signal) + ")";
+                }
+                break;
+        }
+        if (st->status == Status::killed && st->kill_requested) killed_by = st->signal;
+        exited.id = st->id;
+        exited.exit_code = st->exit_code;
+        exited.duration = st->ended_steady - st->started_steady;
+        exited.error = st->error;
+    }
+    st->cv.notify_all();
+    if (hooks_.events) {
+        if (killed_by) hooks_.events->emit(Value(ProcessKilled{st->id, killed_by}), false);
+        hooks_.events->emit(Value(std::move(exited)), false);
+    }
+    if (st->slot < slots_.size() && slots_[st->slot].st == st) {
+        slots_[st->slot].st.reset();
+        ++slots_[st->slot].gen;
+        free_slots_.push_back(st->slot);
+    }
+    live_.fetch_sub(1);
+    if (hooks_.on_finished) hooks_.on_finished(st);
+}
+
+void Reaper::add_timer(Timer t) {
+    const auto at = t.at;
+    timers_.push(std::move(t));
+    if (!armed_ || at < armed_at_) {
+        if (timer_.arm_at(at)) {
+            armed_ = true;
+            armed_at_ = at;
+        }
+    }
+}
+
+void Reaper::on_timers() {
+    armed_ = false;
+    const auto now = Clock::now();
+    while (!timers_.empty() && timers_.top().at <= now) {
+        Timer t = timers_.top();
+        timers_.pop();
+        if (t.kind == Timer::poll) {
+            poll_scheduled_ = false;
+            poll_children();
+            continue;
+        }
+        auto st = t.st.lock();
+        if (!st) continue;
+        switch (t.kind) {
+            case Timer::timeout: {
+                bool done;
+                {
+                    std::lock_guard lk(st->mu);
+                    done = st->reaped;
+                }
+                if (!done) (void)kill(st, EndReason::timeout);
+                break;
+            }
+            case Timer::escalate: {
+                std::lock_guard lk(st->mu);
+                (void)signal_locked(*st, sys::sig_kill());
+                break;
+            }
+            case Timer::drain: {
+                bool pending;
+                {
+                    std::lock_guard lk(st->mu);
+                    pending = st->reaped && !st->done;
+                }
+                if (pending) {
+                    read_pipe(st, false, 16);  // what is there now, then stop waiting
+                    read_pipe(st, true, 16);
+                    finish(st);
+                }
+                break;
+            }
+            default:
+                break;
+        }
+    }
+    if (!timers_.empty()) {
+        if (timer_.arm_at(timers_.top().at)) {
+            armed_ = true;
+            armed_at_ = timers_.top().at;
+        }
+    }
+}
+
+void Reaper::poll_children() {
+    // O(n) in the polled children, which exist only without pidfd support.
+    for (std::size_t i = 0; i < polled_.size();) {
+        auto st = polled_[i];
+        auto w = st->pidfd ? sys::wait_pidfd(st->pidfd.get()) : sys::wait_pid(st->pid);
+        if (w && !*w) {
+            ++i;
+            continue;
+        }
+        polled_[i] = std::move(polled_.back());
+        polled_.pop_back();
+        read_pipe(st, false, 16);
+        read_pipe(st, true, 16);
+        // Already reaped here, so a group kill is no longer safe: the bounded drain ends it.
+        if (!w) {
+            complete_reap(st, fail(w.error()));
+        } else {
+            complete_reap(st, **w);
+        }
+    }
+    if (!polled_.empty() && !poll_scheduled_) {
+        poll_scheduled_ = true;
+        add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
+    }
+}
+
+}  // namespace core::process::detail

@@ -1,0 +1,132 @@
+// detail::Reaper: the one thread of a Service that waits for children. An epoll loop over each
+// child's pidfd and output pipes, an eventfd for commands queued by other threads, and one
+// timerfd driven by a deadline heap (timeouts, SIGTERM→SIGKILL escalations, bounded drains;
+// O(log n) per timer, no scan per exit). Only this thread reaps; signals go through the pidfd
+// (or kill(2) on the pid / group) under the state's mutex and only while not reaped, so a
+// reaped PID is never signalled. Thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <queue>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/result.hpp"
+#include "process/events.hpp"
+#include "process/state.hpp"
+#include "sys/poll.hpp"
+#include "sys/proc.hpp"
+
+namespace spdlog {
+class logger;
+}
+
+namespace core::process::detail {
+
+// How long the reaper keeps reading a child's output pipes after the child was reaped while
+// something else (a grandchild) still holds them open. After that the pipes are closed and the
+// process is finished: run() never hangs on a grandchild.
+inline constexpr std::chrono::milliseconds drain_timeout{250};
+// The poll period for children without a pidfd (kernel < 5.3, or pidfd_open failed).
+inline constexpr std::chrono::milliseconds fallback_poll{10};
+
+struct ReaperHooks {
+    std::shared_ptr<spdlog::logger> log;
+    EventDispatcher* events = nullptr;  // null: no events
+    std::function<void(const std::shared_ptr<ProcessState>&)> on_finished;
+};
+
+// Sends sig to the process (its group with kill_group). Caller holds st.mu. A reaped process:
+// success, nothing sent. ESRCH (exited, not yet reaped): success.
+Result<void> signal_locked(ProcessState& st, int sig);
+
+class Reaper : public std::enable_shared_from_this<Reaper> {
+public:
+    static Result<std::shared_ptr<Reaper>> create(ReaperHooks hooks);
+    ~Reaper();
+    Reaper(const Reaper&) = delete;
+    Reaper& operator=(const Reaper&) = delete;
+
+    // Takes a freshly spawned child under watch (its pidfd, pipes and timeout).
+    void watch(std::shared_ptr<ProcessState> st);
+    // SIGTERM now (group-wide with kill_group), SIGKILL after the grace period (at once when
+    // it is 0). The first request decides the reason. Any thread.
+    Result<void> kill(const std::shared_ptr<ProcessState>& st, EndReason why,
+                      std::string text = {});
+    // Queues kill() onto the reaper thread (from a stop_callback: never blocks).
+    void queue_kill(std::weak_ptr<ProcessState> st, EndReason why, std::string text);
+    // Children watched and not yet finished.
+    std::size_t live() const noexcept { return live_.load(); }
+    // Stops the thread once no child is live; joins it.
+    void stop();
+
+private:
+    Reaper() = default;
+    struct Cmd {
+        enum Kind { watch, kill, timer, stop } kind;
+        std::shared_ptr<ProcessState> st;
+        std::weak_ptr<ProcessState> weak;
+        EndReason why = EndReason::none;
+        std::string text;
+        std::chrono::steady_clock::time_point at{};
+    };
+    struct Timer {
+        std::chrono::steady_clock::time_point at;
+        enum Kind { timeout, escalate, drain, poll } kind;
+        std::weak_ptr<ProcessState> st;
+        bool operator>(const Timer& o) const noexcept { return at > o.at; }
+    };
+    struct Slot {
+        std::shared_ptr<ProcessState> st;
+        std::uint32_t gen = 0;
+    };
+    enum Kind : std::uint64_t { k_pidfd = 0, k_out = 1, k_err = 2, k_in = 3, k_wake = 4, k_timer = 5 };
+
+    void push(Cmd c);
+    void loop();
+    void run_commands();
+    void on_event(std::uint32_t events, std::uint64_t data);
+    void on_exit_ready(const std::shared_ptr<ProcessState>& st);
+    void complete_reap(const std::shared_ptr<ProcessState>& st, const Result<sys::ExitStatus>& w);
+    // Reads a pipe: once (from epoll) or until it would block (at exit, bounded).
+    void read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int max_reads);
+    void close_pipe(ProcessState& st, sys::UniqueFd& fd);
+    void write_input(const std::shared_ptr<ProcessState>& st);
+    void maybe_finish(const std::shared_ptr<ProcessState>& st);
+    void finish(const std::shared_ptr<ProcessState>& st);
+    void add_timer(Timer t);
+    void on_timers();
+    void poll_children();
+    std::uint64_t key(const ProcessState& st, Kind k) const noexcept;
+    bool on_reaper_thread() const noexcept;
+    void debug(const std::string& msg) const;
+
+    ReaperHooks hooks_;
+    sys::Epoll ep_;
+    sys::EventFd wake_;
+    sys::TimerFd timer_;
+    std::thread th_;
+    std::thread::id th_id_;
+    std::atomic<std::size_t> live_{0};
+
+    std::mutex cmd_mu_;
+    std::vector<Cmd> cmds_;
+
+    // reaper thread only
+    std::vector<Slot> slots_;
+    std::vector<std::uint32_t> free_slots_;
+    std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+    std::chrono::steady_clock::time_point armed_at_{};
+    bool armed_ = false;
+    std::vector<std::shared_ptr<ProcessState>> polled_;
+    bool poll_scheduled_ = false;
+    bool stop_ = false;
+    char buf_[65536];
+};
+
+}  // namespace core::process::detail

@@ -1,0 +1,130 @@
+#include "sys/poll.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "sys/fault.hpp"
+
+namespace core::sys {
+
+const std::uint32_t ev_in = EPOLLIN;
+const std::uint32_t ev_out = EPOLLOUT;
+const std::uint32_t ev_err = EPOLLERR;
+const std::uint32_t ev_hup = EPOLLHUP;
+
+Result<Epoll> Epoll::create() {
+    if (int err = fault::hit("epoll_create1")) return fail(E_errno("epoll_create1", "", err));
+    const int fd = ::epoll_create1(EPOLL_CLOEXEC);
+    if (fd < 0) return fail(E_errno("epoll_create1", "", errno));
+    Epoll e;
+    e.fd_ = UniqueFd::adopt(fd);
+    return e;
+}
+
+Result<void> Epoll::add(int fd, std::uint32_t events, std::uint64_t data) {
+    if (int err = fault::hit("epoll_ctl"))
+        return fail(E_errno("epoll_ctl", "add fd " + std::to_string(fd), err));
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = data;
+    if (::epoll_ctl(fd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+        return fail(E_errno("epoll_ctl", "add fd " + std::to_string(fd), errno));
+    return {};
+}
+
+Result<void> Epoll::modify(int fd, std::uint32_t events, std::uint64_t data) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.u64 = data;
+    if (::epoll_ctl(fd_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
+        return fail(E_errno("epoll_ctl", "mod fd " + std::to_string(fd), errno));
+    return {};
+}
+
+Result<void> Epoll::remove(int fd) {
+    if (::epoll_ctl(fd_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0)
+        return fail(E_errno("epoll_ctl", "del fd " + std::to_string(fd), errno));
+    return {};
+}
+
+Result<int> Epoll::wait(PollEvent* out, int max, int timeout_ms) {
+    if (int err = fault::hit("epoll_wait")) {
+        if (err == EINTR) return 0;
+        return fail(E_errno("epoll_wait", "", err));
+    }
+    epoll_event evs[64];
+    if (max > 64) max = 64;
+    const int n = ::epoll_wait(fd_.get(), evs, max, timeout_ms);
+    if (n < 0) {
+        // EINTR: no event was consumed; the caller's loop simply waits again.
+        if (errno == EINTR) return 0;
+        return fail(E_errno("epoll_wait", "", errno));
+    }
+    for (int i = 0; i < n; ++i) {
+        out[i].events = evs[i].events;
+        out[i].data = evs[i].data.u64;
+    }
+    return n;
+}
+
+Result<EventFd> EventFd::create() {
+    if (int err = fault::hit("eventfd")) return fail(E_errno("eventfd", "", err));
+    const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) return fail(E_errno("eventfd", "", errno));
+    EventFd e;
+    e.fd_ = UniqueFd::adopt(fd);
+    return e;
+}
+
+void EventFd::signal() noexcept {
+    const std::uint64_t one = 1;
+    // EINTR cannot happen on a non-blocking eventfd write; EAGAIN means already readable.
+    ssize_t r = ::write(fd_.get(), &one, sizeof one);
+    (void)r;
+}
+
+void EventFd::drain() noexcept {
+    std::uint64_t v;
+    ssize_t r = ::read(fd_.get(), &v, sizeof v);
+    (void)r;
+}
+
+Result<TimerFd> TimerFd::create() {
+    if (int err = fault::hit("timerfd_create")) return fail(E_errno("timerfd_create", "", err));
+    const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (fd < 0) return fail(E_errno("timerfd_create", "", errno));
+    TimerFd t;
+    t.fd_ = UniqueFd::adopt(fd);
+    return t;
+}
+
+Result<void> TimerFd::arm_at(std::chrono::steady_clock::time_point t) {
+    using namespace std::chrono;
+    auto ns = duration_cast<nanoseconds>(t.time_since_epoch()).count();
+    if (ns <= 0) ns = 1;  // 0 would disarm: fire as soon as possible instead
+    itimerspec its{};
+    its.it_value.tv_sec = static_cast<time_t>(ns / 1000000000);
+    its.it_value.tv_nsec = static_cast<long>(ns % 1000000000);
+    if (::timerfd_settime(fd_.get(), TFD_TIMER_ABSTIME, &its, nullptr) != 0)
+        return fail(E_errno("timerfd_settime", "", errno));
+    return {};
+}
+
+Result<void> TimerFd::disarm() {
+    itimerspec its{};
+    if (::timerfd_settime(fd_.get(), 0, &its, nullptr) != 0)
+        return fail(E_errno("timerfd_settime", "", errno));
+    return {};
+}
+
+void TimerFd::drain() noexcept {
+    std::uint64_t v;
+    ssize_t r = ::read(fd_.get(), &v, sizeof v);
+    (void)r;
+}
+
+}  // namespace core::sys

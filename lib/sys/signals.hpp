@@ -1,0 +1,32 @@
+// Signal numbers and per-thread signal plumbing for code outside lib/sys (which may not include
+// <csignal>). Stateless; every function is thread-safe.
+#pragma once
+
+#include <string>
+
+namespace core::sys {
+
+int sig_term() noexcept;
+int sig_kill() noexcept;
+int sig_int() noexcept;
+int sig_hup() noexcept;
+int sig_pipe() noexcept;
+int sig_usr1() noexcept;
+int sig_usr2() noexcept;
+int sig_stop() noexcept;
+int sig_cont() noexcept;
+
+// "SIGKILL" for 9, "SIGRTMIN+2" for realtime ones, "signal N" when unknown.
+std::string signal_name(int sig);
+// 1 <= sig < NSIG.
+bool valid_signal(int sig) noexcept;
+
+// Blocks every signal in the calling thread. Library threads call it first so that the host's
+// handlers never run on them and a SIGPIPE from a write to a closed pipe stays pending (and is
+// consumed) instead of killing the host.
+void block_all_signals_in_thread() noexcept;
+// Consumes a pending SIGPIPE aimed at the calling thread, if any (after an EPIPE while SIGPIPE was
+// blocked in this thread). Never blocks.
+void consume_pending_sigpipe() noexcept;
+
+}  // namespace core::sys
