@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -186,7 +187,7 @@ public:
     Result<void> on_shutdown(const Context& ctx) override;
 
     // The Supervisor, or null before startup / after shutdown.
-    Supervisor* supervisor() noexcept { return sup_.get(); }
+    std::shared_ptr<Supervisor> supervisor() const;
 
     // Parses daemon.start's Options into a spec: name, command, args, dir, env, pid_file,
     // restart, backoff_initial, backoff_factor, backoff_max, backoff_jitter, reset_after,
@@ -198,7 +199,8 @@ public:
 private:
     SupervisorOptions opts_;
     std::vector<DaemonSpec> specs_;
-    std::unique_ptr<Supervisor> sup_;
+    mutable std::mutex mu_;
+    std::shared_ptr<Supervisor> sup_;
 };
 
 // The factory: core::Core::create({process::register_service, process::register_daemon_service}).

@@ -1,0 +1,355 @@
+// The `coreproc supervise` file reader. Strict by design: a typo in a key ("restrat") would
+// otherwise silently give the default, so unknown keys are errors; keys starting with '_' are
+// ignored so that a file can carry comments.
+#include <cerrno>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <set>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/options.hpp"
+#include "core/process/supervisor.hpp"
+
+namespace core::process {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kOp = "supervise.config";
+constexpr double kMaxMs = 365.0 * 24 * 3600 * 1000;  // as validate(): one year
+constexpr std::size_t kMaxFile = 16u << 20;
+
+std::string type_of(const json& j) {
+    switch (j.type()) {
+        case json::value_t::null:
+            return "null";
+        case json::value_t::object:
+            return "object";
+        case json::value_t::array:
+            return "array";
+        case json::value_t::string:
+            return "string";
+        case json::value_t::boolean:
+            return "boolean";
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+        case json::value_t::number_float:
+            return "number";
+        default:
+            return "value";
+    }
+}
+
+// Where we are, for messages: `"f.json": daemons[1] ("web")`.
+struct Where {
+    std::string source;
+    std::string daemon;  // empty at the top level
+
+    Error err(const std::string& key, const std::string& why) const {
+        std::string m = "\"" + source + "\": ";
+        if (!daemon.empty()) m += daemon + ": ";
+        m += "key \"" + key + "\": " + why;
+        return E(kOp, m);
+    }
+    Error want(const std::string& key, const char* what, const json& got) const {
+        return err(key, std::string("want ") + what + ", got " + type_of(got));
+    }
+};
+
+bool is_comment(const std::string& key) { return !key.empty() && key[0] == '_'; }
+
+Result<void> check_keys(const Where& w, const std::string& prefix, const json& obj,
+                        std::initializer_list<const char*> known) {
+    for (const auto& [key, value] : obj.items()) {
+        if (is_comment(key)) continue;
+        bool ok = false;
+        for (const char* k : known) ok = ok || key == k;
+        if (!ok) {
+            std::string list;
+            for (const char* k : known) list += (list.empty() ? "" : ", ") + std::string(k);
+            return fail(w.err(prefix + key, "unknown key (known: " + list + ")"));
+        }
+    }
+    return {};
+}
+
+Result<std::string> get_string(const Where& w, const std::string& key, const json& v) {
+    if (!v.is_string()) return fail(w.want(key, "a string", v));
+    return v.get<std::string>();
+}
+
+Result<std::vector<std::string>> get_strings(const Where& w, const std::string& key,
+                                             const json& v) {
+    if (!v.is_array()) return fail(w.want(key, "an array of strings", v));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        if (!v[i].is_string())
+            return fail(w.want(key + "[" + std::to_string(i) + "]", "a string", v[i]));
+        out.push_back(v[i].get<std::string>());
+    }
+    return out;
+}
+
+Result<std::vector<std::string>> get_env(const Where& w, const std::string& key, const json& v) {
+    if (v.is_object()) {
+        std::vector<std::string> out;
+        for (const auto& [k, val] : v.items()) {
+            if (!val.is_string()) return fail(w.want(key + "." + k, "a string", val));
+            out.push_back(k + "=" + val.get<std::string>());
+        }
+        return out;
+    }
+    if (!v.is_array()) return fail(w.want(key, "an array of \"K=V\" strings or an object", v));
+    return get_strings(w, key, v);
+}
+
+Result<double> get_number(const Where& w, const std::string& key, const json& v) {
+    if (!v.is_number()) return fail(w.want(key, "a number", v));
+    const double d = v.get<double>();
+    if (!std::isfinite(d)) return fail(w.err(key, "not a finite number"));
+    return d;
+}
+
+Result<unsigned> get_count(const Where& w, const std::string& key, const json& v,
+                           unsigned max = 1000000) {
+    if (!v.is_number_integer() && !v.is_number_unsigned())
+        return fail(w.want(key, "a whole number", v));
+    if (v.is_number_unsigned() ? v.get<std::uint64_t>() > max
+                               : (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() > max))
+        return fail(w.err(key, "must be from 0 to " + std::to_string(max) + ", got " + v.dump()));
+    return static_cast<unsigned>(v.get<std::int64_t>());
+}
+
+// "500ms", "2s", "1m" (core::parse_duration) or a number of milliseconds.
+Result<std::chrono::milliseconds> get_duration(const Where& w, const std::string& key,
+                                               const json& v) {
+    double ms = 0;
+    if (v.is_string()) {
+        auto d = parse_duration(v.get<std::string>());
+        if (!d) return fail(w.err(key, d.error().message()));
+        ms = static_cast<double>(d->count()) / 1e6;
+    } else if (v.is_number()) {
+        ms = v.get<double>();
+        if (!std::isfinite(ms) || ms < 0)
+            return fail(w.err(key, "must be a non-negative duration, got " + v.dump()));
+    } else {
+        return fail(w.want(key, "a duration (\"500ms\", \"2s\", \"1m\" or milliseconds)", v));
+    }
+    if (ms > kMaxMs) return fail(w.err(key, "must be at most 365 days, got " + v.dump()));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(std::floor(ms)));
+}
+
+Result<int> get_signal(const Where& w, const std::string& key, const json& v) {
+    std::string text;
+    if (v.is_string())
+        text = v.get<std::string>();
+    else if (v.is_number_integer() || v.is_number_unsigned())
+        text = v.dump();
+    else
+        return fail(w.want(key, "a signal name (\"SIGTERM\", \"TERM\") or number", v));
+    auto sig = parse_signal(text);
+    if (!sig) return fail(w.err(key, sig.error().message()));
+    return *sig;
+}
+
+Result<void> parse_backoff(const Where& w, const json& v, BackoffPolicy& b) {
+    if (!v.is_object()) return fail(w.want("backoff", "an object", v));
+    if (auto r = check_keys(w, "backoff.", v, {"initial", "factor", "max", "jitter"}); !r) return r;
+    if (v.contains("initial")) {
+        auto d = get_duration(w, "backoff.initial", v["initial"]);
+        if (!d) return fail(d.error());
+        b.initial = *d;
+    }
+    if (v.contains("max")) {
+        auto d = get_duration(w, "backoff.max", v["max"]);
+        if (!d) return fail(d.error());
+        b.max = *d;
+    }
+    if (v.contains("factor")) {
+        auto n = get_number(w, "backoff.factor", v["factor"]);
+        if (!n) return fail(n.error());
+        b.factor = *n;
+    }
+    if (v.contains("jitter")) {
+        auto n = get_number(w, "backoff.jitter", v["jitter"]);
+        if (!n) return fail(n.error());
+        b.jitter = *n;
+    }
+    return {};
+}
+
+Result<void> parse_start_limit(const Where& w, const json& v, StartLimit& s) {
+    if (!v.is_object()) return fail(w.want("start_limit", "an object", v));
+    if (auto r = check_keys(w, "start_limit.", v, {"burst", "interval"}); !r) return r;
+    if (v.contains("burst")) {
+        auto n = get_count(w, "start_limit.burst", v["burst"]);
+        if (!n) return fail(n.error());
+        s.burst = *n;
+    }
+    if (v.contains("interval")) {
+        auto d = get_duration(w, "start_limit.interval", v["interval"]);
+        if (!d) return fail(d.error());
+        s.interval = *d;
+    }
+    return {};
+}
+
+Result<void> parse_health(const Where& w, const json& v, HealthSpec& h) {
+    if (!v.is_object()) return fail(w.want("health", "an object", v));
+    if (auto r = check_keys(w, "health.", v,
+                            {"url", "command", "interval", "timeout", "failures", "start_grace"});
+        !r)
+        return r;
+    if (v.contains("url")) {
+        auto s = get_string(w, "health.url", v["url"]);
+        if (!s) return fail(s.error());
+        h.url = *s;
+    }
+    if (v.contains("command")) {
+        auto s = get_strings(w, "health.command", v["command"]);
+        if (!s) return fail(s.error());
+        if (s->empty()) return fail(w.err("health.command", "must not be empty"));
+        h.command = *s;
+    }
+    if (!h.url.empty() && !h.command.empty())
+        return fail(w.err("health", "set either \"url\" or \"command\", not both"));
+    if (!h.enabled()) return fail(w.err("health", "needs \"url\" or \"command\""));
+    for (const char* key : {"interval", "timeout", "start_grace"}) {
+        if (!v.contains(key)) continue;
+        auto d = get_duration(w, std::string("health.") + key, v[key]);
+        if (!d) return fail(d.error());
+        if (std::string_view(key) == "interval") h.interval = *d;
+        if (std::string_view(key) == "timeout") h.timeout = *d;
+        if (std::string_view(key) == "start_grace") h.start_grace = *d;
+    }
+    if (v.contains("failures")) {
+        auto n = get_count(w, "health.failures", v["failures"]);
+        if (!n) return fail(n.error());
+        h.failures = *n;
+    }
+    return {};
+}
+
+Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, const json& v) {
+    Where w{source, "daemons[" + std::to_string(index) + "]"};
+    if (!v.is_object()) return fail(w.err("daemons[" + std::to_string(index) + "]",
+                                          "want an object, got " + type_of(v)));
+    DaemonSpec s;
+    if (!v.contains("name")) return fail(w.err("name", "missing"));
+    auto name = get_string(w, "name", v["name"]);
+    if (!name) return fail(name.error());
+    s.name = *name;
+    w.daemon += " (\"" + s.name + "\")";
+
+    if (auto r = check_keys(w, "", v,
+                            {"name", "command", "args", "dir", "env", "pidfile", "pid_file",
+                             "restart", "backoff", "reset_after", "start_limit", "health",
+                             "stop_signal", "stop_timeout"});
+        !r)
+        return fail(r.error());
+    if (!v.contains("command")) return fail(w.err("command", "missing"));
+    auto command = get_string(w, "command", v["command"]);
+    if (!command) return fail(command.error());
+    s.command = *command;
+
+    for (const char* key : {"args", "env"}) {
+        if (!v.contains(key)) continue;
+        auto list = std::string_view(key) == "env" ? get_env(w, key, v[key])
+                                                   : get_strings(w, key, v[key]);
+        if (!list) return fail(list.error());
+        (std::string_view(key) == "env" ? s.env : s.args) = std::move(*list);
+    }
+    for (const char* key : {"dir", "pidfile", "pid_file"}) {
+        if (!v.contains(key)) continue;
+        auto str = get_string(w, key, v[key]);
+        if (!str) return fail(str.error());
+        (std::string_view(key) == "dir" ? s.dir : s.pid_file) = *str;
+    }
+    if (v.contains("restart")) {
+        auto str = get_string(w, "restart", v["restart"]);
+        if (!str) return fail(str.error());
+        auto p = parse_restart_policy(*str);
+        if (!p) return fail(w.err("restart", p.error().message()));
+        s.restart = *p;
+    }
+    if (v.contains("backoff"))
+        if (auto r = parse_backoff(w, v["backoff"], s.backoff); !r) return fail(r.error());
+    if (v.contains("start_limit"))
+        if (auto r = parse_start_limit(w, v["start_limit"], s.start_limit); !r)
+            return fail(r.error());
+    if (v.contains("health"))
+        if (auto r = parse_health(w, v["health"], s.health); !r) return fail(r.error());
+    for (const char* key : {"reset_after", "stop_timeout"}) {
+        if (!v.contains(key)) continue;
+        auto d = get_duration(w, key, v[key]);
+        if (!d) return fail(d.error());
+        (std::string_view(key) == "reset_after" ? s.reset_after : s.stop_timeout) = *d;
+    }
+    if (v.contains("stop_signal")) {
+        auto sig = get_signal(w, "stop_signal", v["stop_signal"]);
+        if (!sig) return fail(sig.error());
+        s.stop_signal = *sig;
+    }
+    // The semantic checks (ranges, name characters, …) are validate()'s, as for add().
+    if (auto r = validate(s); !r)
+        return fail(E(kOp, "\"" + source + "\": " + w.daemon + ": " + r.error().message()));
+    return s;
+}
+
+}  // namespace
+
+Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_text,
+                                                       std::string_view source) {
+    const std::string src(source);
+    const Where top{src, ""};
+    json doc;
+    try {
+        doc = json::parse(json_text);
+    } catch (const json::exception& ex) {
+        return fail(E(kOp, "\"" + src + "\": not valid JSON: " + ex.what()));
+    }
+    if (!doc.is_object())
+        return fail(E(kOp, "\"" + src + "\": want a JSON object {\"daemons\": [...]}, got " +
+                               type_of(doc)));
+    if (auto r = check_keys(top, "", doc, {"daemons"}); !r) return fail(r.error());
+    if (!doc.contains("daemons")) return fail(top.err("daemons", "missing"));
+    const json& list = doc["daemons"];
+    if (!list.is_array()) return fail(top.want("daemons", "an array", list));
+
+    std::vector<DaemonSpec> out;
+    std::set<std::string> seen;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        auto spec = parse_daemon(src, i, list[i]);
+        if (!spec) return fail(spec.error());
+        if (!seen.insert(spec->name).second)
+            return fail(E(kOp, "\"" + src + "\": daemons[" + std::to_string(i) + "]: key \"name\": "
+                                   "duplicate daemon name \"" + spec->name + "\""));
+        out.push_back(std::move(*spec));
+    }
+    return out;
+}
+
+Result<std::vector<DaemonSpec>> load_supervise_config(const std::string& path) {
+    errno = 0;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        const int err = errno;
+        if (err != 0) return fail(E_errno(kOp, "open \"" + path + "\"", err));
+        return fail(E(kOp, "open \"" + path + "\": cannot open"));
+    }
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+        text.append(buf, static_cast<std::size_t>(in.gcount()));
+        if (text.size() > kMaxFile)
+            return fail(E(kOp, "\"" + path + "\": larger than 16 MiB"));
+    }
+    if (in.bad()) return fail(E(kOp, "read \"" + path + "\": I/O error"));
+    return parse_supervise_config(text, path);
+}
+
+}  // namespace core::process

@@ -1,0 +1,282 @@
+// The "daemon" service: the Supervisor behind the daemon.* actions.
+#include <cmath>
+
+#include "core/process/supervisor.hpp"
+
+namespace core::process {
+
+namespace {
+
+std::chrono::milliseconds to_ms(std::chrono::nanoseconds d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+}
+
+std::string type_error(const std::string& key, const char* want, const Value& v) {
+    return "option \"" + key + "\": want " + want + ", got " + v.type_name();
+}
+
+// A number held as any arithmetic type.
+Result<double> want_number(const std::string& op, const Options& o, const std::string& key,
+                           double fallback) {
+    auto v = o.get(key);
+    if (!v) return fallback;
+    if (const auto* d = v->get<double>()) return *d;
+    if (const auto* f = v->get<float>()) return static_cast<double>(*f);
+    std::int64_t i = 0;
+    if (value_to_integer(*v, i)) return static_cast<double>(i);
+    return fail(E(op, type_error(key, "number", *v)));
+}
+
+Result<unsigned> want_count(const std::string& op, const Options& o, const std::string& key,
+                            unsigned fallback) {
+    auto n = o.want_integer(op, key, fallback);
+    if (!n) return fail(n.error());
+    if (*n < 0 || *n > 1000000)
+        return fail(E(op, "option \"" + key + "\": must be from 0 to 1000000, got " +
+                              std::to_string(*n)));
+    return static_cast<unsigned>(*n);
+}
+
+Result<std::chrono::milliseconds> want_ms(const std::string& op, const Options& o,
+                                          const std::string& key,
+                                          std::chrono::milliseconds fallback) {
+    auto d = o.want_duration(op, key, fallback);
+    if (!d) return fail(d.error());
+    return to_ms(*d);
+}
+
+Result<std::string> want_name(const std::string& op, const Options& o) {
+    auto name = o.want_string(op, "name");
+    if (!name) return fail(name.error());
+    if (name->empty()) return fail(E(op, "option \"name\": missing or empty"));
+    return *name;
+}
+
+Result<void> only_keys(const std::string& op, const Options& o,
+                       std::initializer_list<const char*> known) {
+    for (const auto& [key, value] : o.entries()) {
+        bool ok = false;
+        for (const char* k : known) ok = ok || key == k;
+        if (!ok) return fail(E(op, "option \"" + key + "\": unknown option"));
+    }
+    return {};
+}
+
+}  // namespace
+
+Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const Options& o) {
+    if (auto v = o.get("spec")) {
+        if (auto r = only_keys(op, o, {"spec", "name"}); !r) return fail(r.error());
+        const auto* spec = v->get<DaemonSpec>();
+        if (!spec) return fail(E(op, type_error("spec", "DaemonSpec", *v)));
+        DaemonSpec out = *spec;
+        if (o.has("name")) {
+            auto name = want_name(op, o);
+            if (!name) return fail(name.error());
+            out.name = *name;
+        }
+        return out;
+    }
+    if (auto r = only_keys(op, o,
+                           {"name", "command", "args", "dir", "env", "pid_file", "pidfile",
+                            "restart", "backoff_initial", "backoff_factor", "backoff_max",
+                            "backoff_jitter", "reset_after", "start_limit_burst",
+                            "start_limit_interval", "health_url", "health_command",
+                            "health_interval", "health_timeout", "health_failures",
+                            "health_start_grace", "stop_signal", "stop_timeout"});
+        !r)
+        return fail(r.error());
+
+    DaemonSpec s;
+    auto chain = [&]() -> Result<void> {
+        auto name = want_name(op, o);
+        if (!name) return fail(name.error());
+        s.name = *name;
+        auto command = o.want_string(op, "command");
+        if (!command) return fail(command.error());
+        s.command = *command;
+        if (s.command.empty()) return fail(E(op, "option \"command\": missing or empty"));
+        for (auto [key, dst] : {std::pair{"args", &s.args}, std::pair{"env", &s.env},
+                                std::pair{"health_command", &s.health.command}}) {
+            auto list = o.want_strings(op, key);
+            if (!list) return fail(list.error());
+            *dst = *list;
+        }
+        for (auto [key, dst] : {std::pair{"dir", &s.dir}, std::pair{"pid_file", &s.pid_file},
+                                std::pair{"pidfile", &s.pid_file},
+                                std::pair{"health_url", &s.health.url}}) {
+            auto str = o.want_string(op, key, *dst);
+            if (!str) return fail(str.error());
+            *dst = *str;
+        }
+        if (o.has("restart")) {
+            auto str = o.want_string(op, "restart");
+            if (!str) return fail(str.error());
+            auto p = parse_restart_policy(*str);
+            if (!p) return fail(E(op, "option \"restart\": " + p.error().message()));
+            s.restart = *p;
+        }
+        for (auto [key, dst] :
+             {std::pair{"backoff_initial", &s.backoff.initial},
+              std::pair{"backoff_max", &s.backoff.max}, std::pair{"reset_after", &s.reset_after},
+              std::pair{"start_limit_interval", &s.start_limit.interval},
+              std::pair{"health_interval", &s.health.interval},
+              std::pair{"health_timeout", &s.health.timeout},
+              std::pair{"health_start_grace", &s.health.start_grace},
+              std::pair{"stop_timeout", &s.stop_timeout}}) {
+            auto d = want_ms(op, o, key, *dst);
+            if (!d) return fail(d.error());
+            *dst = *d;
+        }
+        for (auto [key, dst] : {std::pair{"backoff_factor", &s.backoff.factor},
+                                std::pair{"backoff_jitter", &s.backoff.jitter}}) {
+            auto n = want_number(op, o, key, *dst);
+            if (!n) return fail(n.error());
+            *dst = *n;
+        }
+        for (auto [key, dst] : {std::pair{"start_limit_burst", &s.start_limit.burst},
+                                std::pair{"health_failures", &s.health.failures}}) {
+            auto n = want_count(op, o, key, *dst);
+            if (!n) return fail(n.error());
+            *dst = *n;
+        }
+        if (auto v = o.get("stop_signal")) {
+            std::string text;
+            std::int64_t n = 0;
+            if (const auto* str = v->get<std::string>())
+                text = *str;
+            else if (value_to_integer(*v, n))
+                text = std::to_string(n);
+            else
+                return fail(E(op, type_error("stop_signal", "signal name or number", *v)));
+            auto sig = parse_signal(text);
+            if (!sig) return fail(E(op, "option \"stop_signal\": " + sig.error().message()));
+            s.stop_signal = *sig;
+        }
+        return {};
+    };
+    if (auto r = chain(); !r) return fail(r.error());
+    if (auto r = validate(s); !r) return fail(E(op, "invalid spec", r.error()));
+    return s;
+}
+
+SupervisorService::SupervisorService(core::Core& core, SupervisorOptions opts,
+                                     std::vector<DaemonSpec> specs)
+    : core::Service(core, "daemon"), opts_(std::move(opts)), specs_(std::move(specs)) {}
+
+SupervisorService::~SupervisorService() {
+    std::shared_ptr<Supervisor> sup;
+    {
+        std::lock_guard lk(mu_);
+        sup = std::move(sup_);
+    }
+    // The Supervisor's destructor stops whatever is still running.
+}
+
+std::shared_ptr<Supervisor> SupervisorService::supervisor() const {
+    std::lock_guard lk(mu_);
+    return sup_;
+}
+
+Result<void> SupervisorService::on_startup(const Context&) {
+    const std::string op = "daemon.startup";
+    auto proc = core().service<process::Service>("process");
+    if (!proc)
+        return fail(E(op, "the process service is not registered: register it before the daemon "
+                          "service (Core::create({process::register_service, "
+                          "process::register_daemon_service}))"));
+    auto sup = std::make_shared<Supervisor>(core(), *proc, opts_);
+    for (const auto& spec : specs_)
+        if (auto r = sup->add(spec); !r) return fail(E(op, "daemon \"" + spec.name + "\"", r.error()));
+    {
+        std::lock_guard lk(mu_);
+        sup_ = sup;
+    }
+
+    // Each handler takes its own reference, so a shutdown racing an action is safe.
+    auto need = [this](const std::string& name) -> Result<std::shared_ptr<Supervisor>> {
+        auto s = supervisor();
+        if (!s) return fail(E(name, "the daemon service is not running"));
+        return s;
+    };
+    auto by_name = [need](const std::string& act, const Options& o,
+                          Result<void> (Supervisor::*fn)(const std::string&)) -> Result<Value> {
+        auto s = need(act);
+        if (!s) return fail(s.error());
+        if (auto r = only_keys(act, o, {"name"}); !r) return fail(r.error());
+        auto name = want_name(act, o);
+        if (!name) return fail(name.error());
+        if (fn)
+            if (auto r = ((**s).*fn)(*name); !r) return fail(E(act, *name, r.error()));
+        auto st = (*s)->get(*name);
+        if (!st) return fail(E(act, *name, st.error()));
+        return Value(*st);
+    };
+
+    Result<void> reg;
+    auto add_action = [&](const std::string& name, ActionHandler h) {
+        if (reg) reg = core().action(name, std::move(h));
+    };
+    add_action("daemon.start", [need, by_name](const Context&, const Options& o) -> Result<Value> {
+        const std::string act = "daemon.start";
+        if (!o.has("command") && !o.has("spec")) return by_name(act, o, &Supervisor::start);
+        auto s = need(act);
+        if (!s) return fail(s.error());
+        auto spec = parse_options(act, o);
+        if (!spec) return fail(spec.error());
+        const std::string name = spec->name;
+        if (auto r = (*s)->add(std::move(*spec)); !r) return fail(E(act, name, r.error()));
+        if (auto r = (*s)->start(name); !r) return fail(E(act, name, r.error()));
+        auto st = (*s)->get(name);
+        if (!st) return fail(E(act, name, st.error()));
+        return Value(*st);
+    });
+    add_action("daemon.stop", [by_name](const Context&, const Options& o) {
+        return by_name("daemon.stop", o, &Supervisor::stop);
+    });
+    add_action("daemon.restart", [by_name](const Context&, const Options& o) {
+        return by_name("daemon.restart", o, &Supervisor::restart);
+    });
+    add_action("daemon.get", [by_name](const Context&, const Options& o) {
+        return by_name("daemon.get", o, nullptr);
+    });
+    add_action("daemon.list", [need](const Context&, const Options& o) -> Result<Value> {
+        const std::string act = "daemon.list";
+        auto s = need(act);
+        if (!s) return fail(s.error());
+        if (auto r = only_keys(act, o, {"status"}); !r) return fail(r.error());
+        auto status = o.want_boolean(act, "status", false);
+        if (!status) return fail(status.error());
+        if (*status) return Value((*s)->list());
+        return Value((*s)->names());
+    });
+    if (!reg) return fail(E(op, "registering actions", reg.error()));
+    return {};
+}
+
+Result<void> SupervisorService::on_shutdown(const Context&) {
+    std::shared_ptr<Supervisor> sup;
+    {
+        std::lock_guard lk(mu_);
+        sup = std::move(sup_);
+    }
+    if (!sup) return {};
+    auto r = sup->stop_all();
+    sup.reset();  // joins the supervisor's threads (an action holding a copy delays this)
+    if (!r) return fail(E("daemon.shutdown", "stopping daemons", r.error()));
+    return {};
+}
+
+Result<std::shared_ptr<core::Service>> register_daemon_service(core::Core& core) {
+    return std::shared_ptr<core::Service>(std::make_shared<SupervisorService>(core));
+}
+
+ServiceFactory daemon_service_factory(SupervisorOptions opts, std::vector<DaemonSpec> specs) {
+    return [opts = std::move(opts),
+            specs = std::move(specs)](core::Core& core) -> Result<std::shared_ptr<core::Service>> {
+        return std::shared_ptr<core::Service>(
+            std::make_shared<SupervisorService>(core, opts, specs));
+    };
+}
+
+}  // namespace core::process

@@ -1,0 +1,815 @@
+// The Supervisor: one thread owns every daemon's state machine and waits on a condition
+// variable until the next deadline (a backoff expiry, a health check, a stop timeout) or until
+// something arrives in its inbox (a command, a process exit learned from the process Service's
+// ProcessExited event, a health-check result). No polling, no thread per daemon; health checks
+// run on one checker thread because a check may block up to its timeout.
+//
+// Locking: mu_ guards the daemon map, every DaemonRec field and the inbox. Only the supervisor
+// thread writes DaemonRec fields (always under mu_), so it may read them without the lock. It
+// never holds mu_ while calling the process Service or broadcasting: the Service broadcasts on
+// its own threads and our bus handler takes mu_, so holding it across a Service call could
+// deadlock.
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <thread>
+#include <variant>
+
+#include <spdlog/logger.h>
+
+#include "core/process/supervisor.hpp"
+#include "supervisor/checker.hpp"
+#include "supervisor/policy.hpp"
+#include "supervisor/probe.hpp"
+#include "sys/signames.hpp"
+
+namespace core::process::detail {
+
+namespace {
+
+// A one-shot result a caller waits for.
+struct Completion {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ready = false;
+    Result<void> result;
+
+    void set(Result<void> r) {
+        std::lock_guard lk(mu);
+        if (ready) return;
+        result = std::move(r);
+        ready = true;
+        cv.notify_all();
+    }
+    // nullopt on timeout.
+    std::optional<Result<void>> wait_for(std::chrono::milliseconds d) {
+        std::unique_lock lk(mu);
+        if (!cv.wait_for(lk, d, [&] { return ready; })) return std::nullopt;
+        return result;
+    }
+};
+using CompletionPtr = std::shared_ptr<Completion>;
+
+// What happens when the current process of a daemon ends.
+enum class After {
+    policy,     // an unexpected end: the restart policy decides
+    unhealthy,  // we stopped it for failing its health check: a failure for the policy
+    stop,       // stop(): go to stopped
+    restart,    // restart() (or start() while stopping): start again at once
+    remove,     // remove(): forget it
+};
+
+struct DaemonRec {
+    DaemonSpec spec;
+    DaemonState state = DaemonState::stopped;
+    std::chrono::system_clock::time_point since = std::chrono::system_clock::now();
+
+    std::shared_ptr<ManagedProcess> proc;
+    std::string proc_id;
+    int pid = 0;
+    std::uint64_t generation = 0;  // bumped at each start: late health results are dropped
+
+    unsigned restarts = 0;
+    bool ever_started = false;
+    unsigned attempt = 0;  // consecutive failures since the last backoff reset
+    StartWindow window;
+    std::optional<Clock::time_point> stable_since;  // running (no check) or healthy since
+
+    bool exited = false;
+    int last_exit_code = 0;
+    int last_signal = 0;
+    std::string last_error;
+
+    unsigned health_failures = 0;
+    std::optional<Clock::time_point> next_check;
+    bool check_in_flight = false;
+
+    After after = After::policy;
+    std::optional<Clock::time_point> kill_at;      // SIGKILL deadline while stopping
+    std::optional<Clock::time_point> restart_at;   // backoff deadline
+    std::vector<CompletionPtr> waiters;            // completed when the stop/restart ends
+};
+
+struct CommandMsg {
+    enum Kind { start, stop, restart, remove } kind;
+    std::string name;
+    CompletionPtr done;
+};
+struct ExitMsg {
+    std::string name;
+    std::string proc_id;
+    int exit_code = 0;
+    std::string error;
+};
+struct HealthMsg {
+    std::string name;
+    std::uint64_t generation = 0;
+    Result<void> result;
+};
+using Msg = std::variant<CommandMsg, ExitMsg, HealthMsg>;
+
+constexpr std::size_t kRecentExits = 256;
+
+}  // namespace
+
+struct SupervisorImpl {
+    core::Core& core;
+    Service& service;
+    SupervisorOptions opts;
+
+    mutable std::mutex mu;
+    std::condition_variable cv;
+    std::map<std::string, std::unique_ptr<DaemonRec>> daemons;
+    std::vector<std::string> order;                       // add order
+    std::map<std::string, std::string> by_proc;          // process id → daemon name
+    std::deque<std::pair<std::string, ExitMsg>> recent;  // exits of ids not (yet) ours
+    std::deque<Msg> inbox;
+    bool quit = false;
+
+    // Supervisor-thread only.
+    std::vector<DaemonStateChanged> events;
+    std::vector<std::pair<CompletionPtr, Result<void>>> completions;
+    std::mt19937_64 rng{std::random_device{}()};
+
+    std::unique_ptr<Checker> checker;
+    Subscription sub;
+    std::thread thread;
+    std::thread::id thread_id;
+
+    SupervisorImpl(core::Core& c, Service& s, SupervisorOptions o)
+        : core(c), service(s), opts(std::move(o)) {}
+
+    std::shared_ptr<spdlog::logger> log() const { return core.logger(); }
+
+    // ------------------------------------------------------------ inbox
+
+    void post(Msg m) {
+        {
+            std::lock_guard lk(mu);
+            inbox.push_back(std::move(m));
+        }
+        cv.notify_one();
+    }
+
+    // Bus handler: runs on whichever thread broadcast (the Service's reaper). Never blocks
+    // beyond mu_.
+    void on_bus(const Value& v) {
+        const auto* ev = v.get<ProcessExited>();
+        if (!ev) return;
+        ExitMsg m{{}, ev->id, ev->exit_code, ev->error};
+        {
+            std::lock_guard lk(mu);
+            auto it = by_proc.find(ev->id);
+            if (it == by_proc.end()) {
+                // Service::start may not have returned yet (a child that exits at once): keep
+                // it so that the start can find it. Bounded; other users' processes age out.
+                recent.emplace_back(ev->id, std::move(m));
+                if (recent.size() > kRecentExits) recent.pop_front();
+                return;
+            }
+            m.name = it->second;
+            inbox.emplace_back(std::move(m));
+        }
+        cv.notify_one();
+    }
+
+    Result<void> call(CommandMsg::Kind kind, const std::string& name,
+                      std::chrono::milliseconds bound) {
+        if (std::this_thread::get_id() == thread_id)
+            return fail(E("supervisor", "called from the supervisor thread (a state-change "
+                                        "callback must not call start/stop/restart/remove)"));
+        auto done = std::make_shared<Completion>();
+        {
+            std::lock_guard lk(mu);
+            if (!daemons.count(name)) return fail(E("supervisor", "unknown daemon: " + name));
+        }
+        post(CommandMsg{kind, name, done});
+        auto r = done->wait_for(bound);
+        if (!r)
+            return fail(E("supervisor", "daemon \"" + name + "\": no result within " +
+                                            std::to_string(bound.count()) + "ms"));
+        return *r;
+    }
+
+    // How long a caller waits for a stop: the stop timeout, then kill_wait for the reap.
+    std::chrono::milliseconds stop_bound(const std::string& name) const {
+        std::lock_guard lk(mu);
+        auto it = daemons.find(name);
+        const auto t = it == daemons.end() ? std::chrono::milliseconds(0)
+                                           : it->second->spec.stop_timeout;
+        return t + opts.kill_wait + std::chrono::seconds(1);
+    }
+
+    // ------------------------------------------------------------ state changes
+
+    // Caller holds mu.
+    void set_state_locked(DaemonRec& d, DaemonState to, std::string reason,
+                          std::chrono::milliseconds delay = {}) {
+        if (d.state == to && to != DaemonState::starting) return;
+        DaemonStateChanged ev{d.spec.name, d.state, to, d.pid, d.restarts, std::move(reason),
+                              delay};
+        d.state = to;
+        d.since = std::chrono::system_clock::now();
+        events.push_back(std::move(ev));
+    }
+    void set_state(DaemonRec& d, DaemonState to, std::string reason,
+                   std::chrono::milliseconds delay = {}) {
+        std::lock_guard lk(mu);
+        set_state_locked(d, to, std::move(reason), delay);
+    }
+
+    void complete(DaemonRec& d, const Result<void>& r) {
+        for (auto& w : d.waiters) completions.emplace_back(std::move(w), r);
+        d.waiters.clear();
+    }
+
+    // Publishes the queued events, then the completions (so that a caller whose stop() returned
+    // has already seen `stopped`). Called without mu.
+    void flush() {
+        auto evs = std::move(events);
+        events.clear();
+        for (const auto& ev : evs) {
+            log()->debug("supervisor: {}: {} -> {} ({})", ev.name, to_string(ev.from),
+                         to_string(ev.to), ev.reason);
+            if (opts.broadcast) core.broadcast(Value(ev));
+            if (opts.on_state_change) {
+                try {
+                    opts.on_state_change(ev);
+                } catch (const std::exception& ex) {
+                    log()->debug("supervisor: on_state_change threw: {}", ex.what());
+                } catch (...) {
+                    log()->debug("supervisor: on_state_change threw");
+                }
+            }
+        }
+        auto cs = std::move(completions);
+        completions.clear();
+        for (auto& [c, r] : cs) c->set(r);
+    }
+
+    // ------------------------------------------------------------ starting
+
+    // Refuses a start while the PID file names a live holder; removes a stale one.
+    Result<void> check_pid_file(const DaemonRec& d) {
+        if (d.spec.pid_file.empty()) return {};
+        auto info = probe_pid_file(d.spec.pid_file);
+        if (!info) return {};  // missing or unreadable: nothing to protect
+        if (info->alive)
+            return fail(E("supervisor", "daemon \"" + d.spec.name + "\": pid file \"" +
+                                            d.spec.pid_file + "\" is held by live pid " +
+                                            std::to_string(info->pid)));
+        remove_stale_pid_file(d);
+        return {};
+    }
+
+    void remove_stale_pid_file(const DaemonRec& d) {
+        if (d.spec.pid_file.empty()) return;
+        auto info = probe_pid_file(d.spec.pid_file);
+        if (!info || info->alive) return;
+        std::error_code ec;
+        std::filesystem::remove(d.spec.pid_file, ec);
+        if (ec)
+            log()->debug("supervisor: {}: removing stale pid file {}: {}", d.spec.name,
+                         d.spec.pid_file, ec.message());
+    }
+
+    // Starts the daemon's process now. `why` is the event reason.
+    Result<void> do_start(DaemonRec& d, const std::string& why) {
+        const auto now = Clock::now();
+        {
+            std::lock_guard lk(mu);
+            d.window.record(d.spec.start_limit, now);
+            if (d.ever_started) ++d.restarts;
+            d.ever_started = true;
+            ++d.generation;
+            d.after = After::policy;
+            d.restart_at.reset();
+            d.kill_at.reset();
+            d.health_failures = 0;
+            d.next_check.reset();
+            d.check_in_flight = false;
+            d.stable_since.reset();
+            set_state_locked(d, DaemonState::starting, why);
+        }
+        Result<std::shared_ptr<ManagedProcess>> proc = check_pid_file(d).and_then(
+            [&]() { return service.start(Context::background(), run_options(d.spec)); });
+        if (!proc) {
+            const Error err = proc.error();
+            ExitInfo e;
+            e.spawn_failed = true;
+            ended(d, e, err.what());
+            return fail(err);
+        }
+        std::optional<ExitMsg> early;
+        {
+            std::lock_guard lk(mu);
+            d.proc = *proc;
+            d.proc_id = (*proc)->id();
+            d.pid = (*proc)->pid();
+            by_proc[d.proc_id] = d.spec.name;
+            for (auto it = recent.begin(); it != recent.end(); ++it) {
+                if (it->first == d.proc_id) {
+                    early = std::move(it->second);
+                    recent.erase(it);
+                    break;
+                }
+            }
+            set_state_locked(d, DaemonState::running, "pid " + std::to_string(d.pid));
+            if (d.spec.health.enabled()) {
+                const auto& h = d.spec.health;
+                d.next_check = now + (h.start_grace.count() > 0 ? h.start_grace : h.interval);
+            } else {
+                d.stable_since = now;
+            }
+        }
+        if (early) {
+            early->name = d.spec.name;
+            std::lock_guard lk(mu);
+            inbox.emplace_back(std::move(*early));
+        }
+        return {};
+    }
+
+    RunOptions run_options(const DaemonSpec& s) const {
+        RunOptions o;
+        o.command = s.command;
+        o.args = s.args;
+        o.dir = s.dir;
+        o.env = s.env;
+        o.kill_group = true;  // stop signals reach the daemon's own children too
+        o.detach = true;
+        o.capture = true;
+        o.max_output = opts.max_output;
+        o.grace_period = s.stop_timeout;  // for the Service's own shutdown of our children
+        return o;
+    }
+
+    // ------------------------------------------------------------ ending
+
+    static std::string limit_text(const DaemonRec& d) {
+        return "start limit hit: " + std::to_string(d.window.count()) + " starts within " +
+               std::to_string(d.spec.start_limit.interval.count()) + "ms";
+    }
+
+    // The daemon's process ended (or never started): decide what comes next.
+    void ended(DaemonRec& d, ExitInfo e, const std::string& detail) {
+        const auto now = Clock::now();
+        const After after = d.after;
+        if (after == After::unhealthy) e.unhealthy = true;
+        const std::string what = e.spawn_failed ? detail : describe(e);
+        bool erase = false;
+        {
+            std::lock_guard lk(mu);
+            if (!d.proc_id.empty()) by_proc.erase(d.proc_id);
+            d.proc.reset();
+            d.proc_id.clear();
+            d.pid = 0;
+            d.kill_at.reset();
+            d.next_check.reset();
+            d.check_in_flight = false;
+            d.exited = d.exited || !e.spawn_failed;
+            if (!e.spawn_failed) {
+                d.last_exit_code = e.exit_code;
+                d.last_signal = e.signal;
+            }
+            // A stop we asked for is not a failure; anything else that failed is recorded.
+            if (after == After::policy || after == After::unhealthy) {
+                if (is_failure(e)) d.last_error = what;
+            }
+            if (d.stable_since && now - *d.stable_since >= d.spec.reset_after) d.attempt = 0;
+            d.stable_since.reset();
+            d.after = After::policy;
+
+            switch (after) {
+                case After::stop:
+                    set_state_locked(d, DaemonState::stopped, "stopped: " + what);
+                    break;
+                case After::remove:
+                    set_state_locked(d, DaemonState::stopped, "removed: " + what);
+                    erase = true;
+                    break;
+                case After::restart:
+                    break;  // below, unlocked
+                case After::policy:
+                case After::unhealthy:
+                    if (should_restart(d.spec.restart, e)) {
+                        ++d.attempt;
+                        const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+                        const auto delay = backoff_delay(d.spec.backoff, d.attempt, u);
+                        // Every recorded start is <= now, so the window at the end of the
+                        // delay is known already: fail now rather than after a useless wait.
+                        if (!d.window.allows(d.spec.start_limit, now + delay)) {
+                            d.last_error = limit_text(d);
+                            set_state_locked(d, DaemonState::failed, what + "; " + d.last_error);
+                        } else {
+                            d.restart_at = now + delay;
+                            set_state_locked(d, DaemonState::backoff, what, delay);
+                        }
+                    } else {
+                        set_state_locked(d, is_failure(e) ? DaemonState::failed
+                                                          : DaemonState::stopped,
+                                         what);
+                    }
+                    break;
+            }
+        }
+        if (!e.spawn_failed) remove_stale_pid_file(d);
+        if (after == After::restart) {
+            auto r = do_start(d, "restart");
+            complete(d, r);
+            return;
+        }
+        if (after == After::stop) complete(d, {});
+        if (erase) {
+            complete(d, {});
+            std::lock_guard lk(mu);
+            const std::string name = d.spec.name;
+            order.erase(std::remove(order.begin(), order.end(), name), order.end());
+            daemons.erase(name);  // d is gone from here on
+        }
+    }
+
+    void on_exit(const ExitMsg& m) {
+        DaemonRec* d = find(m.name);
+        if (!d || d->proc_id != m.proc_id || !d->proc) return;  // stale: an earlier process
+        // The reaper has recorded the exit before broadcasting it; the signal is in the info.
+        const ProcessInfo info = d->proc->info();
+        ExitInfo e;
+        e.exit_code = m.exit_code;
+        e.signal = info.signal;
+        if (e.signal != 0) e.exit_code = -1;
+        ended(*d, e, m.error);
+    }
+
+    // ------------------------------------------------------------ stopping
+
+    // Sends the stop signal (SIGKILL at once with a zero timeout) and arms the kill deadline.
+    void begin_stop(DaemonRec& d, After after, const std::string& why) {
+        std::shared_ptr<ManagedProcess> proc;
+        {
+            std::lock_guard lk(mu);
+            d.after = after;
+            if (d.state == DaemonState::stopping) return;  // already signalled; keep deadline
+            proc = d.proc;
+            d.next_check.reset();
+            d.restart_at.reset();
+            set_state_locked(d, DaemonState::stopping, why);
+            if (d.spec.stop_timeout.count() > 0) d.kill_at = Clock::now() + d.spec.stop_timeout;
+        }
+        const int sig = d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal
+                                                        : sys::signames::kill();
+        if (auto r = proc->signal(sig); !r)
+            log()->debug("supervisor: {}: signal: {}", d.spec.name, r.error().what());
+    }
+
+    void on_kill_deadline(DaemonRec& d) {
+        std::shared_ptr<ManagedProcess> proc;
+        {
+            std::lock_guard lk(mu);
+            d.kill_at.reset();
+            proc = d.proc;
+        }
+        if (!proc) return;
+        log()->debug("supervisor: {}: no exit {}ms after {}, sending SIGKILL", d.spec.name,
+                     d.spec.stop_timeout.count(), signal_name(d.spec.stop_signal));
+        if (auto r = proc->signal(sys::signames::kill()); !r)
+            log()->debug("supervisor: {}: SIGKILL: {}", d.spec.name, r.error().what());
+    }
+
+    // ------------------------------------------------------------ commands
+
+    void on_command(CommandMsg& c) {
+        DaemonRec* d = find(c.name);
+        if (!d) {
+            completions.emplace_back(c.done, fail(E("supervisor", "unknown daemon: " + c.name)));
+            return;
+        }
+        switch (c.kind) {
+            case CommandMsg::start:
+                switch (d->state) {
+                    case DaemonState::stopped:
+                    case DaemonState::failed: {
+                        {
+                            std::lock_guard lk(mu);
+                            d->window.clear();
+                            d->attempt = 0;
+                        }
+                        auto r = do_start(*d, "start");
+                        completions.emplace_back(c.done, r);
+                        break;
+                    }
+                    case DaemonState::stopping:
+                        d->after = After::restart;
+                        d->waiters.push_back(c.done);
+                        break;
+                    default:  // up, or in backoff: already on its way
+                        completions.emplace_back(c.done, Result<void>{});
+                }
+                break;
+            case CommandMsg::restart:
+                {
+                    std::lock_guard lk(mu);
+                    d->window.clear();
+                    d->attempt = 0;
+                }
+                if (d->proc) {
+                    d->waiters.push_back(c.done);
+                    begin_stop(*d, After::restart, "restart requested");
+                } else {
+                    completions.emplace_back(c.done, do_start(*d, "restart"));
+                }
+                break;
+            case CommandMsg::stop:
+            case CommandMsg::remove: {
+                const After after = c.kind == CommandMsg::stop ? After::stop : After::remove;
+                if (d->proc) {
+                    d->waiters.push_back(c.done);
+                    begin_stop(*d, after, after == After::stop ? "stop requested"
+                                                               : "remove requested");
+                    break;
+                }
+                {
+                    std::lock_guard lk(mu);
+                    d->restart_at.reset();
+                    set_state_locked(*d, DaemonState::stopped, "stop requested");
+                }
+                completions.emplace_back(c.done, Result<void>{});
+                if (after == After::remove) {
+                    std::lock_guard lk(mu);
+                    order.erase(std::remove(order.begin(), order.end(), c.name), order.end());
+                    daemons.erase(c.name);
+                }
+                break;
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ health
+
+    void on_health(const HealthMsg& m) {
+        DaemonRec* d = find(m.name);
+        if (!d || d->generation != m.generation || !d->proc) return;
+        bool restart = false;
+        {
+            std::lock_guard lk(mu);
+            d->check_in_flight = false;
+            if (d->state != DaemonState::running && d->state != DaemonState::healthy &&
+                d->state != DaemonState::unhealthy)
+                return;
+            d->next_check = Clock::now() + d->spec.health.interval;
+            if (m.result) {
+                d->health_failures = 0;
+                if (d->state != DaemonState::healthy) {
+                    d->stable_since = Clock::now();
+                    set_state_locked(*d, DaemonState::healthy, "health check passed");
+                }
+                return;
+            }
+            ++d->health_failures;
+            d->last_error = "health: " + m.result.error().what();
+            if (d->health_failures < d->spec.health.failures || d->state == DaemonState::unhealthy)
+                return;
+            d->stable_since.reset();
+            set_state_locked(*d, DaemonState::unhealthy,
+                             d->last_error + " (" + std::to_string(d->health_failures) +
+                                 " in a row)");
+            restart = d->spec.restart != RestartPolicy::no;
+        }
+        if (restart) begin_stop(*d, After::unhealthy, "restarting: unhealthy");
+    }
+
+    void start_check(DaemonRec& d) {
+        {
+            std::lock_guard lk(mu);
+            d.next_check.reset();
+            d.check_in_flight = true;
+        }
+        checker->submit(d.spec.name, d.generation, d.spec.health);
+    }
+
+    // ------------------------------------------------------------ the loop
+
+    DaemonRec* find(const std::string& name) {
+        std::lock_guard lk(mu);
+        auto it = daemons.find(name);
+        return it == daemons.end() ? nullptr : it->second.get();
+    }
+
+    static bool checkable(const DaemonRec& d) {
+        return d.proc && !d.check_in_flight &&
+               (d.state == DaemonState::running || d.state == DaemonState::healthy ||
+                d.state == DaemonState::unhealthy);
+    }
+
+    // Caller holds mu.
+    std::optional<Clock::time_point> next_deadline_locked() const {
+        std::optional<Clock::time_point> next;
+        auto consider = [&](const std::optional<Clock::time_point>& t) {
+            if (t && (!next || *t < *next)) next = t;
+        };
+        for (const auto& [name, d] : daemons) {
+            if (d->state == DaemonState::backoff) consider(d->restart_at);
+            if (d->state == DaemonState::stopping) consider(d->kill_at);
+            if (checkable(*d)) consider(d->next_check);
+        }
+        return next;
+    }
+
+    void fire_due() {
+        const auto now = Clock::now();
+        std::vector<std::string> names;
+        {
+            std::lock_guard lk(mu);
+            names = order;
+        }
+        for (const auto& name : names) {
+            DaemonRec* d = find(name);
+            if (!d) continue;
+            if (d->state == DaemonState::backoff && d->restart_at && *d->restart_at <= now) {
+                if (!d->window.allows(d->spec.start_limit, now)) {
+                    std::lock_guard lk(mu);
+                    d->restart_at.reset();
+                    d->last_error = limit_text(*d);
+                    set_state_locked(*d, DaemonState::failed, d->last_error);
+                } else {
+                    (void)do_start(*d, "restart after backoff (attempt " +
+                                           std::to_string(d->attempt) + ")");
+                }
+            } else if (d->state == DaemonState::stopping && d->kill_at && *d->kill_at <= now) {
+                on_kill_deadline(*d);
+            } else if (checkable(*d) && d->next_check && *d->next_check <= now) {
+                start_check(*d);
+            }
+            flush();
+        }
+    }
+
+    void run() {
+        std::unique_lock lk(mu);
+        for (;;) {
+            if (inbox.empty() && !quit) {
+                const auto next = next_deadline_locked();
+                auto ready = [&] { return !inbox.empty() || quit; };
+                if (next)
+                    cv.wait_until(lk, *next, ready);
+                else
+                    cv.wait(lk, ready);
+            }
+            if (quit && inbox.empty()) return;
+            std::deque<Msg> batch;
+            batch.swap(inbox);
+            lk.unlock();
+            for (auto& m : batch) {
+                if (auto* c = std::get_if<CommandMsg>(&m)) on_command(*c);
+                if (auto* e = std::get_if<ExitMsg>(&m)) on_exit(*e);
+                if (auto* h = std::get_if<HealthMsg>(&m)) on_health(*h);
+                flush();
+            }
+            fire_due();
+            lk.lock();
+        }
+    }
+
+    DaemonStatus status_locked(const DaemonRec& d) const {
+        DaemonStatus s;
+        s.name = d.spec.name;
+        s.state = d.state;
+        s.pid = d.pid;
+        s.process_id = d.proc_id;
+        s.restarts = d.restarts;
+        s.exited = d.exited;
+        s.last_exit_code = d.last_exit_code;
+        s.last_signal = d.last_signal;
+        s.last_error = d.last_error;
+        s.health_failures = d.health_failures;
+        s.since = d.since;
+        return s;
+    }
+};
+
+}  // namespace core::process::detail
+
+namespace core::process {
+
+using detail::CommandMsg;
+
+Supervisor::Supervisor(core::Core& core, Service& service, SupervisorOptions opts)
+    : impl_(std::make_unique<detail::SupervisorImpl>(core, service, std::move(opts))) {
+    auto* impl = impl_.get();
+    impl->checker = std::make_unique<detail::Checker>(
+        service, [impl](const std::string& name, std::uint64_t gen, Result<void> r) {
+            impl->post(detail::HealthMsg{name, gen, std::move(r)});
+        });
+    impl->sub = core.subscribe([impl](const Value& v) { impl->on_bus(v); });
+    impl->thread = std::thread([impl] { impl->run(); });
+    impl->thread_id = impl->thread.get_id();
+}
+
+Supervisor::~Supervisor() {
+    (void)stop_all();
+    impl_->checker.reset();  // cancels a running check and joins
+    impl_->sub.reset();
+    {
+        std::lock_guard lk(impl_->mu);
+        impl_->quit = true;
+    }
+    impl_->cv.notify_one();
+    impl_->thread.join();
+}
+
+Result<void> Supervisor::add(DaemonSpec spec) {
+    if (auto r = validate(spec); !r) return fail(E("supervisor.add", "invalid spec", r.error()));
+    std::lock_guard lk(impl_->mu);
+    if (impl_->daemons.count(spec.name))
+        return fail(E("supervisor.add", "daemon \"" + spec.name + "\" already exists"));
+    auto rec = std::make_unique<detail::DaemonRec>();
+    const std::string name = spec.name;
+    rec->spec = std::move(spec);
+    impl_->daemons.emplace(name, std::move(rec));
+    impl_->order.push_back(name);
+    return {};
+}
+
+Result<void> Supervisor::remove(const std::string& name) {
+    return impl_->call(CommandMsg::remove, name, impl_->stop_bound(name));
+}
+
+Result<void> Supervisor::start(const std::string& name) {
+    // A start waits for the spawn only (or for a stop in progress to end).
+    return impl_->call(CommandMsg::start, name, impl_->stop_bound(name) + std::chrono::seconds(30));
+}
+
+Result<void> Supervisor::stop(const std::string& name) {
+    return impl_->call(CommandMsg::stop, name, impl_->stop_bound(name));
+}
+
+Result<void> Supervisor::restart(const std::string& name) {
+    return impl_->call(CommandMsg::restart, name,
+                       impl_->stop_bound(name) + std::chrono::seconds(30));
+}
+
+Result<void> Supervisor::start_all() {
+    Result<void> first;
+    for (const auto& name : names()) {
+        auto r = start(name);
+        if (!r && first) first = fail(r.error());
+    }
+    return first;
+}
+
+Result<void> Supervisor::stop_all() {
+    if (std::this_thread::get_id() == impl_->thread_id)
+        return fail(E("supervisor", "called from the supervisor thread"));
+    // Every stop is posted before any is waited for, so the daemons stop together.
+    std::vector<std::pair<std::string, std::shared_ptr<detail::Completion>>> pending;
+    for (const auto& name : names()) {
+        auto done = std::make_shared<detail::Completion>();
+        impl_->post(CommandMsg{CommandMsg::stop, name, done});
+        pending.emplace_back(name, done);
+    }
+    Result<void> first;
+    for (auto& [name, done] : pending) {
+        auto r = done->wait_for(impl_->stop_bound(name));
+        if (!r) {
+            if (first)
+                first = fail(E("supervisor.stop_all", "daemon \"" + name + "\" not reaped in time"));
+        } else if (!*r && first) {
+            first = fail(r->error());
+        }
+    }
+    return first;
+}
+
+Result<DaemonStatus> Supervisor::get(const std::string& name) const {
+    std::lock_guard lk(impl_->mu);
+    auto it = impl_->daemons.find(name);
+    if (it == impl_->daemons.end()) return fail(E("supervisor.get", "unknown daemon: " + name));
+    return impl_->status_locked(*it->second);
+}
+
+std::vector<DaemonStatus> Supervisor::list() const {
+    std::lock_guard lk(impl_->mu);
+    std::vector<DaemonStatus> out;
+    for (const auto& name : impl_->order) out.push_back(impl_->status_locked(*impl_->daemons.at(name)));
+    return out;
+}
+
+std::vector<std::string> Supervisor::names() const {
+    std::lock_guard lk(impl_->mu);
+    return impl_->order;
+}
+
+Result<DaemonSpec> Supervisor::spec(const std::string& name) const {
+    std::lock_guard lk(impl_->mu);
+    auto it = impl_->daemons.find(name);
+    if (it == impl_->daemons.end()) return fail(E("supervisor.spec", "unknown daemon: " + name));
+    return it->second->spec;
+}
+
+}  // namespace core::process

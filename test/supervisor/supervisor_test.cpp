@@ -1,0 +1,713 @@
+// The Supervisor against real children (test/helper/child.cpp) through a real process Service:
+// restarts with growing delays, the start limit, health checks, terminate-then-kill, policies,
+// backoff reset, shutdown with nothing left behind, and the daemon.* actions. Every wait is on
+// a DaemonStateChanged event with a deadline.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+#include <condition_variable>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "core/process/pidfile.hpp"
+#include "core/process/process.hpp"
+#include "core/process/supervisor.hpp"
+#include "guard.hpp"
+
+using namespace std::chrono_literals;
+using core::process::DaemonSpec;
+using core::process::DaemonState;
+using core::process::DaemonStateChanged;
+using core::process::DaemonStatus;
+using core::process::RestartPolicy;
+using core::process::Supervisor;
+using core::process::SupervisorOptions;
+
+namespace {
+
+constexpr auto kWait = 20s;  // a deadline, not an expectation
+
+// Every DaemonStateChanged seen on the bus, with a way to wait for a condition on them.
+class EventLog {
+public:
+    void push(const DaemonStateChanged& ev) {
+        {
+            std::lock_guard lk(mu_);
+            evs_.push_back(ev);
+        }
+        cv_.notify_all();
+    }
+    std::vector<DaemonStateChanged> events() const {
+        std::lock_guard lk(mu_);
+        return evs_;
+    }
+    std::vector<DaemonStateChanged> of(const std::string& name) const {
+        std::vector<DaemonStateChanged> out;
+        for (const auto& e : events())
+            if (e.name == name) out.push_back(e);
+        return out;
+    }
+    // Waits until `name` has entered `state` at least n times.
+    bool wait(const std::string& name, DaemonState state, std::size_t n = 1,
+              std::chrono::milliseconds timeout = kWait) {
+        std::unique_lock lk(mu_);
+        return cv_.wait_for(lk, timeout, [&] { return count_locked(name, state) >= n; });
+    }
+    std::size_t count(const std::string& name, DaemonState state) const {
+        std::lock_guard lk(mu_);
+        return count_locked(name, state);
+    }
+
+private:
+    std::size_t count_locked(const std::string& name, DaemonState state) const {
+        std::size_t n = 0;
+        for (const auto& e : evs_)
+            if (e.name == name && e.to == state) ++n;
+        return n;
+    }
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::vector<DaemonStateChanged> evs_;
+};
+
+// A Core with the process service started, and the bus watched for DaemonStateChanged.
+struct Env {
+    std::shared_ptr<core::Core> core;
+    std::shared_ptr<core::process::Service> svc;
+    EventLog log;
+    core::Subscription sub;
+
+    explicit Env(std::vector<core::ServiceFactory> extra = {}) {
+        std::vector<core::ServiceFactory> fs{core::process::register_service};
+        for (auto& f : extra) fs.push_back(std::move(f));
+        auto c = core::Core::create(fs);
+        REQUIRE(c);
+        core = *c;
+        sub = core->subscribe([this](const core::Value& v) {
+            if (const auto* ev = v.get<DaemonStateChanged>()) log.push(*ev);
+        });
+        REQUIRE(core->startup(core::Context::background()));
+        svc = core->service<core::process::Service>("process");
+        REQUIRE(svc);
+    }
+    ~Env() {
+        sub.reset();
+        (void)core->shutdown(core::Context::background());
+    }
+};
+
+DaemonSpec child_spec(const std::string& name, std::vector<std::string> args) {
+    DaemonSpec s;
+    s.name = name;
+    s.command = core::test::child_path();
+    s.args = std::move(args);
+    s.backoff = {10ms, 2.0, 10000ms, 0.0};  // small and exact: jitter 0
+    s.start_limit = {100, 60000ms};
+    s.stop_timeout = 5000ms;
+    return s;
+}
+
+std::vector<std::chrono::milliseconds> backoff_delays(const std::vector<DaemonStateChanged>& evs) {
+    std::vector<std::chrono::milliseconds> out;
+    for (const auto& e : evs)
+        if (e.to == DaemonState::backoff) out.push_back(e.delay);
+    return out;
+}
+
+std::vector<DaemonState> states(const std::vector<DaemonStateChanged>& evs) {
+    std::vector<DaemonState> out;
+    for (const auto& e : evs) out.push_back(e.to);
+    return out;
+}
+
+std::string text(const std::vector<DaemonState>& ss) {
+    std::string out;
+    for (auto s : ss) out += std::string(out.empty() ? "" : " ") + core::process::to_string(s);
+    return out;
+}
+
+// The captured output of the daemon's current process.
+std::string output_of(Env& env, const Supervisor& sup, const std::string& name) {
+    auto st = sup.get(name);
+    if (!st || st->process_id.empty()) return "";
+    auto p = env.svc->get(st->process_id);
+    return p ? (*p)->output() : "";
+}
+
+// A pid that is gone, or a zombie waiting for its (non-us) reaper.
+bool dead(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return true;
+    auto close = line.rfind(')');
+    return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+// A TCP port on 127.0.0.1 where nothing listens (bound then closed).
+int free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("Supervisor_Add_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    REQUIRE(sup.add(child_spec("a", {"sleep", "60000"})));
+    REQUIRE(sup.add(child_spec("b", {"sleep", "60000"})));
+    CHECK(sup.names() == std::vector<std::string>{"a", "b"});
+
+    auto st = sup.get("a");
+    REQUIRE(st);
+    CHECK(st->state == DaemonState::stopped);
+    CHECK(st->pid == 0);
+    CHECK(sup.spec("b")->args == std::vector<std::string>{"sleep", "60000"});
+
+    REQUIRE(sup.start("a"));
+    st = sup.get("a");
+    REQUIRE(st);
+    CHECK(st->state == DaemonState::running);
+    CHECK(st->pid > 0);
+    CHECK_FALSE(st->process_id.empty());
+    CHECK(sup.start("a"));  // idempotent while up
+    CHECK(sup.get("a")->pid == st->pid);
+
+    REQUIRE(sup.start_all());
+    CHECK(sup.get("b")->state == DaemonState::running);
+    CHECK(sup.list().size() == 2);
+
+    REQUIRE(sup.stop("a"));
+    st = sup.get("a");
+    CHECK(st->state == DaemonState::stopped);
+    CHECK(st->pid == 0);
+    CHECK(st->last_signal == SIGTERM);
+    CHECK(st->last_error.empty());  // a requested stop is not a failure
+
+    REQUIRE(sup.remove("b"));
+    CHECK(sup.names() == std::vector<std::string>{"a"});
+    CHECK(states(env.log.of("a")) == std::vector<DaemonState>{DaemonState::starting,
+                                                               DaemonState::running,
+                                                               DaemonState::stopping,
+                                                               DaemonState::stopped});
+}
+
+TEST_CASE("Supervisor_Add_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    SECTION("an invalid spec names the key") {
+        auto s = child_spec("a", {});
+        s.backoff.factor = 0.1;
+        auto r = sup.add(s);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("backoff.factor") != std::string::npos);
+        CHECK(sup.names().empty());
+    }
+    SECTION("a duplicate name") {
+        REQUIRE(sup.add(child_spec("a", {})));
+        auto r = sup.add(child_spec("a", {}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("already exists") != std::string::npos);
+    }
+    SECTION("unknown names") {
+        for (auto r : {sup.start("x"), sup.stop("x"), sup.restart("x"), sup.remove("x")}) {
+            REQUIRE_FALSE(r);
+            CHECK(r.error().what().find("unknown daemon: x") != std::string::npos);
+        }
+        CHECK_FALSE(sup.get("x"));
+        CHECK_FALSE(sup.spec("x"));
+    }
+}
+
+TEST_CASE("Supervisor_Start_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    SECTION("a missing program: the error, then the policy (no: failed)") {
+        auto s = child_spec("gti", {});
+        s.command = "/nonexistent/gti";
+        s.restart = RestartPolicy::no;
+        REQUIRE(sup.add(s));
+        auto r = sup.start("gti");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("/nonexistent/gti") != std::string::npos);
+        auto st = sup.get("gti");
+        CHECK(st->state == DaemonState::failed);
+        CHECK(st->last_error.find("/nonexistent/gti") != std::string::npos);
+        CHECK_FALSE(st->exited);
+    }
+    SECTION("a missing program with on-failure retries, then hits the start limit") {
+        auto s = child_spec("gti", {});
+        s.command = "/nonexistent/gti";
+        s.start_limit = {3, 60000ms};
+        REQUIRE(sup.add(s));
+        CHECK_FALSE(sup.start("gti"));
+        REQUIRE(env.log.wait("gti", DaemonState::failed));
+        CHECK(env.log.count("gti", DaemonState::starting) == 3);
+        CHECK(sup.get("gti")->last_error.find("start limit") != std::string::npos);
+    }
+    SECTION("a PID file held by a live process refuses the start") {
+        const std::string path = "/tmp/core-sup-" + std::to_string(::getpid()) + ".pid";
+        core::process::PidFile holder(path);
+        REQUIRE(holder.acquire());
+        auto s = child_spec("p", {"sleep", "60000"});
+        s.pid_file = path;
+        s.restart = RestartPolicy::no;
+        REQUIRE(sup.add(s));
+        auto r = sup.start("p");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("held by live pid " + std::to_string(::getpid())) !=
+              std::string::npos);
+        CHECK(sup.get("p")->state == DaemonState::failed);
+        REQUIRE(holder.release());
+        // Released: a stale file is cleaned up and the start goes ahead.
+        { std::ofstream(path) << "999999\n"; }
+        REQUIRE(sup.start("p"));
+        CHECK_FALSE(std::ifstream(path).good());
+        REQUIRE(sup.stop("p"));
+    }
+}
+
+TEST_CASE("Supervisor_Restart_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+
+    SECTION("a crashing daemon restarts with growing delays, then fails at the start limit") {
+        auto s = child_spec("crash", {"exit", "3"});
+        s.start_limit = {5, 60000ms};
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("crash"));
+        REQUIRE(env.log.wait("crash", DaemonState::failed));
+        const auto evs = env.log.of("crash");
+        const auto delays = backoff_delays(evs);
+        // 5 starts allowed: 4 restarts, each after twice the previous delay.
+        REQUIRE(delays.size() == 4);
+        CHECK(delays == std::vector<std::chrono::milliseconds>{10ms, 20ms, 40ms, 80ms});
+        for (std::size_t i = 1; i < delays.size(); ++i) CHECK(delays[i] >= delays[i - 1]);
+        using S = DaemonState;
+        const std::vector<S> cycle{S::starting, S::running, S::backoff};
+        std::vector<S> want;
+        for (int i = 0; i < 4; ++i) want.insert(want.end(), cycle.begin(), cycle.end());
+        want.insert(want.end(), {S::starting, S::running, S::failed});
+        INFO(text(states(evs)));
+        CHECK(states(evs) == want);
+        auto st = sup.get("crash");
+        CHECK(st->state == DaemonState::failed);
+        CHECK(st->restarts == 4);
+        CHECK(st->last_exit_code == 3);
+        CHECK(st->last_error.find("start limit hit") != std::string::npos);
+        CHECK(evs.back().reason.find("exited with code 3") != std::string::npos);
+        // The restart counter in the events grows with each start.
+        CHECK(evs.back().restarts == 4);
+        // A manual start clears the failed state and the window.
+        REQUIRE(sup.start("crash"));
+        REQUIRE(env.log.wait("crash", DaemonState::failed, 2));
+        REQUIRE(sup.stop("crash"));
+    }
+
+    SECTION("a daemon whose health command fails is restarted") {
+        auto s = child_spec("sick", {"sleep", "60000"});
+        s.health.command = {core::test::child_path(), "exit", "1"};
+        s.health.interval = 20ms;
+        s.health.failures = 2;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("sick"));
+        REQUIRE(env.log.wait("sick", DaemonState::starting, 2));
+        const auto evs = env.log.of("sick");
+        using S = DaemonState;
+        const std::vector<S> want{S::starting, S::running, S::unhealthy, S::stopping, S::backoff,
+                                  S::starting};
+        INFO(text(states(evs)));
+        REQUIRE(evs.size() >= want.size());
+        const auto got = states(evs);
+        CHECK(std::vector<S>(got.begin(), got.begin() + 6) == want);
+        CHECK(evs[2].reason.find("health") != std::string::npos);
+        CHECK(evs[2].reason.find("2 in a row") != std::string::npos);
+        CHECK(evs[4].reason.find("health check") != std::string::npos);
+        REQUIRE(sup.stop("sick"));
+    }
+
+    SECTION("a daemon whose health URL refuses connections is restarted") {
+        auto s = child_spec("deaf", {"sleep", "60000"});
+        s.health.url = "http://127.0.0.1:" + std::to_string(free_port()) + "/health";
+        s.health.interval = 20ms;
+        s.health.timeout = 1000ms;
+        s.health.failures = 1;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("deaf"));
+        REQUIRE(env.log.wait("deaf", DaemonState::backoff));
+        const auto evs = env.log.of("deaf");
+        REQUIRE(evs.size() >= 3);
+        CHECK(evs[2].to == DaemonState::unhealthy);
+        CHECK(sup.get("deaf")->last_error.find("health") != std::string::npos);
+        REQUIRE(sup.stop("deaf"));
+    }
+
+    SECTION("a daemon that answers its health URL becomes healthy") {
+        const int port = free_port();
+        auto s = child_spec("web", {"http-health", std::to_string(port)});
+        s.health.url = "http://127.0.0.1:" + std::to_string(port) + "/health";
+        s.health.interval = 20ms;
+        s.health.failures = 100;  // the server needs a moment to listen
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("web"));
+        REQUIRE(env.log.wait("web", DaemonState::healthy));
+        CHECK(sup.get("web")->health_failures == 0);
+        REQUIRE(sup.stop("web"));
+        CHECK(sup.get("web")->state == DaemonState::stopped);
+    }
+
+    SECTION("restart() stops and starts at once, without backoff") {
+        REQUIRE(sup.add(child_spec("r", {"sleep", "60000"})));
+        REQUIRE(sup.start("r"));
+        const int pid = sup.get("r")->pid;
+        REQUIRE(sup.restart("r"));
+        auto st = sup.get("r");
+        CHECK(st->state == DaemonState::running);
+        CHECK(st->pid != pid);
+        CHECK(st->restarts == 1);
+        CHECK(env.log.count("r", DaemonState::backoff) == 0);
+        REQUIRE(sup.stop("r"));
+    }
+}
+
+TEST_CASE("Supervisor_Policy_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    auto run_to = [&](const std::string& name, RestartPolicy p, const char* code,
+                      DaemonState until) {
+        auto s = child_spec(name, {"exit", code});
+        s.restart = p;
+        s.start_limit = {3, 60000ms};
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start(name));
+        REQUIRE(env.log.wait(name, until));
+        return env.log.of(name);
+    };
+    using S = DaemonState;
+    SECTION("no: a failure is final") {
+        auto evs = run_to("n3", RestartPolicy::no, "3", S::failed);
+        CHECK(states(evs) == std::vector<S>{S::starting, S::running, S::failed});
+    }
+    SECTION("no: a clean exit stops") {
+        auto evs = run_to("n0", RestartPolicy::no, "0", S::stopped);
+        CHECK(states(evs) == std::vector<S>{S::starting, S::running, S::stopped});
+        CHECK(sup.get("n0")->last_error.empty());
+    }
+    SECTION("on-failure: a clean exit stops") {
+        auto evs = run_to("f0", RestartPolicy::on_failure, "0", S::stopped);
+        CHECK(states(evs) == std::vector<S>{S::starting, S::running, S::stopped});
+    }
+    SECTION("on-failure: a failure restarts") {
+        auto evs = run_to("f3", RestartPolicy::on_failure, "3", S::failed);
+        CHECK(env.log.count("f3", S::backoff) == 2);
+    }
+    SECTION("on-failure: a signal restarts") {
+        auto s = child_spec("sig", {"kill-self", "9"});
+        s.start_limit = {2, 60000ms};
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("sig"));
+        REQUIRE(env.log.wait("sig", S::failed));
+        CHECK(env.log.count("sig", S::backoff) == 1);
+        CHECK(sup.get("sig")->last_signal == 9);
+        CHECK(sup.get("sig")->last_exit_code == -1);
+    }
+    SECTION("always: a clean exit restarts too") {
+        auto evs = run_to("a0", RestartPolicy::always, "0", S::failed);
+        CHECK(env.log.count("a0", S::backoff) == 2);
+        CHECK(evs[2].reason == "exited with code 0");
+    }
+}
+
+TEST_CASE("Supervisor_Backoff_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    // The child runs 300 ms each time. The order of events is asserted, never their timing:
+    // reset_after 20 ms is far below the run time, 10 s far above it.
+    SECTION("a run longer than reset_after resets the backoff") {
+        auto s = child_spec("steady", {"fail-after", "300", "3"});
+        s.reset_after = 20ms;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("steady"));
+        REQUIRE(env.log.wait("steady", DaemonState::backoff, 3));
+        REQUIRE(sup.stop("steady"));
+        const auto delays = backoff_delays(env.log.of("steady"));
+        REQUIRE(delays.size() >= 3);
+        for (auto d : delays) CHECK(d == 10ms);
+    }
+    SECTION("a shorter run keeps growing the delay") {
+        auto s = child_spec("flaky", {"fail-after", "300", "3"});
+        s.reset_after = 10000ms;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("flaky"));
+        REQUIRE(env.log.wait("flaky", DaemonState::backoff, 3));
+        REQUIRE(sup.stop("flaky"));
+        const auto delays = backoff_delays(env.log.of("flaky"));
+        REQUIRE(delays.size() >= 3);
+        CHECK(delays[0] == 10ms);
+        CHECK(delays[1] == 20ms);
+        CHECK(delays[2] == 40ms);
+    }
+    SECTION("with a health check, the healthy period counts") {
+        auto s = child_spec("checked", {"fail-after", "300", "3"});
+        s.health.command = {core::test::child_path(), "exit", "0"};
+        s.health.interval = 10ms;
+        s.reset_after = 20ms;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("checked"));
+        REQUIRE(env.log.wait("checked", DaemonState::backoff, 2));
+        REQUIRE(sup.stop("checked"));
+        const auto evs = env.log.of("checked");
+        CHECK(env.log.count("checked", DaemonState::healthy) >= 2);
+        for (auto d : backoff_delays(evs)) CHECK(d == 10ms);
+    }
+}
+
+TEST_CASE("Supervisor_Stop_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    SECTION("a SIGTERM-ignoring daemon gets SIGKILL after stop_timeout") {
+        auto s = child_spec("stubborn", {"ignore-term", "60000"});
+        s.stop_timeout = 100ms;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("stubborn"));
+        // The child ignores SIGTERM only once it has said so.
+        REQUIRE(core::test::eventually(
+            [&] { return output_of(env, sup, "stubborn").find("ready") != std::string::npos; }));
+        REQUIRE(sup.stop("stubborn"));
+        auto st = sup.get("stubborn");
+        CHECK(st->state == DaemonState::stopped);
+        CHECK(st->last_signal == SIGKILL);
+        const auto evs = env.log.of("stubborn");
+        CHECK(evs.back().to == DaemonState::stopped);
+        CHECK(evs.back().reason.find("SIGKILL") != std::string::npos);
+    }
+    SECTION("stop_signal is what is sent first") {
+        auto s = child_spec("hup", {"sleep", "60000"});
+        s.stop_signal = SIGHUP;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("hup"));
+        REQUIRE(sup.stop("hup"));
+        CHECK(sup.get("hup")->last_signal == SIGHUP);
+    }
+    SECTION("the daemon's whole process group is stopped, grandchildren included") {
+        REQUIRE(sup.add(child_spec("family", {"grandchild-wait", "60000"})));
+        REQUIRE(sup.start("family"));
+        int gc = 0;
+        REQUIRE(core::test::eventually([&] {
+            std::istringstream in(output_of(env, sup, "family"));
+            std::string word;
+            return in >> word >> gc && word == "gc" && gc > 0;
+        }));
+        CHECK_FALSE(dead(gc));
+        REQUIRE(sup.stop("family"));
+        CHECK(core::test::eventually([&] { return dead(gc); }));
+    }
+    SECTION("stopping a daemon in backoff cancels the restart") {
+        auto s = child_spec("later", {"exit", "1"});
+        s.backoff = {60000ms, 2.0, 60000ms, 0.0};
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("later"));
+        REQUIRE(env.log.wait("later", DaemonState::backoff));
+        REQUIRE(sup.stop("later"));
+        CHECK(sup.get("later")->state == DaemonState::stopped);
+        CHECK(env.log.count("later", DaemonState::starting) == 1);
+    }
+}
+
+TEST_CASE("Supervisor_StopAll_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    std::vector<int> grandchildren;
+    {
+        Env env;
+        {
+            Supervisor sup(*env.core, *env.svc);
+            for (const char* n : {"a", "b", "c"})
+                REQUIRE(sup.add(child_spec(n, {"grandchild-wait", "60000"})));
+            auto stubborn = child_spec("d", {"ignore-term", "60000"});
+            stubborn.stop_timeout = 50ms;
+            REQUIRE(sup.add(stubborn));
+            REQUIRE(sup.start_all());
+            for (const char* n : {"a", "b", "c"}) {
+                int gc = 0;
+                REQUIRE(core::test::eventually([&] {
+                    std::istringstream in(output_of(env, sup, n));
+                    std::string word;
+                    return in >> word >> gc && word == "gc";
+                }));
+                grandchildren.push_back(gc);
+            }
+            CHECK(core::test::child_pids().size() >= 4);
+            SECTION("stop_all") {
+                REQUIRE(sup.stop_all());
+                for (const auto& st : sup.list()) CHECK(st.state == DaemonState::stopped);
+                CHECK(core::test::child_pids().empty());
+            }
+            SECTION("the destructor") {}
+        }
+        CHECK(core::test::child_pids().empty());
+    }
+    for (int gc : grandchildren) CHECK(core::test::eventually([&] { return dead(gc); }));
+}
+
+TEST_CASE("Supervisor_Callback_Ugly", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    std::mutex mu;
+    std::vector<std::string> seen;
+    Supervisor* self = nullptr;
+    SupervisorOptions opts;
+    opts.on_state_change = [&](const DaemonStateChanged& ev) {
+        std::string note = std::string(core::process::to_string(ev.to));
+        if (ev.to == DaemonState::running) {
+            // Blocking calls from the supervisor thread fail instead of deadlocking; get() works.
+            auto r = self->stop(ev.name);
+            note += r ? " stop-ok" : " stop-refused";
+            note += self->get(ev.name) ? " get-ok" : " get-failed";
+        }
+        if (ev.to == DaemonState::stopped) throw std::runtime_error("a throwing callback");
+        std::lock_guard lk(mu);
+        seen.push_back(note);
+    };
+    opts.broadcast = false;
+    Supervisor sup(*env.core, *env.svc, opts);
+    self = &sup;
+    REQUIRE(sup.add(child_spec("cb", {"sleep", "60000"})));
+    REQUIRE(sup.start("cb"));
+    REQUIRE(sup.stop("cb"));
+    std::lock_guard lk(mu);
+    CHECK(seen == std::vector<std::string>{"starting", "running stop-refused get-ok", "stopping"});
+    CHECK(env.log.events().empty());  // broadcast off
+}
+
+TEST_CASE("SupervisorService_Actions_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env({core::process::register_daemon_service});
+    auto& c = *env.core;
+    const auto ctx = core::Context::background();
+    auto started = c.action("daemon.start")
+                       .run(ctx, core::Options{{"name", "svc"},
+                                               {"command", std::string(core::test::child_path())},
+                                               {"args", std::vector<std::string>{"sleep", "60000"}},
+                                               {"restart", "always"},
+                                               {"backoff_initial", "10ms"},
+                                               {"backoff_factor", 3},
+                                               {"stop_signal", "SIGINT"},
+                                               {"stop_timeout", 2000ms}});
+    REQUIRE(started);
+    const auto* st = started->get<DaemonStatus>();
+    REQUIRE(st);
+    CHECK(st->state == DaemonState::running);
+    CHECK(st->pid > 0);
+
+    auto names = c.action("daemon.list").run(ctx, {});
+    REQUIRE(names);
+    REQUIRE(names->get<std::vector<std::string>>());
+    CHECK(*names->get<std::vector<std::string>>() == std::vector<std::string>{"svc"});
+    auto statuses = c.action("daemon.list").run(ctx, core::Options{{"status", true}});
+    REQUIRE(statuses);
+    REQUIRE(statuses->get<std::vector<DaemonStatus>>());
+    CHECK(statuses->get<std::vector<DaemonStatus>>()->at(0).name == "svc");
+
+    auto got = c.action("daemon.get").run(ctx, core::Options{{"name", "svc"}});
+    REQUIRE(got);
+    CHECK(got->get<DaemonStatus>()->pid == st->pid);
+
+    auto restarted = c.action("daemon.restart").run(ctx, core::Options{{"name", "svc"}});
+    REQUIRE(restarted);
+    CHECK(restarted->get<DaemonStatus>()->restarts == 1);
+    CHECK(restarted->get<DaemonStatus>()->pid != st->pid);
+
+    auto stopped = c.action("daemon.stop").run(ctx, core::Options{{"name", "svc"}});
+    REQUIRE(stopped);
+    CHECK(stopped->get<DaemonStatus>()->state == DaemonState::stopped);
+    CHECK(stopped->get<DaemonStatus>()->last_signal == SIGINT);
+
+    // By name only, once added.
+    auto again = c.action("daemon.start").run(ctx, core::Options{{"name", "svc"}});
+    REQUIRE(again);
+    CHECK(again->get<DaemonStatus>()->state == DaemonState::running);
+
+    auto svc = c.service<core::process::SupervisorService>("daemon");
+    REQUIRE(svc);
+    auto spec = svc->supervisor()->spec("svc");
+    REQUIRE(spec);
+    CHECK(spec->backoff.factor == 3.0);
+    CHECK(spec->restart == RestartPolicy::always);
+    // Core shutdown (in ~Env) stops it: the leak guard proves nothing is left.
+}
+
+TEST_CASE("SupervisorService_Actions_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    const auto ctx = core::Context::background();
+    SECTION("wrong types and unknown keys are named") {
+        Env env({core::process::register_daemon_service});
+        auto& c = *env.core;
+        struct Case {
+            const char* action;
+            core::Options opts;
+            const char* want;
+        };
+        const std::vector<Case> cases = {
+            {"daemon.start", core::Options{{"name", 5}}, "option \"name\""},
+            {"daemon.start", core::Options{}, "option \"name\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"args", "z"}},
+             "option \"args\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"restart", 1}},
+             "option \"restart\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"restart", "often"}},
+             "often"},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"stop_signal", "NO"}},
+             "option \"stop_signal\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"backoff_factor", "2"}},
+             "option \"backoff_factor\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"stop_timeout", "soon"}},
+             "stop_timeout"},
+            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"colour", "red"}},
+             "option \"colour\""},
+            {"daemon.start", core::Options{{"name", "x"}, {"spec", 3}}, "option \"spec\""},
+            {"daemon.start", core::Options{{"name", "nope"}}, "unknown daemon: nope"},
+            {"daemon.stop", core::Options{{"name", "nope"}}, "unknown daemon: nope"},
+            {"daemon.get", core::Options{{"id", "x"}}, "option \"id\""},
+            {"daemon.list", core::Options{{"status", "yes"}}, "option \"status\""},
+        };
+        for (const auto& k : cases) {
+            auto r = c.action(k.action).run(ctx, k.opts);
+            INFO(k.action);
+            REQUIRE_FALSE(r);
+            INFO(r.error().what());
+            CHECK(r.error().what().find(k.want) != std::string::npos);
+        }
+    }
+    SECTION("without the process service, startup fails clearly") {
+        auto c = core::Core::create({core::process::register_daemon_service});
+        REQUIRE(c);
+        auto r = (*c)->startup(ctx);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("process service is not registered") != std::string::npos);
+    }
+    SECTION("preloaded daemons through the factory") {
+        Env env({core::process::daemon_service_factory({}, {child_spec("pre", {"sleep", "1"})})});
+        auto r = env.core->action("daemon.get").run(ctx, core::Options{{"name", "pre"}});
+        REQUIRE(r);
+        CHECK(r->get<DaemonStatus>()->state == DaemonState::stopped);
+    }
+}
