@@ -39,9 +39,14 @@ Budget::Budget(double max_seconds, int rows) {
     row_share_ = total / std::max(rows, 1);
 }
 
-Clock::time_point Budget::row_deadline() const {
+Clock::time_point Budget::row_deadline(int rows) const {
     if (!limited_) return Clock::time_point::max();
-    return std::min(Clock::now() + row_share_, end_);
+    return std::min(Clock::now() + row_share_ * std::max(rows, 1), end_);
+}
+
+double Budget::remaining() const {
+    if (!limited_) return 1e18;
+    return std::chrono::duration<double>(end_ - Clock::now()).count();
 }
 
 bool Budget::over() const {
@@ -86,6 +91,40 @@ Row sample(std::string section, std::string name, int n, int warmup, Clock::time
     }
     fill_stats(row, std::move(samples));
     return row;
+}
+
+std::vector<Row> sample_interleaved(const std::string& section, const std::vector<Variant>& vs,
+                                    int n, int warmup, Clock::time_point deadline) {
+    constexpr int min_rounds = 3;
+    std::vector<Row> rows(vs.size());
+    std::vector<std::vector<double>> samples(vs.size());
+    for (std::size_t k = 0; k < vs.size(); ++k) {
+        rows[k].section = section;
+        rows[k].name = vs[k].name;
+        rows[k].unit = "us";
+        rows[k].ref = vs[k].ref;
+        rows[k].note = vs[k].note;
+        samples[k].reserve(static_cast<std::size_t>(std::max(n, 0)));
+    }
+    for (int round = -warmup; round < n; ++round) {
+        if (round >= min_rounds && Clock::now() >= deadline) break;
+        if (round < 0 && Clock::now() >= deadline) continue;
+        for (std::size_t k = 0; k < vs.size(); ++k) {
+            if (!rows[k].error.empty()) continue;
+            auto r = vs[k].fn();
+            if (!r) {
+                rows[k].error = r.error().what();
+                continue;
+            }
+            if (round >= 0) samples[k].push_back(*r);
+        }
+    }
+    for (std::size_t k = 0; k < vs.size(); ++k) fill_stats(rows[k], std::move(samples[k]));
+    return rows;
+}
+
+void Report::add(std::vector<Row> rows) {
+    for (auto& r : rows) add(std::move(r));
 }
 
 Row& Report::add(Row row) {

@@ -24,6 +24,7 @@ struct Config {
     enum class Mode { quick, normal, full };
     Mode mode = Mode::normal;
     bool json = false;
+    bool realtime = false;       // run under SCHED_FIFO (children and threads inherit it)
     double max_seconds = 0;      // 0: unbounded
     int iterations = 0;          // > 0: overrides the N of every latency loop
     std::set<std::string> only;  // empty: every section
@@ -73,12 +74,14 @@ struct Target {
 class Budget {
   public:
     Budget(double max_seconds, int rows);
-    // When one row's sampling loop must stop (after its minimum samples): now plus one row's
-    // share, never past the end of the run. Far future when unbounded.
-    Clock::time_point row_deadline() const;
+    // When the sampling loop of `rows` rows must stop (after its minimum samples): now plus
+    // their share, never past the end of the run. Far future when unbounded.
+    Clock::time_point row_deadline(int rows = 1) const;
     // The run's time is spent: optional heavy work (bigger N) is skipped.
     bool over() const;
     bool limited() const { return limited_; }
+    // Seconds left in the run; a very large number when unbounded.
+    double remaining() const;
 
   private:
     bool limited_ = false;
@@ -96,9 +99,25 @@ SampleFn timed(std::function<core::Result<void>()> fn);
 Row sample(std::string section, std::string name, int n, int warmup, Clock::time_point deadline,
            const SampleFn& fn);
 
+// One variant of an interleaved group: a row to fill from fn's samples.
+struct Variant {
+    std::string name;
+    SampleFn fn;
+    std::string ref;   // compared with this row
+    std::string note;  // what the figure includes
+};
+
+// Samples every variant in rounds (one sample of each per round, in order), so that a change
+// of machine load during the loop hits every variant alike and their ratios stay fair. Up to n
+// rounds after `warmup` unrecorded ones, stopping at deadline once three rounds are in. A
+// variant whose fn fails records the Error and leaves the rounds; the others go on.
+std::vector<Row> sample_interleaved(const std::string& section, const std::vector<Variant>& vs,
+                                    int n, int warmup, Clock::time_point deadline);
+
 class Report {
   public:
     Row& add(Row row);
+    void add(std::vector<Row> rows);
     Row& skip(std::string section, std::string name, std::string unit, std::string why);
     const Row* find(std::string_view name) const;
     // median / the ref row's median; 0 when either is missing, failed or zero.
@@ -106,6 +125,7 @@ class Report {
     double ratio(std::string_view name, std::string_view ref) const;
     bool failed() const;
     void add_target(Target t) { targets_.push_back(std::move(t)); }
+    Target& last_target() { return targets_.back(); }
     void note(std::string text) { notes_.push_back(std::move(text)); }
 
     void print_table(std::FILE* out) const;

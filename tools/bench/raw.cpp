@@ -6,6 +6,8 @@
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -237,50 +239,136 @@ core::Result<std::size_t> spawn_read_hygienic(const Argv& a) {
     return n;
 }
 
-core::Result<double> reap_latency(const Argv& a) {
-    const char* op = "raw.reap";
+namespace {
+
+// A sleeper (`sleeper stdin`) on two pipes with its pidfd, once it has printed "ready".
+struct ReadySleeper {
+    Fds f;  // 0: pidfd, 1: its stdin (write end), 2: its stdout (read end)
+    pid_t pid = 0;
+};
+
+core::Result<void> start_ready_sleeper(const char* op, const Argv& a, ReadySleeper& s) {
     int in[2], out[2];
     if (::pipe2(in, O_CLOEXEC) != 0) return fail(E_errno(op, "pipe2", errno));
-    Fds f;
-    f.fd[0] = in[0];
-    f.fd[1] = in[1];
+    Fds child_ends;  // closed in the parent once the child has its copies
+    child_ends.fd[0] = in[0];
+    s.f.fd[1] = in[1];
     if (::pipe2(out, O_CLOEXEC) != 0) return fail(E_errno(op, "pipe2", errno));
-    f.fd[2] = out[0];
-    f.fd[3] = out[1];
+    child_ends.fd[1] = out[1];
+    s.f.fd[2] = out[0];
     FileActions fa;
     posix_spawn_file_actions_adddup2(&fa.fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa.fa, out[1], 1);
-    pid_t pid = 0;
-    if (int rc = ::posix_spawn(&pid, a.path(), &fa.fa, nullptr, a.argv(), environ); rc != 0)
+    if (int rc = ::posix_spawn(&s.pid, a.path(), &fa.fa, nullptr, a.argv(), environ); rc != 0)
         return fail(E_errno(op, a.path(), rc));
-    f.close(0);
-    f.close(3);
-    int pidfd = pidfd_open(pid);
-    if (pidfd < 0) {
+    child_ends.close(0);
+    child_ends.close(1);
+    s.f.fd[0] = pidfd_open(s.pid);
+    if (s.f.fd[0] < 0) {
         int err = errno;
-        f.close(1);
-        (void)wait_exit(op, pid);
+        s.f.close(1);
+        (void)wait_exit(op, s.pid);
         return fail(E_errno(op, "pidfd_open", err));
     }
-    f.fd[0] = pidfd;
-    // Wait for "ready\n": the child is then blocked in read(0).
     char c = 0;
     while (c != '\n') {
-        ssize_t r = ::read(out[0], &c, 1);
+        ssize_t r = ::read(s.f.fd[2], &c, 1);
         if (r == 1) continue;
         if (r < 0 && errno == EINTR) continue;
-        f.close(1);
-        (void)waitid_pidfd(op, pidfd);
+        s.f.close(1);
+        (void)waitid_pidfd(op, s.f.fd[0]);
         return fail(E(op, "sleeper did not print ready"));
     }
+    return {};
+}
+
+}  // namespace
+
+core::Result<double> reap_latency(const Argv& a) {
+    const char* op = "raw.reap";
+    ReadySleeper s;
+    if (auto r = start_ready_sleeper(op, a, s); !r) return fail(r.error());
     auto t0 = std::chrono::steady_clock::now();
-    f.close(1);
-    pollfd pfd{pidfd, POLLIN, 0};
+    s.f.close(1);
+    pollfd pfd{s.f.fd[0], POLLIN, 0};
     while (::poll(&pfd, 1, -1) < 0) {
         if (errno != EINTR) return fail(E_errno(op, "poll", errno));
     }
     auto t1 = std::chrono::steady_clock::now();
-    if (auto w = waitid_pidfd(op, pidfd); !w) return fail(w.error());
+    if (auto w = waitid_pidfd(op, s.f.fd[0]); !w) return fail(w.error());
+    return std::chrono::duration<double, std::micro>(t1 - t0).count();
+}
+
+core::Result<std::unique_ptr<ThreadReaper>> ThreadReaper::create() {
+    std::unique_ptr<ThreadReaper> r(new ThreadReaper());
+    r->ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (r->ep_ < 0) return fail(E_errno("raw.reaper", "epoll_create1", errno));
+    r->stop_ = ::eventfd(0, EFD_CLOEXEC);
+    if (r->stop_ < 0) return fail(E_errno("raw.reaper", "eventfd", errno));
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = r->stop_;
+    if (::epoll_ctl(r->ep_, EPOLL_CTL_ADD, r->stop_, &ev) != 0)
+        return fail(E_errno("raw.reaper", "epoll_ctl", errno));
+    r->th_ = std::thread([p = r.get()] { p->loop(); });
+    return r;
+}
+
+ThreadReaper::~ThreadReaper() {
+    if (th_.joinable()) {
+        std::uint64_t one = 1;
+        (void)!::write(stop_, &one, sizeof one);
+        th_.join();
+    }
+    if (stop_ >= 0) ::close(stop_);
+    if (ep_ >= 0) ::close(ep_);
+}
+
+void ThreadReaper::loop() {
+    epoll_event evs[16];
+    for (;;) {
+        int n = ::epoll_wait(ep_, evs, 16, -1);
+        for (int i = 0; i < n; ++i) {
+            const int fd = evs[i].data.fd;
+            if (fd == stop_) return;
+            siginfo_t si{};
+            if (::waitid(kPidfd, static_cast<id_t>(fd), &si, WEXITED | WNOHANG) != 0) continue;
+            if (si.si_pid == 0) continue;  // not yet reapable
+            ::epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
+            {
+                std::lock_guard lk(mu_);
+                ++reaped_;
+            }
+            cv_.notify_all();
+        }
+    }
+}
+
+core::Result<double> ThreadReaper::reap_latency(const Argv& a) {
+    const char* op = "raw.thread_reap";
+    ReadySleeper s;
+    if (auto r = start_ready_sleeper(op, a, s); !r) return fail(r.error());
+    std::uint64_t seen;
+    {
+        std::lock_guard lk(mu_);
+        seen = reaped_;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = s.f.fd[0];
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, s.f.fd[0], &ev) != 0) {
+        int err = errno;
+        s.f.close(1);
+        (void)waitid_pidfd(op, s.f.fd[0]);
+        return fail(E_errno(op, "epoll_ctl", err));
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    s.f.close(1);
+    {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return reaped_ > seen; });
+    }
+    auto t1 = std::chrono::steady_clock::now();
     return std::chrono::duration<double, std::micro>(t1 - t0).count();
 }
 

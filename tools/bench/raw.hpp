@@ -3,8 +3,13 @@
 // figures. tools/bench is exempt from the layering rule for exactly this file.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/result.hpp"
@@ -46,6 +51,29 @@ core::Result<std::size_t> spawn_read_hygienic(const Argv& a);
 // pipes and a pidfd; once it printed "ready", t0 is taken and its stdin closed (it exits on
 // EOF); poll() on the pidfd returns at t1. Returns t1 - t0 in µs; the child is reaped.
 core::Result<double> reap_latency(const Argv& sleeper_stdin);
+
+// The floor of the "one thread waits" design: a minimal reaper thread (epoll over pidfds,
+// waitid, a condition variable) and a waiter that is not that thread. Its reaping latency is
+// reap_latency's plus one thread hand-off; the library cannot go below it by design.
+class ThreadReaper {
+  public:
+    static core::Result<std::unique_ptr<ThreadReaper>> create();
+    ~ThreadReaper();
+    ThreadReaper(const ThreadReaper&) = delete;
+    ThreadReaper& operator=(const ThreadReaper&) = delete;
+    // As reap_latency, with the reaper thread waiting and this thread woken by it.
+    core::Result<double> reap_latency(const Argv& sleeper_stdin);
+
+  private:
+    ThreadReaper() = default;
+    void loop();
+    int ep_ = -1;
+    int stop_ = -1;  // eventfd
+    std::thread th_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::uint64_t reaped_ = 0;
+};
 
 // Idle children for the scale and reaping sections (`sleeper pause`), stdio inherited.
 core::Result<int> spawn_idle(const Argv& a);
