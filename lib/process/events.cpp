@@ -38,7 +38,10 @@ void EventDispatcher::emit(Value ev, bool is_line) {
         // flush_and_stop moved any previous thread out, so th_ is free here.
         stop_ = false;
         running_ = true;
-        th_ = std::thread([this] { run(); });
+        // The thread owns a reference: if a broadcast drops the Core's last reference, the
+        // Service (and our owner) may be destroyed on this very thread, and run() must not be
+        // left running on a dead object.
+        th_ = std::thread([self = shared_from_this()] { self->run(); });
         return;
     }
     lk.unlock();
@@ -55,7 +58,7 @@ void EventDispatcher::run() {
         q_.pop_front();
         if (is_line) --lines_;
         lk.unlock();
-        core_->broadcast(ev);  // a slow subscriber delays only this thread
+        if (auto core = core_.lock()) core->broadcast(ev);  // a slow subscriber delays only us
         lk.lock();
     }
     running_ = false;

@@ -2,7 +2,7 @@
 // Values and never waits; one thread broadcasts them on the Core bus in FIFO order (so the
 // events of one process stay in order). The queue is bounded for output lines: when subscribers
 // fall behind by more than max_queued_lines lines, further lines are dropped (counted), never
-// the lifecycle events. Thread-safe.
+// the lifecycle events. Owned by std::shared_ptr (its thread holds one). Thread-safe.
 #pragma once
 
 #include <condition_variable>
@@ -21,10 +21,12 @@ class Core;
 
 namespace core::process::detail {
 
-class EventDispatcher {
+class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
 public:
-    EventDispatcher(Core* core, std::size_t max_queued_lines) noexcept
-        : core_(core), max_lines_(max_queued_lines) {}
+    // Holds the Core weakly: a Core being destroyed (its bus goes before its services) is
+    // never called.
+    EventDispatcher(std::weak_ptr<Core> core, std::size_t max_queued_lines) noexcept
+        : core_(std::move(core)), max_lines_(max_queued_lines) {}
     ~EventDispatcher();  // discards what is queued: the Core may be gone
     EventDispatcher(const EventDispatcher&) = delete;
     EventDispatcher& operator=(const EventDispatcher&) = delete;
@@ -41,7 +43,7 @@ public:
 
 private:
     void run();
-    Core* core_;
+    std::weak_ptr<Core> core_;
     std::size_t max_lines_;
     mutable std::mutex mu_;
     std::condition_variable cv_;

@@ -45,7 +45,8 @@ struct Service::Impl {
           core(c),
           opts(o),
           log(c.logger()),
-          events(o.events ? std::make_unique<detail::EventDispatcher>(&c, o.max_queued_lines)
+          events(o.events ? std::make_shared<detail::EventDispatcher>(c.weak_from_this(),
+                                                                     o.max_queued_lines)
                           : nullptr) {}
 
     Service& self;
@@ -53,7 +54,7 @@ struct Service::Impl {
     ServiceOptions opts;
     std::shared_ptr<spdlog::logger> log;
     Registry<std::shared_ptr<ManagedProcess>> managed{"process"};
-    std::unique_ptr<detail::EventDispatcher> events;
+    std::shared_ptr<detail::EventDispatcher> events;
 
     std::mutex mu;  // guards everything below
     std::condition_variable cv;
@@ -196,7 +197,8 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     for (const auto& a : o.args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
 
-    auto st = std::make_shared<ProcessState>();
+    // Not make_shared: a pending timer holds a weak_ptr, which would pin the whole object.
+    std::shared_ptr<ProcessState> st(new ProcessState());
     st->command = o.command;
     st->args = o.args;
     st->dir = o.dir;

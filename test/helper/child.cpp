@@ -24,6 +24,7 @@
 //   kill-self SIG            raise signal SIG
 //   pid                      print its pid and process group
 //   fail-after MS N          sleep MS, then exit N
+//   output-exit N COUNT      write COUNT bytes 'o' then "END\n" to stdout, exit N
 //   http-health PORT         (daemon tests) serve "GET /health" → 200 on 127.0.0.1:PORT forever
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -258,6 +259,12 @@ int main(int argc, char** argv) {
     if (mode == "fail-after") {
         sleep_ms(num(2, 0));
         return static_cast<int>(num(3, 1));
+    }
+    if (mode == "output-exit") {
+        std::string s(static_cast<size_t>(num(3, 0)), 'o');
+        s += "END\n";
+        out(s);
+        return static_cast<int>(num(2, 1));
     }
     if (mode == "http-health") return serve_health(static_cast<int>(num(2, 0)));
     return usage();

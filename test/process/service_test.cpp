@@ -3,8 +3,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "common.hpp"
@@ -380,4 +386,274 @@ TEST_CASE("Service_Ugly_PermissionModel", "[process]") {
     CHECK(contains(r.error().what(), "action not registered: process.run"));
     auto s = (*c)->process().start(Context::background(), Options{{"command", "true"}});
     REQUIRE_FALSE(s);
+}
+
+// ------------------------------------------------------------------ events
+
+namespace {
+// Collects the process events of one Core, thread-safely.
+struct Recorder {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> log;  // "started <id>", "out <id> <line>", "killed …", "exited …"
+    core::Subscription sub;
+
+    explicit Recorder(core::Core& c) {
+        sub = c.subscribe([this](const Value& v) {
+            std::string e;
+            if (auto* s = v.get<cp::ProcessStarted>()) e = "started " + s->id;
+            if (auto* o = v.get<cp::ProcessOutput>())
+                e = std::string(cp::to_string(o->stream)) + " " + o->id + " " + o->line;
+            if (auto* k = v.get<cp::ProcessKilled>())
+                e = "killed " + k->id + " " + std::to_string(k->signal);
+            if (auto* x = v.get<cp::ProcessExited>())
+                e = "exited " + x->id + " " + std::to_string(x->exit_code) + " " + x->error;
+            if (e.empty()) return;
+            std::lock_guard lk(mu);
+            log.push_back(e);
+            cv.notify_all();
+        });
+    }
+    // Waits for the exited event of id; returns every event of id in order.
+    std::vector<std::string> until_exit(const std::string& id) {
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, 30s, [&] {
+            for (auto& e : log)
+                if (e.rfind("exited " + id + " ", 0) == 0) return true;
+            return false;
+        });
+        std::vector<std::string> out;
+        for (auto& e : log)
+            if (e.find(" " + id) != std::string::npos) out.push_back(e);
+        return out;
+    }
+};
+}  // namespace
+
+TEST_CASE("Service_Events_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    Recorder rec(*c);
+    auto p = service(c)->start(Context::background(), child({"lines", "100"}));
+    REQUIRE(p);
+    const std::string id = (*p)->id();
+    auto events = rec.until_exit(id);
+    REQUIRE(events.size() == 102);
+    CHECK(events.front() == "started " + id);
+    for (int i = 0; i < 100; ++i)
+        CHECK(events[static_cast<std::size_t>(i) + 1] == "stdout " + id + " line " + std::to_string(i));
+    CHECK(events.back() == "exited " + id + " 0 ");
+    SECTION("stderr lines and the last unterminated line") {
+        auto q = service(c)->start(Context::background(), child({"stderr", "oops"}));
+        REQUIRE(q);
+        auto ev = rec.until_exit((*q)->id());
+        REQUIRE(ev.size() == 3);
+        CHECK(ev[1] == "stderr " + (*q)->id() + " oops");
+        auto u = service(c)->start(Context::background(), child({"bytes", "5", "z"}));
+        REQUIRE(u);
+        auto eu = rec.until_exit((*u)->id());
+        REQUIRE(eu.size() == 3);
+        CHECK(eu[1] == "stdout " + (*u)->id() + " zzzzz");
+    }
+}
+
+TEST_CASE("Service_Events_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    Recorder rec(*c);
+    // ProcessKilled at most once, even with several kills; then ProcessExited with the reason.
+    auto o = child({"ignore-term", "60000"});
+    o.grace_period = 50ms;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    REQUIRE(core::test::eventually([&] { return contains((*p)->output(), "ready"); }));
+    REQUIRE((*p)->kill());
+    REQUIRE((*p)->kill());
+    REQUIRE(service(c)->kill((*p)->id()));
+    const std::string id = (*p)->id();
+    auto ev = rec.until_exit(id);
+    int killed = 0;
+    for (auto& e : ev) killed += e.rfind("killed ", 0) == 0;
+    CHECK(killed == 1);
+    REQUIRE(ev.size() >= 3);
+    CHECK(ev[ev.size() - 2] == "killed " + id + " 9");
+    CHECK(ev.back() == "exited " + id + " -1 killed by signal 9 (SIGKILL)");
+    SECTION("no events when the Service is built without them") {
+        auto quiet = make_core({.events = false});
+        Recorder none(*quiet);
+        REQUIRE(service(quiet)->run(Context::background(), child({"print", "x"})));
+        std::lock_guard lk(none.mu);
+        CHECK(none.log.empty());
+    }
+}
+
+TEST_CASE("Service_Events_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core({.max_queued_lines = 100});
+    // A subscriber that blocks does not block the reaper: runs complete while it is stuck, and
+    // the lines it could not take are dropped (bounded), not queued without limit.
+    std::mutex gate_mu;
+    std::condition_variable gate_cv;
+    bool open = false;
+    std::atomic<int> seen{0};
+    auto sub = c->subscribe([&](const Value&) {
+        ++seen;
+        std::unique_lock lk(gate_mu);
+        gate_cv.wait(lk, [&] { return open; });
+    });
+    for (int i = 0; i < 5; ++i) {
+        auto r = service(c)->run(Context::background(), child({"lines", "1000"}));
+        REQUIRE(r);
+    }
+    {
+        std::lock_guard lk(gate_mu);
+        open = true;
+    }
+    gate_cv.notify_all();
+    // Long lines are delivered in pieces of max_output bytes.
+    Recorder rec(*c);
+    auto o = child({"line", "10000"});
+    o.max_output = 4096;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    auto ev = rec.until_exit((*p)->id());
+    REQUIRE(ev.size() == 5);
+    CHECK(ev[1].size() == std::string("stdout " + (*p)->id() + " ").size() + 4096);
+    CHECK(ev[3].size() == std::string("stdout " + (*p)->id() + " ").size() + 10000 - 8192);
+    sub.reset();
+    CHECK(seen.load() < 5 * 1002);
+}
+
+// ------------------------------------------------------------------ retention, options
+
+TEST_CASE("Service_Retention_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core({.retention = 3});
+    auto svc = service(c);
+    auto running = svc->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(running);
+    std::vector<std::string> ids;
+    for (int i = 0; i < 5; ++i) {
+        auto p = svc->start(Context::background(), child({"exit", std::to_string(i)}));
+        REQUIRE(p);
+        (*p)->wait();
+        ids.push_back((*p)->id());
+    }
+    // The oldest finished are evicted first; the running one never.
+    REQUIRE(core::test::eventually([&] { return svc->list().size() == 4; }));
+    CHECK(svc->list() == Strings{(*running)->id(), ids[2], ids[3], ids[4]});
+    CHECK_FALSE(svc->get(ids[0]));
+    SECTION("remove frees a place") {
+        REQUIRE(svc->remove(ids[4]));
+        CHECK_FALSE(svc->remove(ids[4]));
+        auto busy = svc->remove((*running)->id());
+        REQUIRE_FALSE(busy);
+        CHECK(contains(busy.error().what(), "still running"));
+        auto p = svc->start(Context::background(), child({"exit", "0"}));
+        REQUIRE(p);
+        (*p)->wait();
+        REQUIRE(core::test::eventually([&] { return svc->list().size() == 4; }));
+        CHECK(svc->get(ids[2]));
+    }
+    REQUIRE((*running)->kill());
+    (*running)->wait();
+}
+
+TEST_CASE("Service_ParseOptions_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    struct Case {
+        const char* key;
+        Value value;
+        const char* want;
+    };
+    const Case cases[] = {
+        {"command", 42, "option \"command\": want string"},
+        {"args", 7, "option \"args\": want string list, got"},
+        {"args", std::string("a b"), "option \"args\": want string list"},
+        {"dir", true, "option \"dir\": want string"},
+        {"env", std::string("A=B"), "option \"env\": want string list"},
+        {"timeout", true, "option \"timeout\""},
+        {"timeout", -5, "option \"timeout\": negative duration"},
+        {"timeout", std::string("soon"), "option \"timeout\""},
+        {"gracePeriod", std::string("x"), "option \"gracePeriod\""},
+        {"killGroup", std::string("yes"), "option \"killGroup\": want bool"},
+        {"disableCapture", 3.5, "option \"disableCapture\""},
+        {"input", 12, "option \"input\": want string"},
+        {"maxOutput", std::string("1MB"), "option \"maxOutput\""},
+        {"maxOutput", -1, "option \"maxOutput\": must not be negative"},
+        {"detach", 1.0, "option \"detach\""},
+    };
+    for (const auto& k : cases) {
+        for (const char* action : {"process.run", "process.start"}) {
+            Options o = child_opts({"exit", "0"});
+            o.set(k.key, k.value);
+            auto r = c->action(action).run(Context::background(), o);
+            INFO(action << " " << k.key);
+            REQUIRE_FALSE(r);
+            CHECK(contains(r.error().what(), std::string(action) + ": " + k.want));
+        }
+    }
+    CHECK(service(c)->list().empty());
+    SECTION("process.list / get / kill") {
+        auto l = c->action("process.list").run(Context::background(), Options{{"runningOnly", 1}});
+        REQUIRE_FALSE(l);
+        CHECK(contains(l.error().what(), "process.list: option \"runningOnly\""));
+        auto g = c->action("process.get").run(Context::background(), Options{{"id", 5}});
+        REQUIRE_FALSE(g);
+        CHECK(contains(g.error().what(), "process.get: option \"id\""));
+        auto k = c->action("process.kill").run(Context::background(), Options{{"pid", "12"}});
+        REQUIRE_FALSE(k);
+        CHECK(contains(k.error().what(), "process.kill: option \"pid\""));
+    }
+}
+
+TEST_CASE("Service_ParseOptions_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    Options o{{"command", "git"},
+              {"args", Strings{"log", "-1"}},
+              {"dir", "/tmp"},
+              {"env", Strings{"A=1"}},
+              {"timeout", "1.5s"},
+              {"gracePeriod", 0},
+              {"killGroup", true},
+              {"disableCapture", true},
+              {"input", "in"},
+              {"maxOutput", 10},
+              {"detach", true}};
+    auto r = cp::Service::parse_options("process.start", o);
+    REQUIRE(r);
+    CHECK(r->command == "git");
+    CHECK(r->args == Strings{"log", "-1"});
+    CHECK(r->dir == "/tmp");
+    CHECK(r->env == Strings{"A=1"});
+    CHECK(r->timeout == 1500ms);
+    CHECK(r->grace_period == 0ms);
+    CHECK(r->kill_group);
+    CHECK_FALSE(r->capture);
+    CHECK(r->input == std::optional<std::string>("in"));
+    CHECK(r->max_output == 10);
+    CHECK(r->detach);
+    auto d = cp::Service::parse_options("process.run", Options{{"command", "x"}});
+    REQUIRE(d);
+    CHECK(d->grace_period == 5000ms);
+    CHECK(d->max_output == std::size_t{1} << 20);
+    CHECK(d->capture);
+    CHECK_FALSE(d->input);
+}
+
+TEST_CASE("Service_KillPid_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    // With allow_foreign_pids, a PID the Service did not start may be signalled.
+    auto c = make_core({.allow_foreign_pids = true});
+    pid_t pid = -1;
+    char* argv[] = {const_cast<char*>(core::test::child_path()), const_cast<char*>("sleep"),
+                    const_cast<char*>("60000"), nullptr};
+    REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv, environ) == 0);
+    auto r = c->action("process.kill").run(Context::background(), Options{{"pid", static_cast<int>(pid)}});
+    CHECK(r);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGTERM);
 }

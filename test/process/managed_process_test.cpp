@@ -1,0 +1,538 @@
+// ManagedProcess through the Service: env, dir, stdin, kill semantics, signals, output bounds,
+// scale and races.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "common.hpp"
+#include "sys/fault.hpp"
+
+using core::Context;
+using namespace proctest;
+
+namespace {
+int grandchild_pid(const std::string& out) {
+    auto pos = out.find("gc ");
+    REQUIRE(pos != std::string::npos);
+    return std::atoi(out.c_str() + pos + 3);
+}
+}  // namespace
+
+TEST_CASE("ManagedProcess_Env_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    ::setenv("CORE_TEST_INHERITED", "parent", 1);
+    SECTION("a new variable is added, the rest inherited") {
+        auto o = child({"env"});
+        o.env = {"CORE_TEST_NEW=child value"};
+        auto r = svc->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(contains(*r, "CORE_TEST_NEW=child value\n"));
+        CHECK(contains(*r, "CORE_TEST_INHERITED=parent\n"));
+    }
+    SECTION("an inherited variable is overridden, last wins") {
+        auto o = child({"env", "CORE_TEST_INHERITED"});
+        o.env = {"CORE_TEST_INHERITED=first", "CORE_TEST_INHERITED=second"};
+        auto r = svc->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(*r == "CORE_TEST_INHERITED=second\n");
+    }
+    SECTION("through the facade") {
+        auto r = c->process().run_with_env(Context::background(), "", {"CORE_X=1"},
+                                           core::test::child_path(), {"env", "CORE_X"});
+        REQUIRE(r);
+        CHECK(*r == "CORE_X=1\n");
+    }
+    ::unsetenv("CORE_TEST_INHERITED");
+}
+
+TEST_CASE("ManagedProcess_Env_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto o = child({"env"});
+    SECTION("not K=V") { o.env = {"NOEQUALS"}; }
+    SECTION("empty key") { o.env = {"=value"}; }
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE_FALSE(r);
+    CHECK(contains(r.error().what(), "option \"env\""));
+    CHECK(r.error().code() == EINVAL);
+}
+
+TEST_CASE("ManagedProcess_Env_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // The command is looked up in the child's PATH, not ours.
+    char dir[] = "/tmp/core-proc-path-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    const std::string link = std::string(dir) + "/only-in-child-path";
+    REQUIRE(::symlink(core::test::child_path(), link.c_str()) == 0);
+    cp::RunOptions o;
+    o.command = "only-in-child-path";
+    o.args = {"print", "found"};
+    auto miss = service(c)->run(Context::background(), o);
+    REQUIRE_FALSE(miss);
+    CHECK(miss.error().code() == ENOENT);
+    o.env = {std::string("PATH=/nonexistent:") + dir};
+    auto hit = service(c)->run(Context::background(), o);
+    ::unlink(link.c_str());
+    ::rmdir(dir);
+    REQUIRE(hit);
+    CHECK(*hit == "found\n");
+}
+
+TEST_CASE("ManagedProcess_Dir_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto o = child({"cwd"});
+    o.dir = "/tmp";
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE(r);
+    CHECK(*r == "/tmp\n");
+    SECTION("through run_in") {
+        auto r2 = c->process().run_in(Context::background(), "/", core::test::child_path(), {"cwd"});
+        REQUIRE(r2);
+        CHECK(*r2 == "/\n");
+    }
+}
+
+TEST_CASE("ManagedProcess_Dir_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto o = child({"cwd"});
+    o.dir = "/no/such/dir";
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE_FALSE(r);
+    // Named: the dir, not the program (glibc gives both the same errno).
+    CHECK(r.error().what() == "process.run: dir \"/no/such/dir\": No such file or directory");
+    CHECK(r.error().code() == ENOENT);
+}
+
+TEST_CASE("ManagedProcess_Dir_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // A relative command with a slash is relative to dir (exec runs after the chdir).
+    char dir[] = "/tmp/core-proc-dir-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    const std::string link = std::string(dir) + "/kid";
+    REQUIRE(::symlink(core::test::child_path(), link.c_str()) == 0);
+    cp::RunOptions o;
+    o.command = "./kid";
+    o.args = {"cwd"};
+    o.dir = dir;
+    auto r = service(c)->run(Context::background(), o);
+    ::unlink(link.c_str());
+    ::rmdir(dir);
+    REQUIRE(r);
+    CHECK(*r == std::string(dir) + "\n");
+}
+
+TEST_CASE("ManagedProcess_Input_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto o = child({"echo"});
+    o.input = std::string("hello\r\n\0binary", 14);
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE(r);
+    CHECK(*r == *o.input);
+    SECTION("through the action") {
+        auto opts = child_opts({"echo"});
+        opts.set("input", "abc");
+        auto a = c->action("process.run").run(Context::background(), opts);
+        REQUIRE(a);
+        CHECK(*a->get<std::string>() == "abc");
+    }
+    SECTION("without input, stdin is /dev/null") {
+        auto e = service(c)->run(Context::background(), child({"echo"}));
+        REQUIRE(e);
+        CHECK(e->empty());
+    }
+}
+
+TEST_CASE("ManagedProcess_Input_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // A child that never reads its stdin cannot deadlock run(): the input is written by the
+    // reaper without blocking and dropped when the child goes.
+    auto o = child({"exit", "0"});
+    o.input = std::string(4 << 20, 'i');
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE(r);
+    CHECK(r->empty());
+    SECTION("input and keep_stdin exclude each other") {
+        auto k = child({"echo"});
+        k.input = "x";
+        k.keep_stdin = true;
+        auto e = service(c)->start(Context::background(), k);
+        REQUIRE_FALSE(e);
+        CHECK(e.error().code() == EINVAL);
+    }
+}
+
+TEST_CASE("ManagedProcess_Input_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // Much more than a pipe buffer in both directions at once: no deadlock, byte-exact.
+    std::string big(3 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 7 + i / 251);
+    auto o = child({"echo"});
+    o.input = big;
+    o.max_output = big.size();
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE(r);
+    CHECK(r->size() == big.size());
+    CHECK(*r == big);
+}
+
+TEST_CASE("ManagedProcess_WriteInput_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto o = child({"echo"});
+    o.keep_stdin = true;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    REQUIRE((*p)->write_input("first "));
+    REQUIRE((*p)->write_input(std::string(200000, 'z')));
+    REQUIRE((*p)->write_input("last"));
+    REQUIRE((*p)->close_input());
+    auto info = (*p)->wait();
+    CHECK(info.status == cp::Status::exited);
+    const auto out = (*p)->output();
+    CHECK(out.size() == 6 + 200000 + 4);
+    CHECK(out.substr(0, 6) == "first ");
+    CHECK(out.substr(out.size() - 4) == "last");
+}
+
+TEST_CASE("ManagedProcess_WriteInput_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto p = service(c)->start(Context::background(), child({"echo"}));
+    REQUIRE(p);
+    auto w = (*p)->write_input("x");
+    REQUIRE_FALSE(w);
+    CHECK(contains(w.error().what(), "stdin not kept"));
+    (*p)->wait();
+    SECTION("after close_input") {
+        auto o = child({"echo"});
+        o.keep_stdin = true;
+        auto k = service(c)->start(Context::background(), o);
+        REQUIRE(k);
+        REQUIRE((*k)->close_input());
+        auto w2 = (*k)->write_input("x");
+        REQUIRE_FALSE(w2);
+        CHECK(contains(w2.error().what(), "already closed"));
+        (*k)->wait();
+    }
+}
+
+TEST_CASE("ManagedProcess_WriteInput_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // The child exits without reading: the write fails with EPIPE, and the host is not killed
+    // by SIGPIPE even with the default disposition.
+    struct sigaction old{};
+    struct sigaction dfl{};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, &old);
+    auto o = child({"exit", "0"});
+    o.keep_stdin = true;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    (*p)->wait();
+    auto w = (*p)->write_input(std::string(1 << 20, 'q'));
+    sigaction(SIGPIPE, &old, nullptr);
+    REQUIRE_FALSE(w);
+    CHECK(w.error().code() == EPIPE);
+    sigset_t pending;
+    sigpending(&pending);
+    CHECK(sigismember(&pending, SIGPIPE) == 0);
+}
+
+TEST_CASE("ManagedProcess_KillGroup_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // Killing the group takes the grandchild holding the pipe with it; run returns.
+    auto o = child({"grandchild-wait", "60000"});
+    o.kill_group = true;
+    o.timeout = 200ms;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    REQUIRE(core::test::eventually([&] { return contains((*p)->output(), "gc "); }));
+    const int gc = grandchild_pid((*p)->output());
+    auto info = (*p)->wait();
+    CHECK(info.status == cp::Status::killed);
+    CHECK(info.error == "timed out after 200ms");
+    CHECK(core::test::eventually([&] { return !alive(gc); }));
+    SECTION("the child leads its own group") {
+        auto g = child({"pid"});
+        g.kill_group = true;
+        auto r = service(c)->run(Context::background(), g);
+        REQUIRE(r);
+        const int pid = std::atoi(r->c_str());
+        const int pgrp = std::atoi(r->c_str() + r->find(' ') + 1);
+        CHECK(pid == pgrp);
+        CHECK(pgrp != getpgrp());
+    }
+}
+
+TEST_CASE("ManagedProcess_KillGroup_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // Without kill_group, a grandchild that keeps the pipe open does not hang run(): the drain
+    // after the child's exit is bounded. The grandchild survives (it is not ours to kill).
+    auto r = service(c)->run(Context::background(), child({"grandchild", "60000"}));
+    REQUIRE(r);
+    const int gc = grandchild_pid(*r);
+    CHECK(alive(gc));
+    ::kill(gc, SIGKILL);
+    CHECK(core::test::eventually([&] { return !alive(gc); }));
+}
+
+TEST_CASE("ManagedProcess_KillGroup_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // With kill_group, the leftovers of a group whose leader exited while they still hold our
+    // pipes are killed: run returns at once with the output, and the grandchild is gone.
+    auto o = child({"grandchild", "60000"});
+    o.kill_group = true;
+    auto r = service(c)->run(Context::background(), o);
+    REQUIRE(r);
+    const int gc = grandchild_pid(*r);
+    CHECK(core::test::eventually([&] { return !alive(gc); }));
+}
+
+TEST_CASE("ManagedProcess_Kill_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto p = service(c)->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    REQUIRE((*p)->kill());
+    REQUIRE((*p)->kill());  // twice: still fine
+    auto info = (*p)->wait();
+    CHECK(info.status == cp::Status::killed);
+    CHECK(info.signal == SIGTERM);
+    CHECK(info.exit_code == -1);
+    CHECK_FALSE(info.running);
+    REQUIRE((*p)->kill());  // after exit: no-op success
+    SECTION("grace 0 is SIGKILL at once") {
+        auto o = child({"sleep", "60000"});
+        o.grace_period = 0ms;
+        auto k = service(c)->start(Context::background(), o);
+        REQUIRE(k);
+        REQUIRE((*k)->kill());
+        CHECK((*k)->wait().signal == SIGKILL);
+    }
+}
+
+TEST_CASE("ManagedProcess_Kill_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // A child that ignores SIGTERM gets SIGKILL after the grace period.
+    auto o = child({"ignore-term", "60000"});
+    o.grace_period = 100ms;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    REQUIRE(core::test::eventually([&] { return contains((*p)->output(), "ready"); }));
+    REQUIRE((*p)->kill());
+    auto info = (*p)->wait();
+    CHECK(info.status == cp::Status::killed);
+    CHECK(info.signal == SIGKILL);
+}
+
+TEST_CASE("ManagedProcess_KillRace_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // kill racing a natural exit: either outcome is fine, never an error, never a zombie.
+    int exited = 0, killed = 0;
+    for (int i = 0; i < 200; ++i) {
+        auto p = svc->start(Context::background(), child({"exit", "0"}));
+        REQUIRE(p);
+        if (i % 2) std::this_thread::yield();
+        REQUIRE((*p)->kill());
+        auto info = (*p)->wait();
+        if (info.status == cp::Status::exited) {
+            CHECK(info.exit_code == 0);
+            ++exited;
+        } else {
+            REQUIRE(info.status == cp::Status::killed);
+            CHECK(info.signal == SIGTERM);
+            ++killed;
+        }
+        REQUIRE(svc->remove(info.id));
+    }
+    CHECK(exited + killed == 200);
+}
+
+TEST_CASE("ManagedProcess_Signal_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto p = service(c)->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    REQUIRE((*p)->signal(SIGUSR1));
+    auto info = (*p)->wait();
+    CHECK(info.signal == SIGUSR1);
+    CHECK(info.error == "killed by signal 10 (SIGUSR1)");
+    REQUIRE((*p)->signal(SIGUSR1));  // after exit: no-op
+    REQUIRE(service(c)->signal((*p)->id(), SIGTERM));
+}
+
+TEST_CASE("ManagedProcess_Signal_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto p = service(c)->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    CHECK_FALSE((*p)->signal(0));
+    CHECK_FALSE((*p)->signal(100000));
+    CHECK_FALSE(service(c)->signal("nope", SIGTERM));
+    REQUIRE((*p)->kill());
+    (*p)->wait();
+}
+
+TEST_CASE("ManagedProcess_Signal_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // After the reap, no signal syscall is ever made for this process (its PID may be reused):
+    // with every signalling call armed to fail, kill and signal still succeed and none fired.
+    auto p = service(c)->start(Context::background(), child({"exit", "0"}));
+    REQUIRE(p);
+    (*p)->wait();
+    core::sys::fault::Scoped a("pidfd_send_signal", EPERM, -1);
+    core::sys::fault::Scoped b("kill", EPERM, -1);
+    REQUIRE((*p)->kill());
+    REQUIRE((*p)->signal(SIGKILL));
+    REQUIRE(service(c)->kill((*p)->id()));
+    REQUIRE(service(c)->kill_pid((*p)->pid()));
+    CHECK(core::sys::fault::fired("pidfd_send_signal") == 0);
+    CHECK(core::sys::fault::fired("kill") == 0);
+}
+
+TEST_CASE("ManagedProcess_Output_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // Over max_output: the newest bytes are kept and the dropped ones counted.
+    auto o = child({"lines", "10000"});
+    o.max_output = 100;
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    auto info = (*p)->wait();
+    const auto out = (*p)->output();
+    std::string all;
+    for (int i = 0; i < 10000; ++i) all += "line " + std::to_string(i) + "\n";
+    CHECK(out.size() == 100);
+    CHECK(out == all.substr(all.size() - 100));
+    CHECK(info.output_dropped == all.size() - 100);
+    SECTION("run returns the newest bytes too") {
+        auto r = service(c)->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(*r == all.substr(all.size() - 100));
+    }
+    SECTION("disableCapture: nothing kept") {
+        auto opts = child_opts({"print", "to-inherited-stdout"});
+        opts.set("disableCapture", true);
+        auto r = c->action("process.run").run(Context::background(), opts);
+        REQUIRE(r);
+        CHECK(r->get<std::string>()->empty());
+    }
+}
+
+TEST_CASE("ManagedProcess_Output_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // A failing run is never silent: its Error ends with the last 4 KiB of output.
+    auto r = service(c)->run(Context::background(), child({"output-exit", "4", "10000"}));
+    REQUIRE_FALSE(r);
+    const std::string head =
+        "process.run: \"" + std::string(core::test::child_path()) + "\" exited with code 4";
+    const std::string msg = r.error().what();
+    REQUIRE(msg.size() > head.size());
+    CHECK(msg.substr(0, head.size()) == head);
+    const std::string tail = msg.substr(msg.find(":\n") + 2);
+    CHECK(tail.size() == 4096);
+    CHECK(tail.substr(tail.size() - 4) == "END\n");
+    SECTION("no output: no tail") {
+        auto e = service(c)->run(Context::background(), child({"exit", "4"}));
+        REQUIRE_FALSE(e);
+        CHECK(e.error().what() == head);
+    }
+}
+
+TEST_CASE("ManagedProcess_Output_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    SECTION("a 1 MiB line") {
+        auto o = child({"line", "1048576"});
+        o.max_output = 2 << 20;
+        auto r = service(c)->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(r->size() == 1048577);
+        CHECK(r->back() == '\n');
+        CHECK(r->find_first_not_of('y') == 1048576);
+    }
+    SECTION("a 1 MiB line plus its newline over the default max_output keeps the newest MiB") {
+        auto r = service(c)->run(Context::background(), child({"line", "1048576"}));
+        REQUIRE(r);
+        CHECK(r->size() == 1048576);
+        CHECK(r->back() == '\n');
+    }
+    SECTION("binary, CRLF and NUL byte-exact") {
+        auto r = service(c)->run(Context::background(), child({"binary"}));
+        REQUIRE(r);
+        std::string want;
+        for (int k = 0; k < 2; ++k)
+            for (int b = 0; b < 256; ++b) want.push_back(static_cast<char>(b));
+        want.append("\r\n\0end", 6);
+        CHECK(*r == want);
+    }
+    SECTION("heavy output never blocks the child") {
+        auto o = child({"bytes", std::to_string(64 << 20)});
+        o.max_output = 4096;
+        auto r = service(c)->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(r->size() == 4096);
+    }
+}
+
+TEST_CASE("ManagedProcess_Wait_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // 200 processes at once, each with its own exit code.
+    std::vector<std::shared_ptr<cp::ManagedProcess>> procs;
+    for (int i = 0; i < 200; ++i) {
+        auto p = svc->start(Context::background(), child({"fail-after", "50", std::to_string(i % 100)}));
+        REQUIRE(p);
+        procs.push_back(*p);
+    }
+    for (int i = 0; i < 200; ++i) {
+        auto info = procs[static_cast<std::size_t>(i)]->wait();
+        CHECK(info.status == cp::Status::exited);
+        CHECK(info.exit_code == i % 100);
+    }
+    CHECK(svc->list(true).empty());
+    CHECK(svc->list().size() == 200);
+    svc->clear();
+    CHECK(svc->list().empty());
+}
+
+TEST_CASE("ManagedProcess_WaitFor_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto p = service(c)->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    CHECK_FALSE((*p)->wait_for(10ms));
+    CHECK((*p)->is_running());
+    auto running = (*p)->info();
+    CHECK(running.running);
+    CHECK(running.status == cp::Status::running);
+    CHECK(running.duration.count() > 0);
+    REQUIRE((*p)->kill());
+    CHECK((*p)->wait_for(30s));
+    CHECK_FALSE((*p)->is_running());
+}
