@@ -63,6 +63,8 @@ constexpr std::size_t kDrainCap = 64 * 1024;  // bytes discarded after a reply b
 
 struct Conn {
     UniqueFd fd;
+    std::uint64_t tag = 0;
+    bool want_out = false;  // EPOLLOUT registered (only while a reply is blocked)
     std::string in;
     std::string out;
     std::size_t out_off = 0;
@@ -150,6 +152,8 @@ struct HealthServer::Impl {
     bool service(Conn& c) {
         if (c.phase == Conn::Phase::reading) {
             char buf[4096];
+            // Level-triggered, so stopping early is safe; but read what is there, so a head
+            // sent in pieces is parsed as soon as it is complete.
             for (;;) {
                 auto io = net::recv_some(c.fd.get(), buf, sizeof buf);
                 if (!io) return false;
@@ -177,8 +181,22 @@ struct HealthServer::Impl {
             while (c.out_off < c.out.size()) {
                 auto io = net::send_some(c.fd.get(), std::string_view(c.out).substr(c.out_off));
                 if (!io) return false;
-                if (io->would_block) return true;
+                if (io->would_block) {
+                    // Level-triggered: ask for writability only while we have bytes to send,
+                    // or the loop would spin on an always-writable socket.
+                    if (!c.want_out) {
+                        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in | net::ev_out,
+                                            c.tag))
+                            return false;
+                        c.want_out = true;
+                    }
+                    return true;
+                }
                 c.out_off += io->n;
+            }
+            if (c.want_out) {
+                if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in, c.tag)) return false;
+                c.want_out = false;
             }
             // Half-close and drain what the client still sends: closing a socket with unread
             // input makes the kernel send RST, which can destroy our reply in flight.
@@ -187,15 +205,12 @@ struct HealthServer::Impl {
             c.in.clear();
             c.in.shrink_to_fit();
         }
-        // draining
+        // draining (level-triggered: one read per event is enough; EOF stays readable)
         char buf[4096];
-        for (;;) {
-            auto io = net::recv_some(c.fd.get(), buf, sizeof buf);
-            if (!io || io->eof) return false;
-            if (io->would_block) return true;
-            c.drained += io->n;
-            if (c.drained > kDrainCap) return false;
-        }
+        auto io = net::recv_some(c.fd.get(), buf, sizeof buf);
+        if (!io || io->eof) return false;
+        c.drained += io->n;
+        return c.drained <= kDrainCap;
     }
 
     void loop() {
@@ -244,7 +259,10 @@ struct HealthServer::Impl {
     }
 
     void accept_all(std::unordered_map<std::uint64_t, Conn>& conns, std::uint64_t& next_tag) {
-        for (;;) {
+        // A bounded batch: clients that reconnect as fast as we answer would otherwise keep
+        // this loop from ever returning to epoll_wait, and the closes of finished connections
+        // (and stop()) would never be seen. The listen fd is level-triggered: the rest waits.
+        for (int batch = 0; batch < 16; ++batch) {
             auto fd = net::accept(listen_fd.get());
             if (!fd) {
                 // EMFILE and friends: the pending connection stays queued; the level-triggered
@@ -260,12 +278,12 @@ struct HealthServer::Impl {
                 continue;
             }
             const std::uint64_t tag = next_tag++;
-            if (!net::epoll_add(epoll_fd.get(), fd->get(), net::ev_in | net::ev_out | net::ev_et,
-                                tag)) {
+            if (!net::epoll_add(epoll_fd.get(), fd->get(), net::ev_in, tag)) {
                 continue;  // fd closes here; the client sees the connection drop
             }
             Conn c;
             c.fd = std::move(*fd);
+            c.tag = tag;
             c.deadline = Clock::now() + opts.read_timeout;
             auto [it, ok] = conns.emplace(tag, std::move(c));
             (void)ok;

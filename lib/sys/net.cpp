@@ -173,6 +173,15 @@ Result<void> epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t data)
     return {};
 }
 
+Result<void> epoll_mod(int ep, int fd, std::uint32_t events, std::uint64_t data) {
+    if (int err = fault::hit("epoll_ctl")) return fail(E_errno("epoll_ctl", "MOD", err));
+    epoll_event e{};
+    e.events = events;
+    e.data.u64 = data;
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e) != 0) return fail(E_errno("epoll_ctl", "MOD", errno));
+    return {};
+}
+
 Result<void> epoll_del(int ep, int fd) {
     if (::epoll_ctl(ep, EPOLL_CTL_DEL, fd, nullptr) != 0)
         return fail(E_errno("epoll_ctl", "DEL", errno));

@@ -70,6 +70,7 @@ struct Event {
 };
 Result<UniqueFd> epoll_create();
 Result<void> epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t data);
+Result<void> epoll_mod(int ep, int fd, std::uint32_t events, std::uint64_t data);
 Result<void> epoll_del(int ep, int fd);
 // Waits up to timeout_ms (-1: forever); returns how many events were written to out. EINTR
 // gives 0 (the caller's loop recomputes its deadlines).
