@@ -44,7 +44,6 @@ struct Service::Impl {
         : self(s),
           core(c),
           opts(o),
-          log(c.logger()),
           events(o.events ? std::make_shared<detail::EventDispatcher>(c.weak_from_this(),
                                                                      o.max_queued_lines)
                           : nullptr) {}
@@ -52,7 +51,6 @@ struct Service::Impl {
     Service& self;
     Core& core;
     ServiceOptions opts;
-    std::shared_ptr<spdlog::logger> log;
     Registry<std::shared_ptr<ManagedProcess>> managed{"process"};
     std::shared_ptr<detail::EventDispatcher> events;
 
@@ -101,7 +99,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         if (!accepting) return fail(Error(op, "process service is shut down", ESHUTDOWN));
         if (!reaper) {
             detail::ReaperHooks hooks;
-            hooks.log = log;
+            hooks.log = core.logger();
             hooks.events = events.get();
             hooks.on_finished = [this](const std::shared_ptr<ProcessState>& st) {
                 on_finished(st);
@@ -242,8 +240,9 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         st->pidfd = std::move(*pfd);
     } else if (pfd.error().code() == ENOSYS) {
         if (!told_fallback.exchange(true))
-            log->info("process: pidfd_open unsupported (ENOSYS); waiting by polling waitid(P_PID)");
-    } else if (log->should_log(spdlog::level::debug)) {
+            core.logger()->info(
+                "process: pidfd_open unsupported (ENOSYS); waiting by polling waitid(P_PID)");
+    } else if (auto log = core.logger(); log->should_log(spdlog::level::debug)) {
         log->debug("process: {}; waiting for pid {} by polling", pfd.error().what(), *pid);
     }
 

@@ -1,0 +1,198 @@
+// Fault injection through the lib/sys seam: each failure gives a clear Error, leaks nothing
+// (the leak guard), and leaves the Service usable. ENOSYS from pidfd_open switches to the
+// waitid(P_PID) polling path, which then runs the core cases.
+#include <spdlog/logger.h>
+#include <catch2/generators/catch_generators.hpp>
+#include <spdlog/sinks/ostream_sink.h>
+
+#include <cerrno>
+#include <sstream>
+#include <thread>
+
+#include "common.hpp"
+#include "sys/fault.hpp"
+
+using core::Context;
+using core::sys::fault::Scoped;
+using namespace proctest;
+
+namespace {
+void still_usable(cp::Service& svc) {
+    auto r = svc.run(Context::background(), child({"print", "ok"}));
+    REQUIRE(r);
+    CHECK(*r == "ok\n");
+}
+}  // namespace
+
+TEST_CASE("Fault_Pipe2_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    SECTION("EMFILE on the first pipe") {
+        Scoped f("pipe2", EMFILE);
+        auto r = svc->run(Context::background(), child({"print", "x"}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == EMFILE);
+        CHECK(r.error().what() == "process.run: pipe2: Too many open files");
+    }
+    SECTION("ENFILE on the second pipe: the first is closed again") {
+        Scoped f("pipe2", ENFILE, 1, 1);
+        auto r = svc->start(Context::background(), child({"print", "x"}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == ENFILE);
+    }
+    SECTION("the stdin pipe") {
+        Scoped f("pipe2", EMFILE);
+        auto o = child({"echo"});
+        o.input = "abc";
+        auto r = svc->run(Context::background(), o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == EMFILE);
+    }
+    CHECK(svc->list().empty());
+    still_usable(*svc);
+}
+
+TEST_CASE("Fault_PosixSpawn_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    const int err = GENERATE(EAGAIN, ENOMEM);
+    {
+        Scoped f("posix_spawn", err);
+        auto r = svc->start(Context::background(), child({"sleep", "60000"}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == err);
+        CHECK(contains(r.error().what(),
+                       "process.start: spawn \"" + std::string(core::test::child_path()) + "\": "));
+    }
+    CHECK(svc->list().empty());
+    still_usable(*svc);
+}
+
+TEST_CASE("Fault_Epoll_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // The reaper is built on the first start: its failure is that start's Error.
+    {
+        Scoped f("epoll_create1", EMFILE);
+        auto r = svc->run(Context::background(), child({"print", "x"}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == EMFILE);
+        CHECK(contains(r.error().what(), "process.run: epoll_create1"));
+    }
+    {
+        Scoped f("timerfd_create", ENOMEM);
+        auto r = svc->run(Context::background(), child({"print", "x"}));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == ENOMEM);
+    }
+    still_usable(*svc);
+}
+
+TEST_CASE("Fault_PidfdOpen_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    // No pidfd at all (kernel < 5.3): every child is waited for by polling waitid(P_PID).
+    std::ostringstream logs;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logs);
+    auto logger = std::make_shared<spdlog::logger>("test", sink);
+    logger->set_level(spdlog::level::info);
+    auto made = core::Core::create({cp::register_service});
+    REQUIRE(made);
+    auto c = *made;
+    c->set_logger(logger);
+    auto svc = service(c);
+    REQUIRE(c->startup(Context::background()));
+    Scoped f("pidfd_open", ENOSYS, -1);
+
+    auto r = svc->run(Context::background(), child({"print", "polled"}));
+    REQUIRE(r);
+    CHECK(*r == "polled\n");
+    CHECK(contains(logs.str(), "pidfd_open unsupported"));
+
+    auto code = svc->run(Context::background(), child({"exit", "5"}));
+    REQUIRE_FALSE(code);
+    CHECK(contains(code.error().what(), "exited with code 5"));
+
+    auto p = svc->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    REQUIRE((*p)->kill());
+    CHECK((*p)->wait().signal == SIGTERM);
+
+    auto t = child({"sleep", "60000"});
+    t.timeout = 50ms;
+    auto to = svc->run(Context::background(), t);
+    REQUIRE_FALSE(to);
+    CHECK(to.error().code() == ETIMEDOUT);
+
+    auto stubborn = child({"ignore-term", "60000"});
+    stubborn.grace_period = 50ms;
+    auto s = svc->start(Context::background(), stubborn);
+    REQUIRE(s);
+    REQUIRE(core::test::eventually([&] { return contains((*s)->output(), "ready"); }));
+    REQUIRE((*s)->kill());
+    CHECK((*s)->wait().signal == SIGKILL);
+
+    auto g = child({"grandchild-wait", "60000"});
+    g.kill_group = true;
+    g.timeout = 100ms;
+    auto gp = svc->start(Context::background(), g);
+    REQUIRE(gp);
+    REQUIRE(core::test::eventually([&] { return contains((*gp)->output(), "gc "); }));
+    const int gc = std::atoi((*gp)->output().c_str() + 3);
+    (*gp)->wait();
+    CHECK(core::test::eventually([&] { return !alive(gc); }));
+
+    auto in = child({"echo"});
+    in.input = std::string(300000, 'e');
+    auto ir = svc->run(Context::background(), in);
+    REQUIRE(ir);
+    CHECK(ir->size() == 300000);
+
+    std::vector<std::shared_ptr<cp::ManagedProcess>> many;
+    for (int i = 0; i < 20; ++i) {
+        auto m = svc->start(Context::background(), child({"exit", std::to_string(i)}));
+        REQUIRE(m);
+        many.push_back(*m);
+    }
+    for (int i = 0; i < 20; ++i) CHECK(many[static_cast<std::size_t>(i)]->wait().exit_code == i);
+    REQUIRE(c->shutdown(Context::background()));
+}
+
+TEST_CASE("Fault_PidfdOpen_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // One pidfd_open fails with EMFILE: that child alone is polled; nothing leaks.
+    {
+        Scoped f("pidfd_open", EMFILE);
+        auto r = svc->run(Context::background(), child({"print", "one"}));
+        REQUIRE(r);
+        CHECK(*r == "one\n");
+    }
+    still_usable(*svc);
+}
+
+TEST_CASE("Fault_Eintr_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // EINTR on every interruptible call is absorbed in lib/sys: the run still succeeds.
+    const char* call = GENERATE("read", "write", "waitid", "epoll_wait");
+    Scoped f(call, EINTR, 5);
+    auto o = child({"echo"});
+    o.input = "interrupted but fine";
+    auto r = svc->run(Context::background(), o);
+    INFO(call);
+    REQUIRE(r);
+    CHECK(*r == "interrupted but fine");
+    auto k = child({"echo"});
+    k.keep_stdin = true;
+    auto p = svc->start(Context::background(), k);
+    REQUIRE(p);
+    REQUIRE((*p)->write_input("via write_input"));
+    REQUIRE((*p)->close_input());
+    (*p)->wait();
+    CHECK((*p)->output() == "via write_input");
+}

@@ -1,0 +1,140 @@
+// Child hygiene: what the child inherits. Exactly fds 0, 1, 2; default dispositions and an empty
+// mask whatever the host did; arguments verbatim (no shell); a huge RLIMIT_NOFILE is harmless;
+// ENOEXEC is reported, not retried through /bin/sh.
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+
+#include "common.hpp"
+
+using core::Context;
+using namespace proctest;
+
+TEST_CASE("Hygiene_Fds_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // Descriptors the host leaked without CLOEXEC must not reach the child.
+    const int leaked = ::open("/dev/null", O_RDONLY);  // no O_CLOEXEC, on purpose
+    REQUIRE(leaked >= 0);
+    const int high = ::dup2(leaked, 200);
+    REQUIRE(high == 200);
+    int p[2];
+    REQUIRE(::pipe(p) == 0);  // no O_CLOEXEC either
+    SECTION("with capture") {
+        auto r = service(c)->run(Context::background(), child({"fds"}));
+        REQUIRE(r);
+        CHECK(*r == "0 1 2\n");
+    }
+    SECTION("with stdin input and keep_stdin") {
+        auto o = child({"fds"});
+        o.input = "x";
+        auto r = service(c)->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(*r == "0 1 2\n");
+        auto k = child({"fds"});
+        k.keep_stdin = true;
+        auto pk = service(c)->start(Context::background(), k);
+        REQUIRE(pk);
+        (*pk)->wait();
+        CHECK((*pk)->output() == "0 1 2\n");
+    }
+    ::close(leaked);
+    ::close(high);
+    ::close(p[0]);
+    ::close(p[1]);
+}
+
+TEST_CASE("Hygiene_Signals_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // The host ignores SIGPIPE and SIGHUP and blocks SIGUSR1 in the spawning thread.
+    struct sigaction ign{};
+    ign.sa_handler = SIG_IGN;
+    struct sigaction old_pipe{}, old_hup{};
+    sigaction(SIGPIPE, &ign, &old_pipe);
+    sigaction(SIGHUP, &ign, &old_hup);
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old_mask);
+    auto mask = service(c)->run(Context::background(), child({"sigmask"}));
+    auto ignored = service(c)->run(Context::background(), child({"sigign"}));
+    pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+    sigaction(SIGPIPE, &old_pipe, nullptr);
+    sigaction(SIGHUP, &old_hup, nullptr);
+    REQUIRE(mask);
+    REQUIRE(ignored);
+    CHECK(*mask == "\n");
+    CHECK(*ignored == "\n");
+}
+
+TEST_CASE("Hygiene_Argv_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    const Strings args = {"with space", "'single'", "\"double\"", "$HOME", "a;b", "x\ny",
+                          "*", "`id`", "\\", "tab\there", "--", "ünïcode"};
+    Strings argv = {"argv"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = service(c)->run(Context::background(), child(argv));
+    REQUIRE(r);
+    std::string want;
+    for (const auto& a : args) want += a + "\n";
+    CHECK(*r == want);
+    SECTION("an empty argument is kept") {
+        auto e = service(c)->run(Context::background(), child({"argv", "", "x"}));
+        REQUIRE(e);
+        CHECK(*e == "\nx\n");
+    }
+}
+
+TEST_CASE("Hygiene_Rlimit_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    rlimit big{1048576, std::max<rlim_t>(old.rlim_max, 1048576)};
+    if (setrlimit(RLIMIT_NOFILE, &big) != 0) {
+        big.rlim_max = old.rlim_max;
+        big.rlim_cur = old.rlim_max;
+        REQUIRE(setrlimit(RLIMIT_NOFILE, &big) == 0);
+    }
+    {
+        auto c = make_core();
+        // A leaked descriptor far up: closefrom reaches it (close_range, not a loop to the limit).
+        const int fd = ::open("/dev/null", O_RDONLY);
+        REQUIRE(fd >= 0);
+        const int high = static_cast<int>(big.rlim_cur) - 10;
+        REQUIRE(::dup2(fd, high) == high);
+        auto r = service(c)->run(Context::background(), child({"fds"}));
+        ::close(high);
+        ::close(fd);
+        REQUIRE(r);
+        CHECK(*r == "0 1 2\n");
+    }
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+}
+
+TEST_CASE("Hygiene_Enoexec_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // An executable file without #! is not retried through /bin/sh: ENOEXEC, named.
+    char path[] = "/tmp/core-proc-script-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    const char text[] = "echo hi\n";
+    REQUIRE(::write(fd, text, sizeof text - 1) == sizeof text - 1);
+    ::close(fd);
+    ::chmod(path, 0755);
+    cp::RunOptions o;
+    o.command = path;
+    auto r = service(c)->run(Context::background(), o);
+    ::unlink(path);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == ENOEXEC);
+    CHECK(contains(r.error().what(), "exec \"" + std::string(path) + "\": Exec format error"));
+}
