@@ -153,7 +153,7 @@ class CORE_API Core : public std::enable_shared_from_this<Core> {
 
     // --- IPC ---
     // Calls every subscriber synchronously, in subscription order. A subscriber that throws is
-    // isolated (logged at warn) and the others still run.
+    // isolated (logged at debug: the library logs nothing louder) and the others still run.
     void broadcast(const Value& message) const;
     // handler runs on the broadcasting thread. The Subscription unsubscribes when destroyed.
     [[nodiscard]] Subscription subscribe(std::function<void(const Value&)> handler);

@@ -202,9 +202,9 @@ void Core::broadcast(const Value& message) const {
         try {
             (*fn)(message);
         } catch (const std::exception& ex) {
-            logger()->warn("core.broadcast: subscriber threw: {}", ex.what());
+            logger()->debug("core.broadcast: subscriber threw: {}", ex.what());
         } catch (...) {
-            logger()->warn("core.broadcast: subscriber threw a non-standard exception");
+            logger()->debug("core.broadcast: subscriber threw a non-standard exception");
         }
     }
 }
