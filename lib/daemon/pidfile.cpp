@@ -99,6 +99,9 @@ Result<void> PidFile::acquire() {
 
         // The file is ours: replace whatever a stale owner left with our PID.
         const std::string text = std::to_string(file::self_pid()) + "\n";
+        // 0644 whatever the umask: readers (supervisors, scripts) run as other users. Not
+        // fatal: a stale file we may write but not chmod (someone else's) still works.
+        (void)file::set_mode(fd->get(), kFileMode);
         Result<void> w = file::truncate(fd->get(), 0);
         if (w) w = file::seek_start(fd->get());
         if (w) w = file::write_all(fd->get(), text);

@@ -169,6 +169,12 @@ Result<void> truncate(int fd, std::uint64_t size) {
     return {};
 }
 
+Result<void> set_mode(int fd, unsigned mode) {
+    if (int err = fault::hit("fchmod")) return fail(E_errno("fchmod", "", err));
+    if (::fchmod(fd, static_cast<mode_t>(mode)) != 0) return fail(E_errno("fchmod", "", errno));
+    return {};
+}
+
 Result<void> seek_start(int fd) {
     if (::lseek(fd, 0, SEEK_SET) < 0) return fail(E_errno("lseek", "", errno));
     return {};

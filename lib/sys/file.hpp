@@ -53,6 +53,8 @@ Result<void> write_all(int fd, std::string_view data);
 // Reads to EOF, at most max bytes (more: EFBIG).
 Result<std::string> read_all(int fd, std::size_t max);
 Result<void> truncate(int fd, std::uint64_t size);
+// fchmod(fd, mode): the documented mode, whatever the umask.
+Result<void> set_mode(int fd, unsigned mode);
 Result<void> seek_start(int fd);
 Result<void> fsync(int fd);
 Result<void> rename(const std::string& from, const std::string& to);

@@ -49,6 +49,8 @@ TEST_CASE("PidFile_Acquire_Good", "[daemon][pidfile]") {
     CHECK(p.held());
     CHECK(slurp(path) == std::to_string(::getpid()) + "\n");
     struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0644);
     REQUIRE(::stat((dir / "run/sub").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == (0755 & ~[] {
               mode_t m = ::umask(0);
