@@ -137,6 +137,25 @@ TEST_CASE("Options_Remove_Bad", "[core][options]") {
     CHECK(o.size() == 1);
 }
 
+TEST_CASE("Options_Entries_Good", "[core][options]") {
+    CORE_LEAK_GUARD();
+    const Options o{{"b", 1}, {"a", "x"}};
+    const auto& e = o.entries();
+    REQUIRE(e.size() == 2);
+    CHECK(e[0].first == "b");
+    CHECK(*e[0].second.get<int>() == 1);
+    CHECK(e[1].first == "a");
+    CHECK(*e[1].second.get<std::string>() == "x");
+}
+
+TEST_CASE("Options_Entries_Bad", "[core][options]") {
+    CORE_LEAK_GUARD();
+    Options o{{"a", 1}};
+    CHECK(o.remove("a"));
+    CHECK(o.entries().empty());
+    CHECK(Options().entries().empty());
+}
+
 TEST_CASE("Options_String_Good", "[core][options]") {
     CORE_LEAK_GUARD();
     const Options o{{"s", "text"}, {"owned", std::string("own")}};

@@ -237,6 +237,23 @@ TEST_CASE("Registry_Sealed_Bad", "[core][registry]") {
     CHECK_FALSE(r.sealed());  // lock does not imply seal's flag
 }
 
+TEST_CASE("Registry_Locked_Good", "[core][registry]") {
+    CORE_LEAK_GUARD();
+    Registry<int> r;
+    r.lock();
+    CHECK(r.locked());
+}
+
+TEST_CASE("Registry_Locked_Bad", "[core][registry]") {
+    CORE_LEAK_GUARD();
+    Registry<int> r;
+    CHECK_FALSE(r.locked());
+    REQUIRE(r.set("a", 1));
+    r.seal();
+    CHECK_FALSE(r.locked());  // sealed is not locked: replacing still works
+    CHECK(r.set("a", 2));
+}
+
 TEST_CASE("Registry_Set_Ugly", "[core][registry]") {
     CORE_LEAK_GUARD();
     // 8 threads hammer one registry: each owns keys t<t>-<i>, adds them, replaces them, reads,

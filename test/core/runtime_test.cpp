@@ -709,6 +709,36 @@ TEST_CASE("Runtime_Subscribe_Bad", "[core][runtime]") {
     }
 }
 
+TEST_CASE("Runtime_SubscriptionReset_Good", "[core][runtime]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    int a = 0;
+    int b = 0;
+    auto sa = c->subscribe([&](const Value&) { ++a; });
+    auto sb = c->subscribe([&](const Value&) { ++b; });
+    sa.reset();
+    CHECK_FALSE(sa.active());
+    CHECK(sb.active());
+    c->broadcast(1);
+    CHECK(a == 0);  // only the reset one stops
+    CHECK(b == 1);
+}
+
+TEST_CASE("Runtime_SubscriptionReset_Bad", "[core][runtime]") {
+    CORE_LEAK_GUARD();
+    core::Subscription never;  // default: subscribed to nothing
+    CHECK_FALSE(never.active());
+    never.reset();  // harmless
+    CHECK_FALSE(never.active());
+    auto c = make_core();
+    int calls = 0;
+    auto s = c->subscribe([&](const Value&) { ++calls; });
+    core::Subscription& alias = s;
+    s = std::move(alias);  // self-move (through an alias) keeps the subscription
+    c->broadcast(1);
+    CHECK(calls == 1);
+}
+
 // ------------------------------------------------------------------ process facade
 
 TEST_CASE("Runtime_ProcessExists_Good", "[core][runtime]") {
