@@ -94,8 +94,7 @@ Row sample(std::string section, std::string name, int n, int warmup, Clock::time
 }
 
 std::vector<Row> sample_interleaved(const std::string& section, const std::vector<Variant>& vs,
-                                    int n, int warmup, Clock::time_point deadline) {
-    constexpr int min_rounds = 3;
+                                    int n, int warmup, Clock::time_point deadline, int min_rounds) {
     std::vector<Row> rows(vs.size());
     std::vector<std::vector<double>> samples(vs.size());
     for (std::size_t k = 0; k < vs.size(); ++k) {

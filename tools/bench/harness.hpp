@@ -109,10 +109,11 @@ struct Variant {
 
 // Samples every variant in rounds (one sample of each per round, in order), so that a change
 // of machine load during the loop hits every variant alike and their ratios stay fair. Up to n
-// rounds after `warmup` unrecorded ones, stopping at deadline once three rounds are in. A
+// rounds after `warmup` unrecorded ones, stopping at deadline once min_rounds are in. A
 // variant whose fn fails records the Error and leaves the rounds; the others go on.
 std::vector<Row> sample_interleaved(const std::string& section, const std::vector<Variant>& vs,
-                                    int n, int warmup, Clock::time_point deadline);
+                                    int n, int warmup, Clock::time_point deadline,
+                                    int min_rounds = 3);
 
 class Report {
   public:
