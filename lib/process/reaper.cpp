@@ -377,6 +377,13 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
                                 true);
         });
     }
+    {
+        // keep_stdin: the child is gone, so its stdin is useless; close it now rather than when
+        // the last reference goes (retained processes would hold descriptors). A writer blocked
+        // in write_input holds the lock and gets EPIPE instead: never wait for it here.
+        std::unique_lock ilk(st->input_mu, std::try_to_lock);
+        if (ilk) st->input_fd.reset();
+    }
     ProcessExited exited;
     int killed_by = 0;
     {
