@@ -198,22 +198,29 @@ class Scheduler {
             const std::size_t i = *ready_.begin();
             ready_.erase(ready_.begin());
             std::vector<std::size_t> report;
+            std::vector<std::size_t> release;
             if (ctx_.done()) {
                 RunResult r;
                 r.status = RunStatus::skipped;
                 r.error = std::string("not started: ") + ctx_.reason();
-                complete(i, std::move(r), report);
+                complete(i, std::move(r), report, release);
             } else {
                 lk.unlock();
                 notify(RunProgress::Kind::started, i);
                 RunResult r = execute(specs_[i]);
                 lk.lock();
-                complete(i, std::move(r), report);
+                complete(i, std::move(r), report, release);
             }
+            // Finished events go out before the dependents they release become ready, so a
+            // progress observer always sees a dependency finish before its dependent starts.
             // results_[k] of a finished spec is never written again: safe to read unlocked.
             lk.unlock();
             for (std::size_t k : report) notify(RunProgress::Kind::finished, k);
             lk.lock();
+            if (!release.empty()) {
+                ready_.insert(release.begin(), release.end());
+                cv_.notify_all();
+            }
         }
     }
 
@@ -231,9 +238,11 @@ class Scheduler {
         }
     }
 
-    // Under mu_: records i's result, then releases or skips its dependents (transitively).
-    // Appends every spec finished here to report.
-    void complete(std::size_t i, RunResult r, std::vector<std::size_t>& report) {
+    // Under mu_: records i's result, then skips its dependents (transitively) or, when their
+    // last dependency is done, appends them to release (the caller makes them ready). Appends
+    // every spec finished here to report.
+    void complete(std::size_t i, RunResult r, std::vector<std::size_t>& report,
+                  std::vector<std::size_t>& release) {
         r.name = specs_[i].name;
         results_[i] = std::move(r);
         finished_flag_[i] = true;
@@ -249,17 +258,17 @@ class Scheduler {
             for (std::size_t v : dependents_[u]) {
                 if (finished_flag_[v]) continue;  // already skipped through another dependency
                 if (!blocks) {
-                    if (--waiting_[v] == 0) ready_.insert(v);
+                    if (--waiting_[v] == 0) release.push_back(v);
                     continue;
                 }
                 RunResult skipped;
                 skipped.name = specs_[v].name;
                 skipped.status = RunStatus::skipped;
                 if (mode_ == Mode::sequential)
-                    skipped.error = "skipped: step " + quoted(specs_[u].name) +
+                    skipped.error = "step " + quoted(specs_[u].name) +
                                     (ru.status == RunStatus::skipped ? " was skipped" : " failed");
                 else
-                    skipped.error = "skipped: dependency " + quoted(specs_[u].name) +
+                    skipped.error = "dependency " + quoted(specs_[u].name) +
                                     (ru.status == RunStatus::skipped ? " was skipped" : " failed");
                 results_[v] = std::move(skipped);
                 finished_flag_[v] = true;

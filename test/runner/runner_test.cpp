@@ -66,6 +66,7 @@ struct Recorder {
     std::condition_variable cv;
     std::vector<std::string> started;
     std::vector<std::string> finished;
+    std::vector<std::string> log;  // "started:x" and "finished:x", in callback order
     std::map<std::string, RunStatus> status_at_finish;
     int running = 0;
     int peak = 0;
@@ -82,6 +83,7 @@ struct Recorder {
         std::unique_lock lk(mu);
         if (p.kind == RunProgress::Kind::started) {
             started.push_back(p.spec->name);
+            log.push_back("started:" + p.spec->name);
             peak = std::max(peak, ++running);
             cv.notify_all();
             if (want_peak > 0 && !cv.wait_for(lk, 10s, [&] { return peak >= want_peak; }))
@@ -89,6 +91,7 @@ struct Recorder {
         } else {
             REQUIRE(p.result != nullptr);
             finished.push_back(p.spec->name);
+            log.push_back("finished:" + p.spec->name);
             status_at_finish[p.spec->name] = p.result->status;
             // A skipped spec never started: only started ones count as running.
             if (std::find(started.begin(), started.end(), p.spec->name) != started.end())
@@ -146,11 +149,14 @@ TEST_CASE("Runner_RunAll_Good", "[runner]") {
             CHECK(r->results[i].output == specs[i].args[1] + "\n");
             CHECK(r->results[i].error.empty());
         }
-        for (const auto& s : specs)
-            for (const auto& dep : s.after)
-                CHECK(rec.pos(rec.finished, dep) < rec.pos(rec.finished, s.name));
-        // A dependent starts only after its dependency's finished event was sent.
+        // A dependent starts only after its dependency's finished event was delivered.
         std::lock_guard lk(rec.mu);
+        for (const auto& s : specs) {
+            for (const auto& dep : s.after) {
+                CHECK(rec.pos(rec.log, "finished:" + dep) < rec.pos(rec.log, "started:" + s.name));
+                CHECK(rec.pos(rec.finished, dep) < rec.pos(rec.finished, s.name));
+            }
+        }
         CHECK(rec.started.size() == 5);
         CHECK(rec.finished.size() == 5);
         CHECK(h.svc->list().empty());  // the Runner removes its finished processes
@@ -293,9 +299,9 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
         CHECK(build.error == "exited with code 3");
         CHECK_FALSE(build.allowed_failure);
         CHECK(by_name(*r, "test").status == RunStatus::skipped);
-        CHECK(by_name(*r, "test").error == "skipped: dependency \"build\" failed");
+        CHECK(by_name(*r, "test").error == "dependency \"build\" failed");
         CHECK(by_name(*r, "deploy").status == RunStatus::skipped);
-        CHECK(by_name(*r, "deploy").error == "skipped: dependency \"test\" was skipped");
+        CHECK(by_name(*r, "deploy").error == "dependency \"test\" was skipped");
         CHECK(by_name(*r, "both").status == RunStatus::skipped);
         CHECK(by_name(*r, "lint").status == RunStatus::passed);
         std::lock_guard lk(rec.mu);
@@ -421,8 +427,8 @@ TEST_CASE("Runner_RunSequential_Bad", "[runner]") {
         CHECK(r->failed == 1);
         CHECK(r->skipped == 2);
         CHECK(r->results[1].exit_code == 4);
-        CHECK(r->results[2].error == "skipped: step \"two\" failed");
-        CHECK(r->results[3].error == "skipped: step \"three\" was skipped");
+        CHECK(r->results[2].error == "step \"two\" failed");
+        CHECK(r->results[3].error == "step \"three\" was skipped");
     }
     SECTION("an allowed failure does not stop it") {
         RunSpec two = step("two", {"exit", "4"});
