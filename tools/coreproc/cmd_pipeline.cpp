@@ -1,6 +1,7 @@
 // coreproc pipeline FILE: a Runner spec file, with each step's state shown as it changes and
 // a summary table at the end. Exit 0 only when nothing failed (failures of steps with
 // allow_failure excepted), 1 otherwise, 2 when the file is unreadable or invalid.
+#include <cstdio>
 #include <iostream>
 #include <mutex>
 
@@ -72,7 +73,10 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
         // Live state, one line per change (the Runner calls this from its worker threads).
         ro.on_progress = [&](const core::process::RunProgress& p) {
             const auto at = std::chrono::steady_clock::now() - t0;
-            std::string line = "[" + human_duration(at) + "] " + p.spec->name +
+            char stamp[32];
+            std::snprintf(stamp, sizeof stamp, "[%7.2fs] ",
+                          std::chrono::duration<double>(at).count());
+            std::string line = stamp + p.spec->name +
                                std::string(name_width - p.spec->name.size() + 2, ' ');
             if (p.kind == core::process::RunProgress::Kind::started) {
                 line += "started  " + p.spec->command;

@@ -101,6 +101,7 @@ void print_table(std::ostream& out, const std::vector<std::string>& header,
             line += row[c];
             if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
         }
+        while (!line.empty() && line.back() == ' ') line.pop_back();
         out << line << '\n';
     };
     print(header);
