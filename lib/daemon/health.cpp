@@ -60,6 +60,7 @@ namespace {
 constexpr std::uint64_t kListenTag = 0;
 constexpr std::uint64_t kWakeTag = 1;
 constexpr std::size_t kDrainCap = 64 * 1024;  // bytes discarded after a reply before closing
+constexpr std::chrono::milliseconds kAcceptPause{100};  // after accept fails (EMFILE…)
 
 struct Conn {
     UniqueFd fd;
@@ -87,6 +88,10 @@ struct HealthServer::Impl {
     std::thread thread;
     std::atomic<bool> ready{true};
     std::atomic<bool> stopping{false};
+
+    // Server thread only: accepting is paused after an accept error until resume_accept_at.
+    bool accept_paused = false;
+    Clock::time_point resume_accept_at{};
 
     // Owned by the server thread while it runs (created by start, closed by stop after join).
     UniqueFd listen_fd;
@@ -220,11 +225,20 @@ struct HealthServer::Impl {
         while (!stopping.load()) {
             int timeout_ms = -1;
             const auto now = Clock::now();
-            for (const auto& [tag, c] : conns) {
-                auto left =
-                    std::chrono::ceil<std::chrono::milliseconds>(c.deadline - now).count();
+            auto consider = [&](Clock::time_point deadline) {
+                auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
                 if (left < 0) left = 0;
                 if (timeout_ms < 0 || left < timeout_ms) timeout_ms = static_cast<int>(left);
+            };
+            for (const auto& [tag, c] : conns) consider(c.deadline);
+            if (accept_paused) {
+                if (now >= resume_accept_at) {
+                    if (net::epoll_add(epoll_fd.get(), listen_fd.get(), net::ev_in, kListenTag))
+                        accept_paused = false;
+                    else
+                        resume_accept_at = now + kAcceptPause;
+                }
+                if (accept_paused) consider(resume_accept_at);
             }
             auto n = net::epoll_wait(epoll_fd.get(), evs, 64, timeout_ms);
             if (!n) {
@@ -265,9 +279,14 @@ struct HealthServer::Impl {
         for (int batch = 0; batch < 16; ++batch) {
             auto fd = net::accept(listen_fd.get());
             if (!fd) {
-                // EMFILE and friends: the pending connection stays queued; the level-triggered
-                // listen fd would spin, so log and give up for this round.
-                SPDLOG_LOGGER_DEBUG(log, "health: {}", fd.error().what());
+                // EMFILE, ENFILE, ENOMEM…: the pending connection stays queued and the
+                // level-triggered listen fd would make epoll_wait return at once, forever. Stop
+                // watching it for a moment (a deadline in the loop, not a sleep), then retry.
+                SPDLOG_LOGGER_DEBUG(log, "health: {}; pausing accepts", fd.error().what());
+                if (net::epoll_del(epoll_fd.get(), listen_fd.get())) {
+                    accept_paused = true;
+                    resume_accept_at = Clock::now() + kAcceptPause;
+                }
                 return;
             }
             if (!fd->valid()) return;
@@ -333,6 +352,7 @@ Result<void> HealthServer::start() {
     m.epoll_fd = std::move(*epfd);
     m.wake_fd = std::move(*wake);
     m.stopping.store(false);
+    m.accept_paused = false;
     try {
         m.thread = std::thread([&m] { m.loop(); });
     } catch (const std::system_error& e) {

@@ -383,11 +383,15 @@ TEST_CASE("HealthServer_Request_Ugly", "[daemon][health]") {
         }
         REQUIRE(cp::probe_health(s.addr(), 5s));
     }
-    SECTION("fault: accept4 failing leaves the server serving afterwards") {
+    SECTION("fault: accept4 failing (EMFILE) pauses accepting instead of spinning, then recovers") {
         {
-            core::sys::fault::Scoped g("accept4", EMFILE);
+            core::sys::fault::Scoped g("accept4", EMFILE, -1);  // until disarmed
             RawClient c(s.addr());
-            REQUIRE(core::test::eventually([] { return core::sys::fault::fired("accept4") > 0; }));
+            REQUIRE(c.connected());  // the kernel completed the handshake; accept keeps failing
+            REQUIRE(core::test::eventually([] { return core::sys::fault::fired("accept4") >= 2; }));
+            // A level-triggered spin would have retried thousands of times by now; the pause
+            // allows one retry per 100 ms.
+            CHECK(core::sys::fault::fired("accept4") <= 5);
         }
         CHECK(core::test::eventually([&] { return bool(cp::probe_health(s.addr(), 2s)); }));
     }
