@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -234,6 +235,32 @@ TEST_CASE("DaemonRegistry_Get_Ugly", "[daemon][registry]") {
     CHECK(g.error().what() ==
           "registry.get: " + (tmp / "core-agent.json") + ": registry: key \"pid\": not an integer");
     CHECK(exists(tmp / "core-agent.json"));  // a corrupt file is reported, not deleted
+}
+
+TEST_CASE("DaemonRegistry_DefaultDir_Good", "[daemon][registry]") {
+    CORE_LEAK_GUARD();
+    // Environment changes are confined to this test and restored (no other thread reads them).
+    auto saved = [](const char* k) -> std::optional<std::string> {
+        const char* v = std::getenv(k);
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    };
+    const auto home = saved("HOME"), tmpdir = saved("TMPDIR");
+    auto restore = [](const char* k, const std::optional<std::string>& v) {
+        if (v) ::setenv(k, v->c_str(), 1); else ::unsetenv(k);
+    };
+    ::setenv("HOME", "/home/someone", 1);
+    ::setenv("TMPDIR", "/var/tmp", 1);
+    CHECK(cp::DaemonRegistry::default_dir() == "/home/someone/.core/daemons");
+    ::unsetenv("HOME");
+    CHECK(cp::DaemonRegistry::default_dir() == "/var/tmp/.core/daemons");
+    ::unsetenv("TMPDIR");
+    CHECK(cp::DaemonRegistry::default_dir() == "/tmp/.core/daemons");
+    ::setenv("HOME", "relative", 1);  // not absolute: ignored
+    CHECK(cp::DaemonRegistry::default_dir() == "/tmp/.core/daemons");
+    cp::DaemonRegistry reg;
+    CHECK(reg.dir() == "/tmp/.core/daemons");
+    restore("HOME", home);
+    restore("TMPDIR", tmpdir);
 }
 
 TEST_CASE("DaemonRegistry_List_Good", "[daemon][registry]") {

@@ -390,8 +390,8 @@ TEST_CASE("HealthServer_Request_Ugly", "[daemon][health]") {
             REQUIRE(c.connected());  // the kernel completed the handshake; accept keeps failing
             REQUIRE(core::test::eventually([] { return core::sys::fault::fired("accept4") >= 2; }));
             // A level-triggered spin would have retried thousands of times by now; the pause
-            // allows one retry per 100 ms.
-            CHECK(core::sys::fault::fired("accept4") <= 5);
+            // allows one retry per 100 ms (20: slack for a loaded machine).
+            CHECK(core::sys::fault::fired("accept4") <= 20);
         }
         CHECK(core::test::eventually([&] { return bool(cp::probe_health(s.addr(), 2s)); }));
     }
