@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <tuple>
 
 #include "core/process/daemon_registry.hpp"
@@ -302,6 +303,14 @@ Result<DaemonEntry> read_entry(const std::string& path) {
     return parse_daemon_entry(*text);
 }
 
+// Removes a dead daemon's file. It is read again first: between our first read and now, a new
+// instance may have registered under the same name (an atomic rename over the old file), and
+// its entry must survive. What remains is a window of one read and one unlink.
+void prune(const std::string& path, int dead_pid) {
+    auto again = read_entry(path);
+    if (again && again->pid == dead_pid && !file::process_alive(dead_pid)) (void)file::unlink(path);
+}
+
 }  // namespace
 
 Result<DaemonEntry> DaemonRegistry::get(const std::string& code, const std::string& daemon) {
@@ -317,7 +326,7 @@ Result<DaemonEntry> DaemonRegistry::get(const std::string& code, const std::stri
         return fail(E(op, path, e.error()));
     }
     if (!file::process_alive(e->pid)) {
-        (void)file::unlink(path);
+        prune(path, e->pid);
         (void)entries_.remove(key);
         return fail(Error(op, "not found: " + key + " (pid " + std::to_string(e->pid) +
                                   " is gone; entry pruned)",
@@ -349,7 +358,7 @@ Result<ListResult> DaemonRegistry::list() {
         }
         const std::string key = key_of(e->code, e->daemon);
         if (!file::process_alive(e->pid)) {
-            (void)file::unlink(path);
+            prune(path, e->pid);
             (void)entries_.remove(key);
             continue;
         }
@@ -359,6 +368,10 @@ Result<ListResult> DaemonRegistry::list() {
     std::sort(out.entries.begin(), out.entries.end(), [](const auto& a, const auto& b) {
         return std::tie(a.code, a.daemon) < std::tie(b.code, b.daemon);
     });
+    // The mirror follows the directory: entries other processes removed go from memory too.
+    std::set<std::string> live;
+    for (const auto& e : out.entries) live.insert(key_of(e.code, e.daemon));
+    entries_.remove_if([&](const std::string& key, const DaemonEntry&) { return !live.count(key); });
     return out;
 }
 

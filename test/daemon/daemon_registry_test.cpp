@@ -343,6 +343,11 @@ TEST_CASE("DaemonRegistry_List_Ugly", "[daemon][registry]") {
     CHECK(l->entries[0].daemon == "alive");
     CHECK_FALSE(exists(tmp / "core-dead.json"));  // pruned
     CHECK_FALSE(reg.entries().has("core/dead"));
+    // Removed by another process: gone from the in-memory mirror at the next list().
+    REQUIRE(::unlink((tmp / "core-alive.json").c_str()) == 0);
+    CHECK(reg.entries().has("core/alive"));
+    REQUIRE(reg.list());
+    CHECK(reg.entries().size() == 0);
     SECTION("list fails clearly when the directory is unreadable") {
         core::sys::fault::Scoped g("opendir", EACCES);
         auto f = reg.list();
