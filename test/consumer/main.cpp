@@ -1,6 +1,8 @@
-// The consumer program: uses the public API only, through <core/core.hpp>. Exit 0 and print
-// "consumer ok" when the library behaves; print what went wrong and exit 1 otherwise.
+// The consumer program: uses the public API only, through the umbrella headers. First a Core
+// without the process service (the facade refuses: the permission model), then one with it
+// (echo runs). Exit 0 and print "consumer ok" when the library behaves; else say what failed.
 #include <core/core.hpp>
+#include <core/process/process.hpp>
 #include <cstdio>
 #include <string>
 
@@ -46,7 +48,24 @@ int main() {
     expect(greet && greet->get<std::string>() && *greet->get<std::string>() == "hello subproject",
            "running a registered action");
 
+    // With the process service registered, the same facade runs echo.
+    auto with = core::Core::create({core::process::register_service});
+    if (!with) {
+        std::fprintf(stderr, "consumer: Core::create: %s\n", with.error().what().c_str());
+        return 1;
+    }
+    auto& p = **with;
+    auto started = p.startup(ctx);
+    expect(static_cast<bool>(started), "startup with the process service");
+    expect(p.process().exists(), "process().exists() is true with the process service");
+    auto echo = p.process().run(ctx, "echo", {"hi"});
+    if (!echo) std::fprintf(stderr, "consumer: echo: %s\n", echo.error().what().c_str());
+    expect(echo && *echo == "hi\n", "process().run(echo hi) returns \"hi\\n\"");
+    auto stopped = p.shutdown(ctx);
+    expect(static_cast<bool>(stopped), "shutdown with the process service");
+
     if (failures != 0) return 1;
-    std::printf("consumer ok: %s\n", run ? "ran" : run.error().what().c_str());
+    std::printf("consumer ok: without the service: %s; with it: echo printed %s",
+                run ? "ran" : run.error().what().c_str(), echo ? echo->c_str() : "nothing\n");
     return 0;
 }
