@@ -200,7 +200,8 @@ class Demo {
                       : resp.error().what()));
         }
         section("status: what /status of `coreproc supervise` serves");
-        for (const auto& d : host.status()["daemons"])
+        const nlohmann::json status = host.status();
+        for (const auto& d : status["daemons"])
             say(d["name"].get<std::string>() + ": " + d["state"].get<std::string>() +
                 ", restarts " + std::to_string(d["restarts"].get<unsigned>()) +
                 (d["last_exit"].is_null()
@@ -266,9 +267,9 @@ class Demo {
         }
         const std::string id = *started->get<std::string>();
         say("process.start {command: sleep, args: [30]} -> " + id);
-        if (auto list = core.action("process.list").run(ctx, {}); list) {
+        if (auto list = core.action("process.list").run(ctx, {{"runningOnly", true}}); list) {
             if (auto ids = list->get<std::vector<std::string>>())
-                say("process.list -> [" + join(*ids) + "]");
+                say("process.list {runningOnly: true} -> [" + join(*ids) + "]");
         }
         auto show = [&](const char* when) {
             auto got = core.action("process.get").run(ctx, {{"id", id}});
