@@ -172,11 +172,12 @@ int main(int argc, char** argv) {
     nlohmann::json machine = machine_info();
     machine["scheduler"] = cfg.realtime ? "SCHED_FIFO 10" : "SCHED_OTHER";
     if (!cfg.json) {
+        char max_text[48];
+        std::snprintf(max_text, sizeof max_text, ", max %g s", cfg.max_seconds);
         std::printf(
             "coreproc-bench: mode %s%s; %s; kernel %s; glibc %s; %u cpus; %s %s; load %s\n"
             "%s; children %s; medians and p99 in the unit shown; 'vs' = ratio of medians\n\n",
-            cfg.mode_name(),
-            cfg.max_seconds > 0 ? (", max " + std::to_string(cfg.max_seconds) + " s").c_str() : "",
+            cfg.mode_name(), cfg.max_seconds > 0 ? max_text : "",
             machine["cpu"].get<std::string>().c_str(), machine["kernel"].get<std::string>().c_str(),
             gnu_get_libc_version(), std::thread::hardware_concurrency(), BENCH_COMPILER,
             BENCH_BUILDTYPE, machine["loadavg"].get<std::string>().c_str(),
