@@ -101,7 +101,11 @@ Result<void> ManagedProcess::write_input(std::string_view bytes) {
     if (!s_->input_fd)
         return fail(Error("process.write_input", s_->id + ": stdin already closed", EBADF));
     auto r = sys::write_all(s_->input_fd.get(), bytes);
-    if (!r) return fail(E("process.write_input", s_->id, r.error()));
+    if (!r) {
+        // EPIPE: the reader is gone for good; later writes say "already closed".
+        if (r.error().code() == EPIPE) s_->input_fd.reset();
+        return fail(E("process.write_input", s_->id, r.error()));
+    }
     return {};
 }
 

@@ -5,6 +5,12 @@
 #include <catch2/generators/catch_generators.hpp>
 #include <spdlog/sinks/ostream_sink.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <sstream>
 #include <thread>
@@ -195,4 +201,72 @@ TEST_CASE("Fault_Eintr_Ugly", "[process]") {
     REQUIRE((*p)->close_input());
     (*p)->wait();
     CHECK((*p)->output() == "via write_input");
+}
+
+TEST_CASE("Fault_RlimitNofile_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    still_usable(*svc);  // the reaper and /dev/null exist before the limit drops
+    // A real, low RLIMIT_NOFILE: no room for the pipes. A clear EMFILE, nothing leaked.
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    // Only the lowest free descriptor number stays allowed: a pipe needs two.
+    const int lowest_free = fcntl(0, F_DUPFD_CLOEXEC, 0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit low{static_cast<rlim_t>(lowest_free + 1), old.rlim_max};
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    auto r = svc->run(Context::background(), child({"print", "x"}));
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code() == EMFILE);
+    CHECK(contains(r.error().what(), "Too many open files"));
+    still_usable(*svc);
+}
+
+// Runs in a re-executed copy of this binary (see Fault_RlimitNproc_Ugly): drops to an
+// unprivileged uid (root ignores RLIMIT_NPROC), lowers RLIMIT_NPROC and starts children until
+// the kernel refuses. Hidden: it changes the process's credentials.
+TEST_CASE("Fault_RlimitNprocChild_Ugly", "[.][nproc-child]") {
+    if (getuid() == 0) {
+        REQUIRE(setgid(65534) == 0);
+        REQUIRE(setuid(65534) == 0);
+    }
+    auto c = make_core();
+    auto svc = service(c);
+    still_usable(*svc);
+    rlimit low{24, 24};
+    REQUIRE(setrlimit(RLIMIT_NPROC, &low) == 0);
+    std::vector<std::shared_ptr<cp::ManagedProcess>> procs;
+    core::Error last;
+    for (int i = 0; i < 64; ++i) {
+        auto p = svc->start(Context::background(), child({"sleep", "60000"}));
+        if (!p) {
+            last = p.error();
+            break;
+        }
+        procs.push_back(*p);
+    }
+    CHECK(procs.size() < 64);
+    CHECK(last.code() == EAGAIN);
+    CHECK(contains(last.what(), "process.start: spawn \""));
+    for (auto& p : procs) REQUIRE(p->kill());
+    for (auto& p : procs) p->wait();
+    still_usable(*svc);
+}
+
+TEST_CASE("Fault_RlimitNproc_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0);
+    self[n] = '\0';
+    pid_t pid = -1;
+    char* argv[] = {self, const_cast<char*>("Fault_RlimitNprocChild_Ugly"), nullptr};
+    REQUIRE(posix_spawn(&pid, self, nullptr, nullptr, argv, environ) == 0);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
 }

@@ -510,8 +510,12 @@ TEST_CASE("Service_Events_Ugly", "[process]") {
         open = true;
     }
     gate_cv.notify_all();
-    // Long lines are delivered in pieces of max_output bytes.
+    // Let the backlog drain: events are FIFO, so once a sentinel's exit is seen, it is.
     Recorder rec(*c);
+    auto sentinel = service(c)->start(Context::background(), child({"exit", "0"}));
+    REQUIRE(sentinel);
+    REQUIRE(rec.until_exit((*sentinel)->id()).size() == 2);
+    // Long lines are delivered in pieces of max_output bytes.
     auto o = child({"line", "10000"});
     o.max_output = 4096;
     auto p = service(c)->start(Context::background(), o);
