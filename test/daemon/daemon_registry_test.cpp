@@ -357,6 +357,7 @@ TEST_CASE("DaemonRegistry_List_Ugly", "[daemon][registry]") {
 }
 
 TEST_CASE("DaemonRegistry_Rfc3339_Ugly", "[daemon][registry]") {
+    CORE_LEAK_GUARD();
     using cp::parse_rfc3339;
     auto t = parse_rfc3339("2026-03-25T10:00:00.123456789Z");
     REQUIRE(t);

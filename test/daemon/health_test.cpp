@@ -496,6 +496,7 @@ TEST_CASE("Probe_Health_Ugly", "[daemon][health]") {
 }
 
 TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
+    CORE_LEAK_GUARD();
     auto r = cp::detail::parse_request(
         "\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
     REQUIRE(r);
@@ -513,6 +514,7 @@ TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
 }
 
 TEST_CASE("Http_ParseResponse_Ugly", "[daemon][health]") {
+    CORE_LEAK_GUARD();
     auto chunked = cp::detail::parse_response(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n");
     REQUIRE(chunked);
