@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include <cerrno>
 #include <unistd.h>
 
 #include <catch2/catch_test_macros.hpp>
@@ -21,6 +22,7 @@
 #include "core/process/runner.hpp"
 #include "core/process/service.hpp"
 #include "guard.hpp"
+#include "sys/fault.hpp"
 
 using namespace std::chrono_literals;
 using Catch::Matchers::ContainsSubstring;
@@ -378,6 +380,48 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
         CHECK_THAT(by_name(*r, "other").error, ContainsSubstring("context cancelled"));
         CHECK_FALSE(r->ok());
         CHECK(h.svc->list(true).empty());
+    }
+
+    SECTION("a timeout kills the step's whole group, grandchildren included") {
+        RunSpec spec = step("tree", {"grandchild-wait", "30000"});
+        spec.timeout = 200ms;
+        auto r = runner.run_all(Context::background(), {spec});
+        REQUIRE(r);
+        const auto& t = by_name(*r, "tree");
+        CHECK(t.timed_out);
+        const auto at = t.output.find("gc ");
+        REQUIRE(at != std::string::npos);
+        const int gc = std::stoi(t.output.substr(at + 3));
+        CHECK(core::test::eventually(
+            [&] {
+                std::ifstream f("/proc/" + std::to_string(gc) + "/stat");
+                std::string line;
+                if (!std::getline(f, line)) return true;
+                const auto close = line.rfind(')');
+                return close != std::string::npos && line.at(close + 2) == 'Z';
+            },
+            10s));
+    }
+
+    SECTION("spawn failures (fault-injected EAGAIN) fail those steps only; nothing leaks") {
+        // One at a time, so the two failing spawns are those of a and b.
+        Runner one(*h.svc, RunnerOptions{1, {}});
+        core::sys::fault::Scoped fault("posix_spawn", EAGAIN, 2);
+        auto r = one.run_all(Context::background(),
+                                {step("a", {"exit", "0"}), step("b", {"exit", "0"}),
+                                 step("c", {"exit", "0"}, {"a"}), step("d", {"print", "ok"})});
+        REQUIRE(r);
+        CHECK(core::sys::fault::fired("posix_spawn") == 2);
+        CHECK(r->failed == 2);
+        for (const auto& x : r->results) {
+            if (x.status != RunStatus::failed) continue;
+            CHECK_THAT(x.error, ContainsSubstring("Resource temporarily unavailable"));
+        }
+        CHECK(by_name(*r, "a").status == RunStatus::failed);
+        CHECK(by_name(*r, "b").status == RunStatus::failed);
+        CHECK(by_name(*r, "c").status == RunStatus::skipped);
+        CHECK(by_name(*r, "d").status == RunStatus::passed);
+        CHECK(by_name(*r, "d").output == "ok\n");
     }
 
     SECTION("a throwing progress callback does not stop the run") {
