@@ -16,9 +16,10 @@ ln -s "$root" "$work/subprojects/core-process"
 
 [ $# -gt 0 ] && [ -n "$1" ] && export CXX="$1"
 # --force-fallback-for: use the subproject even if a core-process.pc is installed system-wide.
-# werror for the consumer and for core-process built as a subproject (as CI builds it).
+# werror for the consumer and for core-process built as a subproject (as CI builds it);
+# buildtype plain (no -O, no -g): the quickest compile, this test checks wiring, not speed.
 echo "== meson setup (consumer in $work)"
-meson setup "$work/build" "$work" --force-fallback-for=core-process \
+meson setup "$work/build" "$work" --force-fallback-for=core-process --buildtype=plain \
     -Dwerror=true -Dcore-process:werror=true
 echo "== ninja"
 ninja -C "$work/build"
