@@ -8,8 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch_test_macros.hpp>
+#include <cerrno>
 #include <condition_variable>
+#include <thread>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -18,6 +21,7 @@
 #include "core/process/process.hpp"
 #include "core/process/supervisor.hpp"
 #include "guard.hpp"
+#include "sys/fault.hpp"
 
 using namespace std::chrono_literals;
 using core::process::DaemonSpec;
@@ -27,6 +31,7 @@ using core::process::DaemonStatus;
 using core::process::RestartPolicy;
 using core::process::Supervisor;
 using core::process::SupervisorOptions;
+using Result = core::Result<void>;
 
 namespace {
 
@@ -710,4 +715,69 @@ TEST_CASE("SupervisorService_Actions_Bad", "[supervisor]") {
         REQUIRE(r);
         CHECK(r->get<DaemonStatus>()->state == DaemonState::stopped);
     }
+}
+
+TEST_CASE("Supervisor_Spawn_Ugly", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    auto s = child_spec("flaky-spawn", {"sleep", "60000"});
+    REQUIRE(sup.add(s));
+    {
+        // The first two spawns fail (as under a process limit): failures for the policy.
+        core::sys::fault::Scoped guard("posix_spawn", EAGAIN, 2);
+        auto r = sup.start("flaky-spawn");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == EAGAIN);
+        REQUIRE(env.log.wait("flaky-spawn", DaemonState::running));
+    }
+    using S = DaemonState;
+    const auto evs = env.log.of("flaky-spawn");
+    INFO(text(states(evs)));
+    CHECK(states(evs) == std::vector<S>{S::starting, S::backoff, S::starting, S::backoff,
+                                        S::starting, S::running});
+    CHECK(backoff_delays(evs) == std::vector<std::chrono::milliseconds>{10ms, 20ms});
+    auto st = sup.get("flaky-spawn");
+    CHECK(st->restarts == 2);
+    CHECK_FALSE(st->exited);
+    CHECK(st->last_error.find("Resource temporarily unavailable") != std::string::npos);
+    REQUIRE(sup.stop("flaky-spawn"));
+}
+
+TEST_CASE("Supervisor_Concurrent_Ugly", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    {
+        Supervisor sup(*env.core, *env.svc);
+        const std::vector<std::string> names{"x", "y", "z"};
+        for (const auto& n : names) REQUIRE(sup.add(child_spec(n, {"sleep", "60000"})));
+        std::atomic<int> errors{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 4; ++t) {
+            threads.emplace_back([&, t] {
+                unsigned seed = static_cast<unsigned>(t) * 7919u + 1u;
+                for (int i = 0; i < 25; ++i) {
+                    seed = seed * 1103515245u + 12345u;
+                    const auto& n = names[(seed >> 8) % names.size()];
+                    Result r;
+                    switch ((seed >> 16) % 5) {
+                        case 0: r = sup.start(n); break;
+                        case 1: r = sup.stop(n); break;
+                        case 2: r = sup.restart(n); break;
+                        case 3: r = sup.get(n) ? Result{} : Result{core::fail(core::E("get", n))}; break;
+                        default: (void)sup.list(); break;
+                    }
+                    if (!r) ++errors;
+                }
+            });
+        }
+        for (auto& th : threads) th.join();
+        CHECK(errors == 0);
+        REQUIRE(sup.stop_all());
+        for (const auto& st : sup.list()) {
+            CHECK(st.state == DaemonState::stopped);
+            CHECK(st.pid == 0);
+        }
+    }
+    CHECK(core::test::child_pids().empty());
 }
