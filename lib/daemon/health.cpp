@@ -35,12 +35,13 @@ Result<net::Endpoint> parse_endpoint(const std::string& op, const std::string& a
     unsigned port = 0;
     auto [p, ec] = std::from_chars(port_s.data(), port_s.data() + port_s.size(), port);
     if (port_s.empty() || ec != std::errc() || p != port_s.data() + port_s.size() || port > 65535)
-        return fail(Error(op, "\"" + addr + "\": bad port", EINVAL));
+        return fail(Error(op, "\"" + addr + "\": bad address (port must be 0-65535)", EINVAL));
     if (host.empty() || host == "localhost") host = "127.0.0.1";
     net::Endpoint ep;
     if (!net::parse_ipv4(host, &ep.addr_be))
-        return fail(Error(op, "\"" + addr + "\": host must be an IPv4 address or localhost",
-                          EINVAL));
+        return fail(Error(
+            op, "\"" + addr + "\": bad address (host must be an IPv4 address or localhost)",
+            EINVAL));
     ep.port = static_cast<std::uint16_t>(port);
     return ep;
 }
@@ -329,7 +330,7 @@ Result<void> HealthServer::start() {
     if (m.running) return fail(E("health", "already started on " + m.bound));
     const std::string want = m.opts.addr.empty() ? "127.0.0.1:0" : m.opts.addr;
     auto ep = detail::parse_endpoint("health", want);
-    if (!ep) return fail(Error("health", "listen \"" + want + "\": bad address", ep.error()));
+    if (!ep) return fail(Error("health", "listen " + ep.error().message(), EINVAL));
     auto listen = net::tcp_listen(*ep, 128);
     if (!listen)
         return fail(Error("health", "listen " + net::to_string(*ep) + ": " +

@@ -43,7 +43,8 @@ struct HealthOptions {
 // 503 "unhealthy: <first error>\n"), GET /ready (200 "ready\n" / 503 "not ready\n"), routes
 // added with add_handler, 404 for other paths, 405 for other methods, 400 for malformed
 // requests. Every response closes the connection. All methods are thread-safe; checks and
-// handlers run on the server thread.
+// handlers run on the server thread, one request at a time, so they should be quick, and must
+// not call stop() (of this server, or of a Daemon owning it): that would join the thread itself.
 class CORE_API HealthServer {
 public:
     explicit HealthServer(HealthOptions opts = {});
