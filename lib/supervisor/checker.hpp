@@ -20,9 +20,9 @@
 namespace core::process::detail {
 
 class Checker {
-public:
-    using Report = std::function<void(const std::string& name, std::uint64_t generation,
-                                      Result<void> result)>;
+  public:
+    using Report =
+        std::function<void(const std::string& name, std::uint64_t generation, Result<void> result)>;
     Checker(Service& service, Report report);
     ~Checker();
     Checker(const Checker&) = delete;
@@ -33,7 +33,7 @@ public:
     // Runs one check now on the calling thread (the checker's body; also used by tests).
     static Result<void> run_check(Service& service, const Context& ctx, const HealthSpec& spec);
 
-private:
+  private:
     struct Job {
         std::string name;
         std::uint64_t generation;

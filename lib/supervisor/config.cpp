@@ -60,7 +60,9 @@ struct Where {
     }
 };
 
-bool is_comment(const std::string& key) { return !key.empty() && key[0] == '_'; }
+bool is_comment(const std::string& key) {
+    return !key.empty() && key[0] == '_';
+}
 
 Result<void> check_keys(const Where& w, const std::string& prefix, const json& obj,
                         std::initializer_list<const char*> known) {
@@ -236,8 +238,9 @@ Result<void> parse_health(const Where& w, const json& v, HealthSpec& h) {
 
 Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, const json& v) {
     Where w{source, "daemons[" + std::to_string(index) + "]"};
-    if (!v.is_object()) return fail(w.err("daemons[" + std::to_string(index) + "]",
-                                          "want an object, got " + type_of(v)));
+    if (!v.is_object())
+        return fail(
+            w.err("daemons[" + std::to_string(index) + "]", "want an object, got " + type_of(v)));
     DaemonSpec s;
     if (!v.contains("name")) return fail(w.err("name", "missing"));
     auto name = get_string(w, "name", v["name"]);
@@ -245,10 +248,10 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
     s.name = *name;
     w.daemon += " (\"" + s.name + "\")";
 
-    if (auto r = check_keys(w, "", v,
-                            {"name", "command", "args", "dir", "env", "pidfile", "pid_file",
-                             "restart", "backoff", "reset_after", "start_limit", "health",
-                             "stop_signal", "stop_timeout"});
+    if (auto r = check_keys(
+            w, "", v,
+            {"name", "command", "args", "dir", "env", "pidfile", "pid_file", "restart", "backoff",
+             "reset_after", "start_limit", "health", "stop_signal", "stop_timeout"});
         !r)
         return fail(r.error());
     if (!v.contains("command")) return fail(w.err("command", "missing"));
@@ -258,8 +261,8 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
 
     for (const char* key : {"args", "env"}) {
         if (!v.contains(key)) continue;
-        auto list = std::string_view(key) == "env" ? get_env(w, key, v[key])
-                                                   : get_strings(w, key, v[key]);
+        auto list =
+            std::string_view(key) == "env" ? get_env(w, key, v[key]) : get_strings(w, key, v[key]);
         if (!list) return fail(list.error());
         (std::string_view(key) == "env" ? s.env : s.args) = std::move(*list);
     }
@@ -313,8 +316,8 @@ Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_tex
         return fail(E(kOp, "\"" + src + "\": not valid JSON: " + ex.what()));
     }
     if (!doc.is_object())
-        return fail(E(kOp, "\"" + src + "\": want a JSON object {\"daemons\": [...]}, got " +
-                               type_of(doc)));
+        return fail(E(
+            kOp, "\"" + src + "\": want a JSON object {\"daemons\": [...]}, got " + type_of(doc)));
     if (auto r = check_keys(top, "", doc, {"daemons"}); !r) return fail(r.error());
     if (!doc.contains("daemons")) return fail(top.err("daemons", "missing"));
     const json& list = doc["daemons"];
@@ -326,8 +329,10 @@ Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_tex
         auto spec = parse_daemon(src, i, list[i]);
         if (!spec) return fail(spec.error());
         if (!seen.insert(spec->name).second)
-            return fail(E(kOp, "\"" + src + "\": daemons[" + std::to_string(i) + "]: key \"name\": "
-                                   "duplicate daemon name \"" + spec->name + "\""));
+            return fail(E(kOp, "\"" + src + "\": daemons[" + std::to_string(i) +
+                                   "]: key \"name\": "
+                                   "duplicate daemon name \"" +
+                                   spec->name + "\""));
         out.push_back(std::move(*spec));
     }
     return out;
@@ -345,8 +350,7 @@ Result<std::vector<DaemonSpec>> load_supervise_config(const std::string& path) {
     char buf[65536];
     while (in.read(buf, sizeof buf) || in.gcount() > 0) {
         text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > kMaxFile)
-            return fail(E(kOp, "\"" + path + "\": larger than 16 MiB"));
+        if (text.size() > kMaxFile) return fail(E(kOp, "\"" + path + "\": larger than 16 MiB"));
     }
     if (in.bad()) return fail(E(kOp, "read \"" + path + "\": I/O error"));
     return parse_supervise_config(text, path);

@@ -19,7 +19,7 @@ std::chrono::milliseconds backoff_delay(const BackoffPolicy& p, unsigned attempt
 
 // Start times within the window of a StartLimit (systemd's StartLimitBurst/IntervalSec).
 class StartWindow {
-public:
+  public:
     // Would a start at `now` be allowed (fewer than burst starts in (now - interval, now])?
     bool allows(const StartLimit& limit, Clock::time_point now);
     // Keeps at most burst entries (none without a limit): only those decide.
@@ -27,7 +27,7 @@ public:
     void clear() { starts_.clear(); }
     std::size_t count() const noexcept { return starts_.size(); }
 
-private:
+  private:
     std::deque<Clock::time_point> starts_;
 };
 

@@ -8,7 +8,9 @@ namespace core::process::detail {
 
 #if CORE_SUPERVISOR_HAVE_DAEMON
 
-Result<PidInfo> probe_pid_file(const std::string& path) { return read_pid(path); }
+Result<PidInfo> probe_pid_file(const std::string& path) {
+    return read_pid(path);
+}
 
 Result<void> probe_url(const std::string& url, std::chrono::milliseconds timeout) {
     auto r = http_get_url(url, timeout);

@@ -32,8 +32,8 @@ Result<unsigned> want_count(const std::string& op, const Options& o, const std::
     auto n = o.want_integer(op, key, fallback);
     if (!n) return fail(n.error());
     if (*n < 0 || *n > 1000000)
-        return fail(E(op, "option \"" + key + "\": must be from 0 to 1000000, got " +
-                              std::to_string(*n)));
+        return fail(
+            E(op, "option \"" + key + "\": must be from 0 to 1000000, got " + std::to_string(*n)));
     return static_cast<unsigned>(*n);
 }
 
@@ -78,12 +78,29 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
         return out;
     }
     if (auto r = only_keys(op, o,
-                           {"name", "command", "args", "dir", "env", "pid_file", "pidfile",
-                            "restart", "backoff_initial", "backoff_factor", "backoff_max",
-                            "backoff_jitter", "reset_after", "start_limit_burst",
-                            "start_limit_interval", "health_url", "health_command",
-                            "health_interval", "health_timeout", "health_failures",
-                            "health_start_grace", "stop_signal", "stop_timeout"});
+                           {"name",
+                            "command",
+                            "args",
+                            "dir",
+                            "env",
+                            "pid_file",
+                            "pidfile",
+                            "restart",
+                            "backoff_initial",
+                            "backoff_factor",
+                            "backoff_max",
+                            "backoff_jitter",
+                            "reset_after",
+                            "start_limit_burst",
+                            "start_limit_interval",
+                            "health_url",
+                            "health_command",
+                            "health_interval",
+                            "health_timeout",
+                            "health_failures",
+                            "health_start_grace",
+                            "stop_signal",
+                            "stop_timeout"});
         !r)
         return fail(r.error());
 
@@ -102,9 +119,9 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
             if (!list) return fail(list.error());
             *dst = *list;
         }
-        for (auto [key, dst] : {std::pair{"dir", &s.dir}, std::pair{"pid_file", &s.pid_file},
-                                std::pair{"pidfile", &s.pid_file},
-                                std::pair{"health_url", &s.health.url}}) {
+        for (auto [key, dst] :
+             {std::pair{"dir", &s.dir}, std::pair{"pid_file", &s.pid_file},
+              std::pair{"pidfile", &s.pid_file}, std::pair{"health_url", &s.health.url}}) {
             auto str = o.want_string(op, key, *dst);
             if (!str) return fail(str.error());
             *dst = *str;
@@ -182,12 +199,14 @@ Result<void> SupervisorService::on_startup(const Context&) {
     const std::string op = "daemon.startup";
     auto proc = core().service<process::Service>("process");
     if (!proc)
-        return fail(E(op, "the process service is not registered: register it before the daemon "
-                          "service (Core::create({process::register_service, "
-                          "process::register_daemon_service}))"));
+        return fail(E(op,
+                      "the process service is not registered: register it before the daemon "
+                      "service (Core::create({process::register_service, "
+                      "process::register_daemon_service}))"));
     auto sup = std::make_shared<Supervisor>(core(), *proc, opts_);
     for (const auto& spec : specs_)
-        if (auto r = sup->add(spec); !r) return fail(E(op, "daemon \"" + spec.name + "\"", r.error()));
+        if (auto r = sup->add(spec); !r)
+            return fail(E(op, "daemon \"" + spec.name + "\"", r.error()));
     {
         std::lock_guard lk(mu_);
         sup_ = sup;

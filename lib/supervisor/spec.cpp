@@ -12,7 +12,9 @@ namespace {
 // Durations are bounded so that deadline arithmetic (steady_clock + d) can never overflow.
 constexpr std::chrono::milliseconds kMaxDuration = std::chrono::hours(24 * 365);
 
-std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + "ms"; }
+std::string ms_text(std::chrono::milliseconds d) {
+    return std::to_string(d.count()) + "ms";
+}
 
 }  // namespace
 
@@ -32,7 +34,8 @@ Result<RestartPolicy> parse_restart_policy(std::string_view text) {
     if (text == "no") return RestartPolicy::no;
     if (text == "on-failure" || text == "on_failure") return RestartPolicy::on_failure;
     if (text == "always") return RestartPolicy::always;
-    return fail(E("restart", "want one of no, on-failure, always; got \"" + std::string(text) + "\""));
+    return fail(
+        E("restart", "want one of no, on-failure, always; got \"" + std::string(text) + "\""));
 }
 
 const char* to_string(DaemonState s) noexcept {
@@ -64,7 +67,9 @@ Result<int> parse_signal(std::string_view text) {
                                 std::to_string(sys::signames::max()) + ")"));
 }
 
-std::string signal_name(int sig) { return sys::signames::name(sig); }
+std::string signal_name(int sig) {
+    return sys::signames::name(sig);
+}
 
 Result<void> validate(const DaemonSpec& s) {
     const std::string who = "daemon \"" + s.name + "\"";
@@ -74,8 +79,8 @@ Result<void> validate(const DaemonSpec& s) {
     auto duration = [&](const std::string& key, std::chrono::milliseconds d,
                         bool positive) -> Result<void> {
         if (d.count() < 0 || (positive && d.count() == 0))
-            return bad(key, std::string("must be ") + (positive ? "> 0" : ">= 0") + ", got " +
-                                ms_text(d));
+            return bad(
+                key, std::string("must be ") + (positive ? "> 0" : ">= 0") + ", got " + ms_text(d));
         if (d > kMaxDuration) return bad(key, "must be at most 365 days, got " + ms_text(d));
         return {};
     };
@@ -83,8 +88,8 @@ Result<void> validate(const DaemonSpec& s) {
     if (s.name.empty()) return fail(E("supervisor", "daemon: name: must not be empty"));
     if (s.name.size() > 128) return bad("name", "longer than 128 characters");
     for (char c : s.name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '.' || c == '_' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!ok) return bad("name", "only letters, digits, '.', '_' and '-' are allowed");
     }
     if (s.command.empty()) return bad("command", "must not be empty");

@@ -91,9 +91,9 @@ struct DaemonRec {
     bool check_in_flight = false;
 
     After after = After::policy;
-    std::optional<Clock::time_point> kill_at;      // SIGKILL deadline while stopping
-    std::optional<Clock::time_point> restart_at;   // backoff deadline
-    std::vector<CompletionPtr> waiters;            // completed when the stop/restart ends
+    std::optional<Clock::time_point> kill_at;     // SIGKILL deadline while stopping
+    std::optional<Clock::time_point> restart_at;  // backoff deadline
+    std::vector<CompletionPtr> waiters;           // completed when the stop/restart ends
 };
 
 struct CommandMsg {
@@ -126,7 +126,7 @@ struct SupervisorImpl {
     mutable std::mutex mu;
     std::condition_variable cv;
     std::map<std::string, std::unique_ptr<DaemonRec>> daemons;
-    std::vector<std::string> order;                       // add order
+    std::vector<std::string> order;                      // add order
     std::map<std::string, std::string> by_proc;          // process id → daemon name
     std::deque<std::pair<std::string, ExitMsg>> recent;  // exits of ids not (yet) ours
     std::deque<Msg> inbox;
@@ -182,8 +182,9 @@ struct SupervisorImpl {
     Result<void> call(CommandMsg::Kind kind, const std::string& name,
                       std::chrono::milliseconds bound) {
         if (std::this_thread::get_id() == thread_id)
-            return fail(E("supervisor", "called from the supervisor thread (a state-change "
-                                        "callback must not call start/stop/restart/remove)"));
+            return fail(E("supervisor",
+                          "called from the supervisor thread (a state-change "
+                          "callback must not call start/stop/restart/remove)"));
         auto done = std::make_shared<Completion>();
         {
             std::lock_guard lk(mu);
@@ -201,8 +202,8 @@ struct SupervisorImpl {
     std::chrono::milliseconds stop_bound(const std::string& name) const {
         std::lock_guard lk(mu);
         auto it = daemons.find(name);
-        const auto t = it == daemons.end() ? std::chrono::milliseconds(0)
-                                           : it->second->spec.stop_timeout;
+        const auto t =
+            it == daemons.end() ? std::chrono::milliseconds(0) : it->second->spec.stop_timeout;
         return t + opts.kill_wait + std::chrono::seconds(1);
     }
 
@@ -212,8 +213,8 @@ struct SupervisorImpl {
     void set_state_locked(DaemonRec& d, DaemonState to, std::string reason,
                           std::chrono::milliseconds delay = {}) {
         if (d.state == to && to != DaemonState::starting) return;
-        DaemonStateChanged ev{d.spec.name, d.state, to, d.pid, d.restarts, std::move(reason),
-                              delay};
+        DaemonStateChanged ev{d.spec.name, d.state,           to,   d.pid,
+                              d.restarts,  std::move(reason), delay};
         d.state = to;
         d.since = std::chrono::system_clock::now();
         events.push_back(std::move(ev));
@@ -412,9 +413,8 @@ struct SupervisorImpl {
                             set_state_locked(d, DaemonState::backoff, what, delay);
                         }
                     } else {
-                        set_state_locked(d, is_failure(e) ? DaemonState::failed
-                                                          : DaemonState::stopped,
-                                         what);
+                        set_state_locked(
+                            d, is_failure(e) ? DaemonState::failed : DaemonState::stopped, what);
                     }
                     break;
             }
@@ -462,8 +462,8 @@ struct SupervisorImpl {
             set_state_locked(d, DaemonState::stopping, why);
             if (d.spec.stop_timeout.count() > 0) d.kill_at = Clock::now() + d.spec.stop_timeout;
         }
-        const int sig = d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal
-                                                        : sys::signames::kill();
+        const int sig =
+            d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::signames::kill();
         if (auto r = proc->signal(sig); !r)
             log()->debug("supervisor: {}: signal: {}", d.spec.name, r.error().what());
     }
@@ -512,12 +512,11 @@ struct SupervisorImpl {
                         completions.emplace_back(c.done, Result<void>{});
                 }
                 break;
-            case CommandMsg::restart:
-                {
-                    std::lock_guard lk(mu);
-                    d->window.clear();
-                    d->attempt = 0;
-                }
+            case CommandMsg::restart: {
+                std::lock_guard lk(mu);
+                d->window.clear();
+                d->attempt = 0;
+            }
                 if (d->proc) {
                     d->waiters.push_back(c.done);
                     begin_stop(*d, After::restart, "restart requested");
@@ -530,8 +529,8 @@ struct SupervisorImpl {
                 const After after = c.kind == CommandMsg::stop ? After::stop : After::remove;
                 if (d->proc) {
                     d->waiters.push_back(c.done);
-                    begin_stop(*d, after, after == After::stop ? "stop requested"
-                                                               : "remove requested");
+                    begin_stop(*d, after,
+                               after == After::stop ? "stop requested" : "remove requested");
                     break;
                 }
                 {
@@ -576,9 +575,9 @@ struct SupervisorImpl {
             if (d->health_failures < d->spec.health.failures || d->state == DaemonState::unhealthy)
                 return;
             d->stable_since.reset();
-            set_state_locked(*d, DaemonState::unhealthy,
-                             d->last_error + " (" + std::to_string(d->health_failures) +
-                                 " in a row)");
+            set_state_locked(
+                *d, DaemonState::unhealthy,
+                d->last_error + " (" + std::to_string(d->health_failures) + " in a row)");
             restart = d->spec.restart != RestartPolicy::no;
         }
         if (restart) begin_stop(*d, After::unhealthy, "restarting: unhealthy");
@@ -638,8 +637,8 @@ struct SupervisorImpl {
                     d->last_error = limit_text(*d);
                     set_state_locked(*d, DaemonState::failed, d->last_error);
                 } else {
-                    (void)do_start(*d, "restart after backoff (attempt " +
-                                           std::to_string(d->attempt) + ")");
+                    (void)do_start(
+                        *d, "restart after backoff (attempt " + std::to_string(d->attempt) + ")");
                 }
             } else if (d->state == DaemonState::stopping && d->kill_at && *d->kill_at <= now) {
                 on_kill_deadline(*d);
@@ -778,7 +777,8 @@ Result<void> Supervisor::stop_all() {
         auto r = done->wait_for(impl_->stop_bound(name));
         if (!r) {
             if (first)
-                first = fail(E("supervisor.stop_all", "daemon \"" + name + "\" not reaped in time"));
+                first =
+                    fail(E("supervisor.stop_all", "daemon \"" + name + "\" not reaped in time"));
         } else if (!*r && first) {
             first = fail(r->error());
         }
@@ -796,7 +796,8 @@ Result<DaemonStatus> Supervisor::get(const std::string& name) const {
 std::vector<DaemonStatus> Supervisor::list() const {
     std::lock_guard lk(impl_->mu);
     std::vector<DaemonStatus> out;
-    for (const auto& name : impl_->order) out.push_back(impl_->status_locked(*impl_->daemons.at(name)));
+    for (const auto& name : impl_->order)
+        out.push_back(impl_->status_locked(*impl_->daemons.at(name)));
     return out;
 }
 

@@ -194,7 +194,8 @@ TEST_CASE("Spec_Validate_Bad", "[supervisor]") {
         {"command", [](DaemonSpec& s) { s.command = ""; }},
         {"env", [](DaemonSpec& s) { s.env = {"NOEQUALS"}; }},
         {"env", [](DaemonSpec& s) { s.env = {"=v"}; }},
-        {"health", [](DaemonSpec& s) {
+        {"health",
+         [](DaemonSpec& s) {
              s.health.url = "http://127.0.0.1:1/";
              s.health.command = {"x"};
          }},

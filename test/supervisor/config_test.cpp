@@ -1,7 +1,7 @@
 // The `coreproc supervise` file reader: defaults, every key, and an error naming the key for
 // each kind of mistake.
-#include <catch2/catch_test_macros.hpp>
 #include <unistd.h>
+#include <catch2/catch_test_macros.hpp>
 
 #include <cstdio>
 #include <fstream>
@@ -145,8 +145,7 @@ TEST_CASE("Config_Parse_Bad", "[supervisor]") {
          {"health.interval"}},
         {R"({"daemons":[{"name":"a","command":"a","stop_signal":"SIGFOO"}]})",
          {"key \"stop_signal\"", "SIGFOO"}},
-        {R"({"daemons":[{"name":"a","command":"a","stop_signal":true}]})",
-         {"key \"stop_signal\""}},
+        {R"({"daemons":[{"name":"a","command":"a","stop_signal":true}]})", {"key \"stop_signal\""}},
         {R"({"daemons":[{"name":"a","command":"a","stop_timeout":"-1s"}]})",
          {"key \"stop_timeout\""}},
         {R"({"daemons":[{"name":"a","command":"a","stop_timeout":"9999h"}]})",
@@ -176,11 +175,13 @@ TEST_CASE("Config_Parse_Ugly", "[supervisor]") {
     SECTION("huge numbers are rejected, not overflowed") {
         CHECK(has(error_of(R"({"daemons":[{"name":"a","command":"a","stop_timeout":1e300}]})"),
                   "stop_timeout"));
-        CHECK(has(error_of(
-                      R"({"daemons":[{"name":"a","command":"a","start_limit":{"burst":18446744073709551615}}]})"),
-                  "start_limit.burst"));
-        CHECK(has(error_of(R"({"daemons":[{"name":"a","command":"a","backoff":{"factor":1e308}}]})"),
-                  "backoff.factor"));
+        CHECK(has(
+            error_of(
+                R"({"daemons":[{"name":"a","command":"a","start_limit":{"burst":18446744073709551615}}]})"),
+            "start_limit.burst"));
+        CHECK(
+            has(error_of(R"({"daemons":[{"name":"a","command":"a","backoff":{"factor":1e308}}]})"),
+                "backoff.factor"));
     }
     SECTION("deep nesting and odd bytes give an error, not a crash") {
         std::string deep(5000, '[');

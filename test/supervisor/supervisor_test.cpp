@@ -12,10 +12,10 @@
 #include <catch2/catch_test_macros.hpp>
 #include <cerrno>
 #include <condition_variable>
-#include <thread>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <thread>
 
 #include "core/process/pidfile.hpp"
 #include "core/process/process.hpp"
@@ -39,7 +39,7 @@ constexpr auto kWait = 20s;  // a deadline, not an expectation
 
 // Every DaemonStateChanged seen on the bus, with a way to wait for a condition on them.
 class EventLog {
-public:
+  public:
     void push(const DaemonStateChanged& ev) {
         {
             std::lock_guard lk(mu_);
@@ -68,7 +68,7 @@ public:
         return count_locked(name, state);
     }
 
-private:
+  private:
     std::size_t count_locked(const std::string& name, DaemonState state) const {
         std::size_t n = 0;
         for (const auto& e : evs_)
@@ -204,10 +204,9 @@ TEST_CASE("Supervisor_Add_Good", "[supervisor]") {
 
     REQUIRE(sup.remove("b"));
     CHECK(sup.names() == std::vector<std::string>{"a"});
-    CHECK(states(env.log.of("a")) == std::vector<DaemonState>{DaemonState::starting,
-                                                               DaemonState::running,
-                                                               DaemonState::stopping,
-                                                               DaemonState::stopped});
+    CHECK(states(env.log.of("a")) ==
+          std::vector<DaemonState>{DaemonState::starting, DaemonState::running,
+                                   DaemonState::stopping, DaemonState::stopped});
 }
 
 TEST_CASE("Supervisor_Add_Bad", "[supervisor]") {
@@ -335,8 +334,8 @@ TEST_CASE("Supervisor_Restart_Good", "[supervisor]") {
         REQUIRE(env.log.wait("sick", DaemonState::starting, 2));
         const auto evs = env.log.of("sick");
         using S = DaemonState;
-        const std::vector<S> want{S::starting, S::running, S::unhealthy, S::stopping, S::backoff,
-                                  S::starting};
+        const std::vector<S> want{S::starting, S::running, S::unhealthy,
+                                  S::stopping, S::backoff, S::starting};
         INFO(text(states(evs)));
         REQUIRE(evs.size() >= want.size());
         const auto got = states(evs);
@@ -682,9 +681,11 @@ TEST_CASE("SupervisorService_Actions_Bad", "[supervisor]") {
              "often"},
             {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"stop_signal", "NO"}},
              "option \"stop_signal\""},
-            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"backoff_factor", "2"}},
+            {"daemon.start",
+             core::Options{{"name", "x"}, {"command", "y"}, {"backoff_factor", "2"}},
              "option \"backoff_factor\""},
-            {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"stop_timeout", "soon"}},
+            {"daemon.start",
+             core::Options{{"name", "x"}, {"command", "y"}, {"stop_timeout", "soon"}},
              "stop_timeout"},
             {"daemon.start", core::Options{{"name", "x"}, {"command", "y"}, {"colour", "red"}},
              "option \"colour\""},
@@ -761,11 +762,21 @@ TEST_CASE("Supervisor_Concurrent_Ugly", "[supervisor]") {
                     const auto& n = names[(seed >> 8) % names.size()];
                     Result r;
                     switch ((seed >> 16) % 5) {
-                        case 0: r = sup.start(n); break;
-                        case 1: r = sup.stop(n); break;
-                        case 2: r = sup.restart(n); break;
-                        case 3: r = sup.get(n) ? Result{} : Result{core::fail(core::E("get", n))}; break;
-                        default: (void)sup.list(); break;
+                        case 0:
+                            r = sup.start(n);
+                            break;
+                        case 1:
+                            r = sup.stop(n);
+                            break;
+                        case 2:
+                            r = sup.restart(n);
+                            break;
+                        case 3:
+                            r = sup.get(n) ? Result{} : Result{core::fail(core::E("get", n))};
+                            break;
+                        default:
+                            (void)sup.list();
+                            break;
                     }
                     if (!r) ++errors;
                 }

@@ -29,7 +29,16 @@ CORE_API Result<RestartPolicy> parse_restart_policy(std::string_view text);
 
 // starting → running → healthy ⇄ unhealthy; → stopping → stopped; → backoff → starting;
 // → failed (start limit hit, or policy `no` after a failure). See the README's diagram.
-enum class DaemonState { starting, running, healthy, unhealthy, backoff, stopping, stopped, failed };
+enum class DaemonState {
+    starting,
+    running,
+    healthy,
+    unhealthy,
+    backoff,
+    stopping,
+    stopped,
+    failed
+};
 CORE_API const char* to_string(DaemonState s) noexcept;
 
 // Restart delay: attempt k (consecutive failures since the last reset, from 1) waits
@@ -56,7 +65,7 @@ struct HealthSpec {
     std::vector<std::string> command;  // argv[0] looked up in PATH
     std::chrono::milliseconds interval{5000};
     std::chrono::milliseconds timeout{2000};
-    unsigned failures = 3;                    // consecutive failures that make it unhealthy
+    unsigned failures = 3;                     // consecutive failures that make it unhealthy
     std::chrono::milliseconds start_grace{0};  // delay of the first check (0: one interval)
 
     bool enabled() const noexcept { return !url.empty() || !command.empty(); }
@@ -77,7 +86,7 @@ struct DaemonSpec {
     // A daemon that stays running (no health check) or healthy this long resets the backoff.
     std::chrono::milliseconds reset_after{10000};
     StartLimit start_limit;
-    int stop_signal = 15;  // SIGTERM; sent to the daemon's process group
+    int stop_signal = 15;                           // SIGTERM; sent to the daemon's process group
     std::chrono::milliseconds stop_timeout{10000};  // then SIGKILL to the group
 };
 
@@ -94,7 +103,7 @@ struct DaemonStatus {
     bool exited = false;     // true once a process of this daemon has ended
     int last_exit_code = 0;  // -1 when killed by a signal
     int last_signal = 0;
-    std::string last_error;  // why it last failed (spawn error, exit, health), else empty
+    std::string last_error;        // why it last failed (spawn error, exit, health), else empty
     unsigned health_failures = 0;  // consecutive failed checks
     std::chrono::system_clock::time_point since{};  // when it entered `state`
 };
@@ -116,8 +125,8 @@ struct SupervisorOptions {
     // get()/list(), but not the blocking calls (they fail with "called from the supervisor
     // thread").
     std::function<void(const DaemonStateChanged&)> on_state_change;
-    bool broadcast = true;                // also broadcast DaemonStateChanged on the Core bus
-    std::size_t max_output = 64 * 1024;   // output kept per daemon process (newest bytes)
+    bool broadcast = true;                      // also broadcast DaemonStateChanged on the Core bus
+    std::size_t max_output = 64 * 1024;         // output kept per daemon process (newest bytes)
     std::chrono::milliseconds kill_wait{5000};  // how long stop() waits for a reap after SIGKILL
 };
 
@@ -126,7 +135,7 @@ struct SupervisorImpl;
 }
 
 class CORE_API Supervisor {
-public:
+  public:
     // Starts the supervisor thread. core and service must outlive the Supervisor.
     Supervisor(core::Core& core, Service& service, SupervisorOptions opts = {});
     // Stops every daemon (as stop_all) and joins the supervisor thread.
@@ -157,7 +166,7 @@ public:
     std::vector<std::string> names() const;
     Result<DaemonSpec> spec(const std::string& name) const;
 
-private:
+  private:
     std::unique_ptr<detail::SupervisorImpl> impl_;
 };
 
@@ -177,7 +186,7 @@ CORE_API Result<std::vector<DaemonSpec>> load_supervise_config(const std::string
 // daemon.start, daemon.stop, daemon.restart, daemon.list and daemon.get, and stops every daemon
 // on shutdown. Register it after the process service.
 class CORE_API SupervisorService : public core::Service {
-public:
+  public:
     SupervisorService(core::Core& core, SupervisorOptions opts = {},
                       std::vector<DaemonSpec> specs = {});
     ~SupervisorService() override;
@@ -196,7 +205,7 @@ public:
     // holding a DaemonSpec. Errors: a wrong type or unknown key, naming it.
     static Result<DaemonSpec> parse_options(const std::string& op, const Options& opts);
 
-private:
+  private:
     SupervisorOptions opts_;
     std::vector<DaemonSpec> specs_;
     mutable std::mutex mu_;
