@@ -147,9 +147,10 @@ class CORE_API Supervisor {
     Result<void> add(DaemonSpec spec);
     // Stops (if needed) and forgets a daemon. Errors: unknown name.
     Result<void> remove(const std::string& name);
-    // Starts a stopped or failed daemon (no-op when already up or in backoff); returns once the
-    // spawn was tried. Errors: unknown name; the spawn error (the daemon then follows its
-    // restart policy); PID file held by a live process; the daemon is stopping.
+    // Starts a stopped or failed daemon (no-op when already up or in backoff; while stopping,
+    // starts it again once reaped); returns once the spawn was tried. Clears the start-limit
+    // window and the backoff. Errors: unknown name; the spawn error (the daemon then follows
+    // its restart policy); PID file held by a live process.
     Result<void> start(const std::string& name);
     // stop_signal to the group, SIGKILL after stop_timeout; returns once reaped (`stopped`).
     // Errors: unknown name; not reaped within stop_timeout + kill_wait.
