@@ -191,7 +191,7 @@ int main(int argc, char** argv) {
     bench::LibraryPtr lib;
     std::string lib_error;
     bool wants_lib = false;
-    for (const char* s : {"spawn", "reap", "scale", "output", "bigparent"})
+    for (const char* s : {"spawn", "peers", "reap", "scale", "output", "bigparent"})
         wants_lib = wants_lib || cfg.wants(s);
     if (wants_lib) {
         if (auto l = bench::open_library(); l) {

@@ -44,6 +44,8 @@ constexpr const char* py_plain = "python subprocess.run([noop])";
 constexpr const char* py_capture = "python subprocess.run(capture_output, 16 B)";
 constexpr const char* go_plain = "go exec.Command(noop).Run()";
 constexpr const char* go_capture = "go exec.Command(writer 16).Output()";
+constexpr const char* lib_plain_peers = "lib Service::start+wait (capture off), peer rounds";
+constexpr const char* lib_capture_peers = "lib process.run action (16 B), peer rounds";
 constexpr const char* out_raw = "raw pipe read loop (64 KiB reads)";
 constexpr const char* out_capture = "lib Service::run capture (max_output 1 MiB)";
 constexpr const char* out_subscriber = "lib ProcessOutput subscriber (100 B lines)";
@@ -335,31 +337,24 @@ void run_spawn(Env& env) {
 
 namespace {
 
-// Each peer prints lines "<key> <median µs> <p99 µs> <n>".
+// Each peer runs N iterations of each of its two loops after 3 warm-up calls and prints one
+// line per sample: "plain <µs>" or "capture <µs>".
 constexpr const char* kPythonScript = R"PY(
 import subprocess, sys, time
-noop, writer, n, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+noop, writer, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 def bench(key, fn):
     for _ in range(3):
         fn()
-    end = time.monotonic() + budget if budget > 0 else float("inf")
-    ts = []
-    for i in range(n):
-        if i >= 3 and time.monotonic() > end:
-            break
+    for _ in range(n):
         t = time.perf_counter_ns()
         fn()
-        ts.append(time.perf_counter_ns() - t)
-    ts.sort()
-    k = len(ts)
-    med = ts[k // 2] if k % 2 else (ts[k // 2 - 1] + ts[k // 2]) / 2
-    p99 = ts[min(k, max(1, -(-99 * k // 100))) - 1]
-    print(key, med / 1000, p99 / 1000, k, flush=True)
+        print(key, (time.perf_counter_ns() - t) / 1000)
 def capture():
     out = subprocess.run([writer, "16"], capture_output=True, check=True).stdout
     assert len(out) == 16
 bench("plain", lambda: subprocess.run([noop], check=True))
 bench("capture", capture)
+sys.stdout.flush()
 )PY";
 
 constexpr const char* kGoProgram = R"GO(package main
@@ -368,50 +363,28 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"time"
 )
 
-func bench(key string, n int, budget float64, fn func() error) {
-	for i := 0; i < 3; i++ {
-		if err := fn(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	end := time.Now().Add(time.Duration(budget * float64(time.Second)))
-	ts := []float64{}
-	for i := 0; i < n; i++ {
-		if i >= 3 && budget > 0 && time.Now().After(end) {
-			break
-		}
+func bench(key string, n int, fn func() error) {
+	for i := 0; i < 3+n; i++ {
 		t := time.Now()
 		if err := fn(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		ts = append(ts, float64(time.Since(t).Nanoseconds())/1000)
+		if i >= 3 {
+			fmt.Println(key, float64(time.Since(t).Nanoseconds())/1000)
+		}
 	}
-	sort.Float64s(ts)
-	k := len(ts)
-	med := ts[k/2]
-	if k%2 == 0 {
-		med = (ts[k/2-1] + ts[k/2]) / 2
-	}
-	r := (99*k + 99) / 100
-	if r > k {
-		r = k
-	}
-	fmt.Println(key, med, ts[r-1], k)
 }
 
 func main() {
 	noop, writer := os.Args[1], os.Args[2]
 	n, _ := strconv.Atoi(os.Args[3])
-	budget, _ := strconv.ParseFloat(os.Args[4], 64)
-	bench("plain", n, budget, func() error { return exec.Command(noop).Run() })
-	bench("capture", n, budget, func() error {
+	bench("plain", n, func() error { return exec.Command(noop).Run() })
+	bench("capture", n, func() error {
 		out, err := exec.Command(writer, "16").Output()
 		if err == nil && len(out) != 16 {
 			err = fmt.Errorf("got %d bytes", len(out))
@@ -421,104 +394,167 @@ func main() {
 }
 )GO";
 
-// Parses a peer's "<key> <median> <p99> <n>" lines into rows.
-void add_peer_rows(Env& env, const std::string& out, const char* plain, const char* capture,
-                   const std::string& note) {
+struct PeerSamples {
+    std::vector<double> plain, capture;
+    std::string error;
+};
+
+// Parses "<key> <µs>" lines.
+void parse_samples(const std::string& out, PeerSamples& into) {
     std::istringstream in(out);
     std::string key;
-    double med = 0, p99 = 0;
-    std::size_t n = 0;
-    bool got_plain = false, got_capture = false;
-    while (in >> key >> med >> p99 >> n) {
-        const bool is_plain = key == "plain";
-        if (!is_plain && key != "capture") continue;
-        (is_plain ? got_plain : got_capture) = true;
-        Row r;
-        r.section = "peers";
-        r.name = std::string(is_plain ? plain : capture);
-        r.unit = "us";
-        r.n = n;
-        r.median = med;
-        r.p99 = p99;
-        r.ref = is_plain ? names::raw_spawn : names::raw_pipe;
-        r.note = note;
-        env.report.add(std::move(r));
-    }
-    for (auto [got, name] : {std::pair{got_plain, plain}, std::pair{got_capture, capture}}) {
-        if (got) continue;
-        Row r;
-        r.section = "peers";
-        r.name = name;
-        r.unit = "us";
-        r.error = "peer printed no figure for it (output: " + out.substr(0, 200) + ")";
-        env.report.add(std::move(r));
+    double us = 0;
+    while (in >> key >> us) {
+        if (key == "plain") into.plain.push_back(us);
+        if (key == "capture") into.capture.push_back(us);
     }
 }
 
 }  // namespace
 
+// The peers run their loops in their own process, so their samples cannot alternate with the
+// library's one by one. They alternate by chunks instead: a chunk of the peer's loops, then the
+// same number of library samples, and again; a change of load then hits both alike.
 void run_peers(Env& env) {
     const Config& cfg = env.cfg;
+    const char* sec = "peers";
     const int n = cfg.loops(50, 1000, 3000);
-    // The peers run in their own process; give each of their two loops a row's share.
-    double budget = 0;
-    if (env.budget.limited()) {
-        budget = duration<double>(env.budget.row_deadline() - Clock::now()).count();
-        budget = std::max(budget, 0.05);
-    }
-    char budget_text[32];
-    std::snprintf(budget_text, sizeof budget_text, "%.3f", budget);
+    const int chunks = cfg.pick(2, 10, 10);
+    const int per_chunk = std::max(n / chunks, 3);
 
-    std::string python = raw::find_in_path("python3");
-    if (python.empty()) {
-        for (const char* name : {names::py_plain, names::py_capture})
-            env.report.add(skipped_row("peers", name, "us", "python3 not found in PATH"));
-    } else {
-        auto out = raw::capture(
-            {python, "-c", kPythonScript, cfg.noop, cfg.writer, std::to_string(n), budget_text});
-        if (!out) {
-            Row r;
-            r.section = "peers";
-            r.name = names::py_plain;
-            r.unit = "us";
-            r.error = out.error().what();
-            env.report.add(std::move(r));
+    struct Peer {
+        const char* label;
+        std::vector<std::string> cmd;  // without the trailing N
+        const char* plain;
+        const char* capture;
+        std::string why_not;  // non-empty: skipped
+        std::string dir;      // temporary directory to remove
+    };
+    std::vector<Peer> peers;
+    {
+        Peer py{"python3", {}, names::py_plain, names::py_capture, {}, {}};
+        std::string python = raw::find_in_path("python3");
+        if (python.empty())
+            py.why_not = "python3 not found in PATH";
+        else
+            py.cmd = {python, "-c", kPythonScript, cfg.noop, cfg.writer};
+        peers.push_back(std::move(py));
+    }
+    {
+        Peer go{"go", {}, names::go_plain, names::go_capture, {}, {}};
+        std::string gobin = raw::find_in_path("go");
+        char dir_template[] = "/tmp/coreproc-bench-go-XXXXXX";
+        if (gobin.empty()) {
+            go.why_not = "go not found in PATH";
+        } else if (const char* dir = ::mkdtemp(dir_template); !dir) {
+            go.why_not = "mkdtemp failed";
         } else {
-            add_peer_rows(env, *out, names::py_plain, names::py_capture,
-                          "timed inside python3 (" + python + ")");
+            go.dir = dir;
+            std::ofstream(go.dir + "/main.go") << kGoProgram;
+            // Built once, so that compiling is not timed and every chunk starts at once.
+            auto built =
+                raw::capture({gobin, "build", "-o", go.dir + "/peer", go.dir + "/main.go"});
+            if (!built)
+                go.why_not = "go build failed: " + built.error().what();
+            else
+                go.cmd = {go.dir + "/peer", cfg.noop, cfg.writer};
+        }
+        peers.push_back(std::move(go));
+    }
+
+    std::vector<PeerSamples> got(peers.size());
+    std::vector<double> lib_plain, lib_capture;
+    std::string lib_err;
+#if BENCH_HAVE_SERVICE
+    proc::RunOptions quiet;
+    quiet.command = cfg.noop;
+    quiet.capture = false;
+    SampleFn lib_plain_fn, lib_capture_fn;
+    std::optional<core::Action> action;
+    const std::string writer = cfg.writer;
+    if (env.lib) {
+        lib_plain_fn = lib_start_wait(*env.lib, quiet);
+        action.emplace(env.lib->core().action("process.run"));
+        lib_capture_fn = timed([&]() -> core::Result<void> {
+            core::Options opts{{"command", writer}, {"args", std::vector<std::string>{"16"}}};
+            auto v = action->run(bg(), opts);
+            if (!v) return fail(v.error());
+            const auto* out = v->get<std::string>();
+            return expect_size("lib.action", out ? out->size() : 0, 16);
+        });
+    }
+#endif
+    const auto deadline = env.budget.row_deadline(6);
+    for (int c = 0; c < chunks; ++c) {
+        if (c > 0 && Clock::now() >= deadline) break;
+        for (std::size_t k = 0; k < peers.size(); ++k) {
+            if (!peers[k].why_not.empty() || !got[k].error.empty()) continue;
+            auto cmd = peers[k].cmd;
+            cmd.push_back(std::to_string(per_chunk));
+            auto out = raw::capture(cmd);
+            if (!out)
+                got[k].error = out.error().what();
+            else
+                parse_samples(*out, got[k]);
+        }
+#if BENCH_HAVE_SERVICE
+        if (env.lib && lib_err.empty()) {
+            for (int i = 0; i < per_chunk && lib_err.empty(); ++i) {
+                auto a = lib_plain_fn();
+                auto b = a ? lib_capture_fn() : core::Result<double>(fail(a.error()));
+                if (!a || !b) {
+                    lib_err = (!a ? a.error() : b.error()).what();
+                    break;
+                }
+                lib_plain.push_back(*a);
+                lib_capture.push_back(*b);
+            }
+        }
+#endif
+    }
+
+    for (std::size_t k = 0; k < peers.size(); ++k) {
+        const Peer& p = peers[k];
+        for (bool plain : {true, false}) {
+            const char* name = plain ? p.plain : p.capture;
+            if (!p.why_not.empty()) {
+                env.report.add(skipped_row(sec, name, "us", p.why_not));
+                continue;
+            }
+            Row r;
+            r.section = sec;
+            r.name = name;
+            r.unit = "us";
+            r.ref = plain ? names::raw_spawn : names::raw_pipe;
+            r.note = std::string("timed inside ") + p.label + " (" + p.cmd.front() + ")";
+            r.error = got[k].error;
+            auto& v = plain ? got[k].plain : got[k].capture;
+            if (v.empty() && r.error.empty()) r.error = "the peer printed no sample";
+            fill_stats(r, v);
+            env.report.add(std::move(r));
+        }
+        if (!p.dir.empty()) {
+            std::remove((p.dir + "/peer").c_str());
+            std::remove((p.dir + "/main.go").c_str());
+            std::remove(p.dir.c_str());
         }
     }
-
-    std::string go = raw::find_in_path("go");
-    if (go.empty()) {
-        for (const char* name : {names::go_plain, names::go_capture})
-            env.report.add(skipped_row("peers", name, "us", "go not found in PATH"));
+    if (!env.lib) {
+        for (const char* name : {names::lib_plain_peers, names::lib_capture_peers})
+            env.report.add(skipped_row(sec, name, "us", env.lib_error));
         return;
     }
-    char dir_template[] = "/tmp/coreproc-bench-go-XXXXXX";
-    const char* dir = ::mkdtemp(dir_template);
-    if (!dir) {
-        env.report.add(skipped_row("peers", names::go_plain, "us", "mkdtemp failed"));
-        return;
-    }
-    const std::string src = std::string(dir) + "/main.go";
-    {
-        std::ofstream f(src);
-        f << kGoProgram;
-    }
-    auto out = raw::capture({go, "run", src, cfg.noop, cfg.writer, std::to_string(n), budget_text});
-    std::remove(src.c_str());
-    std::remove(dir);
-    if (!out) {
+    for (bool plain : {true, false}) {
         Row r;
-        r.section = "peers";
-        r.name = names::go_plain;
+        r.section = sec;
+        r.name = plain ? names::lib_plain_peers : names::lib_capture_peers;
         r.unit = "us";
-        r.error = out.error().what();
+        r.ref = plain ? names::py_plain : names::py_capture;
+        r.note = "alternating with the peers' chunks";
+        r.error = lib_err;
+        fill_stats(r, plain ? lib_plain : lib_capture);
         env.report.add(std::move(r));
-        return;
     }
-    add_peer_rows(env, *out, names::go_plain, names::go_capture, "timed inside go (" + go + ")");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1058,8 +1094,9 @@ void judge_targets(const Config& cfg, Report& report) {
     for (auto [peer, label] :
          {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"}}) {
         const bool py = std::string_view(peer) == "python";
-        double a = report.ratio(names::lib_start, py ? names::py_plain : names::go_plain);
-        double b = report.ratio(names::lib_action, py ? names::py_capture : names::go_capture);
+        double a = report.ratio(names::lib_plain_peers, py ? names::py_plain : names::go_plain);
+        double b =
+            report.ratio(names::lib_capture_peers, py ? names::py_capture : names::go_capture);
         Target t;
         t.name = std::string("faster than ") + label + " (plain and capture)";
         if (a <= 0 || b <= 0) {
