@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "sys/io.hpp"
@@ -424,13 +425,22 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
         ++slots_[st->slot].gen;
         free_slots_.push_back(st->slot);
     }
+    st->finished = true;
+    stale_timers_ += st->timers_queued;
+    st->timers_queued = 0;
+    if (stale_timers_ > 32 && stale_timers_ * 2 > timers_.size()) purge_timers();
     live_.fetch_sub(1);
     if (hooks_.on_finished) hooks_.on_finished(st);
 }
 
 void Reaper::add_timer(Timer t) {
     const auto at = t.at;
-    timers_.push(std::move(t));
+    if (auto st = t.st.lock()) {
+        if (st->finished) return;  // nothing left to time
+        ++st->timers_queued;
+    }
+    timers_.push_back(std::move(t));
+    std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
     if (!armed_ || at < armed_at_) {
         if (timer_.arm_at(at)) {
             armed_ = true;
@@ -442,9 +452,8 @@ void Reaper::add_timer(Timer t) {
 void Reaper::on_timers() {
     armed_ = false;
     const auto now = Clock::now();
-    while (!timers_.empty() && timers_.top().at <= now) {
-        Timer t = timers_.top();
-        timers_.pop();
+    while (!timers_.empty() && timers_.front().at <= now) {
+        Timer t = pop_timer();
         if (t.kind == Timer::poll) {
             poll_scheduled_ = false;
             poll_children();
@@ -485,11 +494,36 @@ void Reaper::on_timers() {
         }
     }
     if (!timers_.empty()) {
-        if (timer_.arm_at(timers_.top().at)) {
+        if (timer_.arm_at(timers_.front().at)) {
             armed_ = true;
-            armed_at_ = timers_.top().at;
+            armed_at_ = timers_.front().at;
         }
     }
+}
+
+Reaper::Timer Reaper::pop_timer() {
+    std::pop_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
+    Timer t = std::move(timers_.back());
+    timers_.pop_back();
+    if (auto st = t.st.lock()) {
+        if (st->timers_queued > 0) --st->timers_queued;
+        if (st->finished && stale_timers_ > 0) --stale_timers_;
+    }
+    return t;
+}
+
+void Reaper::purge_timers() {
+    // Amortised O(1) per timer: runs only when at least half the heap is stale.
+    std::vector<Timer> keep;
+    keep.reserve(timers_.size() > stale_timers_ ? timers_.size() - stale_timers_ : 0);
+    for (auto& t : timers_) {
+        auto st = t.st.lock();
+        if (t.kind == Timer::poll || (st && !st->finished)) keep.push_back(std::move(t));
+    }
+    timers_ = std::move(keep);
+    std::make_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
+    stale_timers_ = 0;
+    // The earliest deadline may be later now; an early wake-up is harmless (nothing is due).
 }
 
 void Reaper::poll_children() {

@@ -11,7 +11,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <queue>
 #include <string>
 #include <thread>
 #include <vector>
@@ -100,6 +99,8 @@ private:
     void maybe_finish(const std::shared_ptr<ProcessState>& st);
     void finish(const std::shared_ptr<ProcessState>& st);
     void add_timer(Timer t);
+    Timer pop_timer();
+    void purge_timers();
     void on_timers();
     void poll_children();
     std::uint64_t key(const ProcessState& st, Kind k) const noexcept;
@@ -120,7 +121,11 @@ private:
     // reaper thread only
     std::vector<Slot> slots_;
     std::vector<std::uint32_t> free_slots_;
-    std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;
+    // A min-heap (std::push_heap with greater) rather than std::priority_queue, so that entries
+    // of finished children can be purged: a timer's weak_ptr would otherwise keep its control
+    // block, and the heap its slot, until the deadline (5 s for every escalation).
+    std::vector<Timer> timers_;
+    std::size_t stale_timers_ = 0;
     std::chrono::steady_clock::time_point armed_at_{};
     bool armed_ = false;
     std::vector<std::shared_ptr<ProcessState>> polled_;
