@@ -27,7 +27,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string child() { return core::test::child_path(); }
+std::string child() {
+    return core::test::child_path();
+}
 
 // A started Core with the process service, through which coreproc is spawned.
 struct Cli {
@@ -35,7 +37,7 @@ struct Cli {
     core::process::Service* svc = nullptr;
 
     struct Out {
-        int code = -1;  // exit code, or 128+N when killed by signal N
+        int code = -1;       // exit code, or 128+N when killed by signal N
         std::string output;  // coreproc's stdout and stderr, combined
     };
 
@@ -66,8 +68,8 @@ struct Cli {
         }
         const auto info = mp->wait();
         Out out;
-        out.code = info.status == core::process::Status::exited ? info.exit_code
-                                                                : 128 + info.signal;
+        out.code =
+            info.status == core::process::Status::exited ? info.exit_code : 128 + info.signal;
         out.output = mp->output();
         return out;
     }
@@ -110,8 +112,8 @@ json parse_json(const std::string& text) {
 }
 
 // A pipeline step running the helper child.
-json step(const std::string& name, std::vector<std::string> args, std::vector<std::string> after = {},
-          bool allow_failure = false) {
+json step(const std::string& name, std::vector<std::string> args,
+          std::vector<std::string> after = {}, bool allow_failure = false) {
     json s{{"name", name}, {"command", child()}, {"args", args}};
     if (!after.empty()) s["after"] = after;
     if (allow_failure) s["allow_failure"] = true;
@@ -129,8 +131,8 @@ TEST_CASE("Cli_Run_Good", "[cli]") {
         CHECK(r.output == "hello world\n");
     }
     SECTION("--env and --dir reach the command") {
-        auto r = cli.run({"run", "--env", "CLI_A=1", "--env", "CLI_B=two", "--", child(), "env",
-                          "CLI_B"});
+        auto r = cli.run(
+            {"run", "--env", "CLI_A=1", "--env", "CLI_B=two", "--", child(), "env", "CLI_B"});
         CHECK(r.code == 0);
         CHECK(r.output == "CLI_B=two\n");
         r = cli.run({"run", "--dir", "/", "--", child(), "cwd"});
@@ -295,8 +297,8 @@ TEST_CASE("Cli_Pipeline_Bad", "[cli]") {
         CHECK(r.code == 2);
         CHECK_THAT(r.output, ContainsSubstring(typo + ": steps[0] (\"a\"): key \"allow_faliure\""));
 
-        const std::string cycle = dir.write(
-            "cycle.json", R"({"steps": [{"name": "a", "command": "true", "after": "b"},
+        const std::string cycle =
+            dir.write("cycle.json", R"({"steps": [{"name": "a", "command": "true", "after": "b"},
                                         {"name": "b", "command": "true", "after": "a"}]})");
         r = cli.run({"pipeline", cycle});
         CHECK(r.code == 2);
@@ -314,8 +316,11 @@ TEST_CASE("Cli_Supervise_Good", "[cli]") {
     TempDir dir;
     const std::string registry = (dir.path / "registry").string();
     json cfg{{"daemons",
-              {{{"name", "steady"}, {"command", child()}, {"args", {"sleep", "60000"}},
-                {"restart", "always"}, {"stop_timeout", "2s"}},
+              {{{"name", "steady"},
+                {"command", child()},
+                {"args", {"sleep", "60000"}},
+                {"restart", "always"},
+                {"stop_timeout", "2s"}},
                {{"name", "crasher"},
                 {"command", child()},
                 {"args", {"fail-after", "50", "3"}},
@@ -416,8 +421,7 @@ TEST_CASE("Cli_Supervise_Bad", "[cli]") {
         CHECK_THAT(r.output, ContainsSubstring("restart"));
         CHECK_THAT(r.output, ContainsSubstring("sometimes"));
 
-        const std::string no_command =
-            dir.write("nocmd.json", R"({"daemons": [{"name": "web"}]})");
+        const std::string no_command = dir.write("nocmd.json", R"({"daemons": [{"name": "web"}]})");
         r = cli.run({"supervise", no_command});
         CHECK(r.code == 2);
         CHECK_THAT(r.output, ContainsSubstring("command"));

@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include <cerrno>
 #include <unistd.h>
+#include <cerrno>
 
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
@@ -96,8 +96,7 @@ struct Recorder {
             log.push_back("finished:" + p.spec->name);
             status_at_finish[p.spec->name] = p.result->status;
             // A skipped spec never started: only started ones count as running.
-            if (std::find(started.begin(), started.end(), p.spec->name) != started.end())
-                --running;
+            if (std::find(started.begin(), started.end(), p.spec->name) != started.end()) --running;
         }
     }
     std::size_t pos(const std::vector<std::string>& v, const std::string& name) {
@@ -170,7 +169,8 @@ TEST_CASE("Runner_RunAll_Good", "[runner]") {
             rec.want_peak = static_cast<int>(bound);
             Runner runner(*h.svc, rec.options(bound));
             std::vector<RunSpec> specs;
-            for (int i = 0; i < 7; ++i) specs.push_back(step("s" + std::to_string(i), {"sleep", "20"}));
+            for (int i = 0; i < 7; ++i)
+                specs.push_back(step("s" + std::to_string(i), {"sleep", "20"}));
             auto r = runner.run_all(Context::background(), specs);
             REQUIRE(r);
             CHECK(r->passed == 7);
@@ -183,9 +183,9 @@ TEST_CASE("Runner_RunAll_Good", "[runner]") {
         Recorder rec;
         Runner runner(*h.svc, rec.options(1));
         CHECK(runner.max_parallel() == 1);
-        auto r = runner.run_all(Context::background(),
-                                {step("c", {"exit", "0"}, {"a"}), step("a", {"exit", "0"}),
-                                 step("b", {"exit", "0"})});
+        auto r = runner.run_all(
+            Context::background(),
+            {step("c", {"exit", "0"}, {"a"}), step("a", {"exit", "0"}), step("b", {"exit", "0"})});
         REQUIRE(r);
         CHECK(rec.peak == 1);
         // a is the only ready spec; once it is done, c (input position 0) precedes b.
@@ -265,7 +265,9 @@ TEST_CASE("Runner_RunAll_Bad", "[runner]") {
         check_error({step("a", {"exit", "0"}), step("a", {"exit", "1"})},
                     "duplicate step name \"a\" (steps #1 and #2)");
     }
-    SECTION("empty name") { check_error({step("", {"exit", "0"})}, "step #1: empty name"); }
+    SECTION("empty name") {
+        check_error({step("", {"exit", "0"})}, "step #1: empty name");
+    }
     SECTION("empty command") {
         RunSpec s = step("nocmd", {});
         s.command.clear();
@@ -285,11 +287,11 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
     Runner runner(*h.svc, rec.options(2));
 
     SECTION("a failure skips its dependents transitively; independent specs still run") {
-        auto r = runner.run_all(Context::background(),
-                                {step("build", {"exit", "3"}), step("test", {"exit", "0"}, {"build"}),
-                                 step("deploy", {"exit", "0"}, {"test"}),
-                                 step("lint", {"print", "ok"}),
-                                 step("both", {"exit", "0"}, {"lint", "build"})});
+        auto r =
+            runner.run_all(Context::background(),
+                           {step("build", {"exit", "3"}), step("test", {"exit", "0"}, {"build"}),
+                            step("deploy", {"exit", "0"}, {"test"}), step("lint", {"print", "ok"}),
+                            step("both", {"exit", "0"}, {"lint", "build"})});
         REQUIRE(r);
         CHECK(r->passed == 1);
         CHECK(r->failed == 1);
@@ -368,9 +370,9 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
             core::test::eventually([&] { return !h.svc->list(true).empty(); }, 10s);
             ctx.cancel();
         });
-        auto r = r2.run_all(ctx, {step("long", {"sleep", "30000"}),
-                                  step("next", {"exit", "0"}, {"long"}),
-                                  step("other", {"exit", "0"})});
+        auto r =
+            r2.run_all(ctx, {step("long", {"sleep", "30000"}),
+                             step("next", {"exit", "0"}, {"long"}), step("other", {"exit", "0"})});
         canceller.join();
         REQUIRE(r);
         CHECK(by_name(*r, "long").status == RunStatus::failed);
@@ -408,8 +410,8 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
         Runner one(*h.svc, RunnerOptions{1, {}});
         core::sys::fault::Scoped fault("posix_spawn", EAGAIN, 2);
         auto r = one.run_all(Context::background(),
-                                {step("a", {"exit", "0"}), step("b", {"exit", "0"}),
-                                 step("c", {"exit", "0"}, {"a"}), step("d", {"print", "ok"})});
+                             {step("a", {"exit", "0"}), step("b", {"exit", "0"}),
+                              step("c", {"exit", "0"}, {"a"}), step("d", {"print", "ok"})});
         REQUIRE(r);
         CHECK(core::sys::fault::fired("posix_spawn") == 2);
         CHECK(r->failed == 2);
@@ -447,9 +449,9 @@ TEST_CASE("Runner_RunSequential_Good", "[runner]") {
     Recorder rec;
     Runner runner(*h.svc, rec.options(4));
     // `after` is ignored: input order is the order.
-    auto r = runner.run_sequential(Context::background(),
-                                   {step("c", {"print", "c"}, {"a"}), step("b", {"print", "b"}),
-                                    step("a", {"print", "a"})});
+    auto r = runner.run_sequential(
+        Context::background(),
+        {step("c", {"print", "c"}, {"a"}), step("b", {"print", "b"}), step("a", {"print", "a"})});
     REQUIRE(r);
     CHECK(r->passed == 3);
     CHECK(rec.peak == 1);
@@ -477,8 +479,8 @@ TEST_CASE("Runner_RunSequential_Bad", "[runner]") {
     SECTION("an allowed failure does not stop it") {
         RunSpec two = step("two", {"exit", "4"});
         two.allow_failure = true;
-        auto r = runner.run_sequential(Context::background(),
-                                       {step("one", {"exit", "0"}), two, step("three", {"exit", "0"})});
+        auto r = runner.run_sequential(
+            Context::background(), {step("one", {"exit", "0"}), two, step("three", {"exit", "0"})});
         REQUIRE(r);
         CHECK(r->passed == 2);
         CHECK(r->allowed_failures == 1);
@@ -550,7 +552,7 @@ TEST_CASE("Runner_ParsePipeline_Good", "[runner]") {
         {"name": "test", "command": "make", "after": "build", "allow_failure": true,
          "env": {"CTEST_OUTPUT_ON_FAILURE": "1"}, "description": "may flake"}
       ]})",
-                                                   "ci.json");
+                                               "ci.json");
     REQUIRE(specs);
     REQUIRE(specs->size() == 3);
     const RunSpec& f = (*specs)[0];
@@ -587,8 +589,7 @@ TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
     CHECK_THAT(err("[]"), ContainsSubstring("p.json: want a JSON object"));
     CHECK_THAT(err("{}"), ContainsSubstring("p.json: key \"steps\": missing"));
     CHECK_THAT(err(R"({"steps": {}})"), ContainsSubstring("key \"steps\": want array, got object"));
-    CHECK_THAT(err(R"({"steps": [], "step": 1})"),
-               ContainsSubstring("key \"step\": unknown key"));
+    CHECK_THAT(err(R"({"steps": [], "step": 1})"), ContainsSubstring("key \"step\": unknown key"));
     CHECK_THAT(err(R"({"steps": [3]})"), ContainsSubstring("steps[0]: want object, got integer"));
     CHECK_THAT(err(R"({"steps": [{"command": "x"}]})"),
                ContainsSubstring("steps[0]: key \"name\": missing"));
@@ -598,8 +599,9 @@ TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
                ContainsSubstring("key \"command\": empty"));
     CHECK_THAT(err(R"({"steps": [{"name": 5, "command": "x"}]})"),
                ContainsSubstring("key \"name\": want string, got integer"));
-    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "args": "y"}]})"),
-               ContainsSubstring("steps[0] (\"a\"): key \"args\": want array of strings, got string"));
+    CHECK_THAT(
+        err(R"({"steps": [{"name": "a", "command": "x", "args": "y"}]})"),
+        ContainsSubstring("steps[0] (\"a\"): key \"args\": want array of strings, got string"));
     CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "args": ["y", 1]}]})"),
                ContainsSubstring("key \"args\": element 1: want string, got integer"));
     CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "env": ["NOEQUALS"]}]})"),
@@ -632,7 +634,7 @@ TEST_CASE("Runner_ParsePipeline_Ugly", "[runner]") {
         "",
         std::string("{\"steps\": [\0]}", 14),
         "{\"steps\": [{\"name\": \"\xff\xfe\", \"command\": \"x\"}]}",
-        std::string(100000, '[') ,
+        std::string(100000, '['),
         "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"timeout\": 18446744073709551615}]}",
         "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"timeout\": \"1e300h\"}]}",
         "{\"steps\": [{\"name\": \"a\", \"command\": \"x\", \"env\": {\"\": \"v\"}}]}",
@@ -663,9 +665,9 @@ TEST_CASE("Runner_ParsePipeline_Ugly", "[runner]") {
 TEST_CASE("Runner_LoadPipeline_Good", "[runner]") {
     CORE_LEAK_GUARD();
     Host h;
-    const std::string path = temp_file(
-        "good.json", std::string(R"({"steps": [{"name": "hello", "command": ")") +
-                         core::test::child_path() + R"(", "args": ["print", "hi"]}]})");
+    const std::string path =
+        temp_file("good.json", std::string(R"({"steps": [{"name": "hello", "command": ")") +
+                                   core::test::child_path() + R"(", "args": ["print", "hi"]}]})");
     auto specs = core::process::load_pipeline(path);
     std::filesystem::remove(path);
     REQUIRE(specs);
@@ -689,7 +691,8 @@ TEST_CASE("Runner_LoadPipeline_Bad", "[runner]") {
         auto r = core::process::load_pipeline(path);
         std::filesystem::remove(path);
         REQUIRE_FALSE(r);
-        CHECK_THAT(r.error().what(), ContainsSubstring(path + ": steps[0] (\"a\"): key \"command\""));
+        CHECK_THAT(r.error().what(),
+                   ContainsSubstring(path + ": steps[0] (\"a\"): key \"command\""));
     }
     SECTION("a directory is not a pipeline file") {
         auto r = core::process::load_pipeline("/");

@@ -76,8 +76,8 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
             char stamp[32];
             std::snprintf(stamp, sizeof stamp, "[%7.2fs] ",
                           std::chrono::duration<double>(at).count());
-            std::string line = stamp + p.spec->name +
-                               std::string(name_width - p.spec->name.size() + 2, ' ');
+            std::string line =
+                stamp + p.spec->name + std::string(name_width - p.spec->name.size() + 2, ' ');
             if (p.kind == core::process::RunProgress::Kind::started) {
                 line += "started  " + p.spec->command;
                 for (const auto& arg : p.spec->args) line += " " + arg;
