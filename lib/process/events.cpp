@@ -5,7 +5,9 @@
 
 namespace core::process::detail {
 
-EventDispatcher::~EventDispatcher() { close(); }
+EventDispatcher::~EventDispatcher() {
+    close();
+}
 
 void EventDispatcher::close() {
     std::thread t;
@@ -18,8 +20,10 @@ void EventDispatcher::close() {
         t = std::move(th_);
     }
     cv_.notify_all();
-    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
-    else if (t.joinable()) t.detach();
+    if (t.joinable() && t.get_id() != std::this_thread::get_id())
+        t.join();
+    else if (t.joinable())
+        t.detach();
 }
 
 void EventDispatcher::emit(Value ev, bool is_line) {

@@ -22,7 +22,7 @@ class Core;
 namespace core::process::detail {
 
 class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
-public:
+  public:
     // Holds the Core weakly: a Core being destroyed (its bus goes before its services) is
     // never called.
     EventDispatcher(std::weak_ptr<Core> core, std::size_t max_queued_lines) noexcept
@@ -41,7 +41,7 @@ public:
     // going away).
     void close();
 
-private:
+  private:
     void run();
     std::weak_ptr<Core> core_;
     std::size_t max_lines_;

@@ -14,14 +14,20 @@ using detail::ProcessState;
 ManagedProcess::ManagedProcess(std::shared_ptr<ProcessState> state) : s_(std::move(state)) {}
 ManagedProcess::~ManagedProcess() = default;
 
-const std::string& ManagedProcess::id() const noexcept { return s_->id; }
-int ManagedProcess::pid() const noexcept { return s_->pid; }
-const std::string& ManagedProcess::command() const noexcept { return s_->command; }
+const std::string& ManagedProcess::id() const noexcept {
+    return s_->id;
+}
+int ManagedProcess::pid() const noexcept {
+    return s_->pid;
+}
+const std::string& ManagedProcess::command() const noexcept {
+    return s_->command;
+}
 
 Status ManagedProcess::status() const {
     std::lock_guard lk(s_->mu);
-    return s_->done ? s_->status : (s_->status == Status::pending ? Status::pending
-                                                                  : Status::running);
+    return s_->done ? s_->status
+                    : (s_->status == Status::pending ? Status::pending : Status::running);
 }
 
 int ManagedProcess::exit_code() const {
@@ -96,8 +102,8 @@ bool ManagedProcess::wait_for(std::chrono::nanoseconds timeout) const {
 Result<void> ManagedProcess::write_input(std::string_view bytes) {
     std::lock_guard lk(s_->input_mu);
     if (!s_->keep_stdin)
-        return fail(Error("process.write_input", s_->id + ": stdin not kept (keep_stdin is off)",
-                          EBADF));
+        return fail(
+            Error("process.write_input", s_->id + ": stdin not kept (keep_stdin is off)", EBADF));
     if (!s_->input_fd)
         return fail(Error("process.write_input", s_->id + ": stdin already closed", EBADF));
     auto r = sys::write_all(s_->input_fd.get(), bytes);
@@ -112,8 +118,8 @@ Result<void> ManagedProcess::write_input(std::string_view bytes) {
 Result<void> ManagedProcess::close_input() {
     std::lock_guard lk(s_->input_mu);
     if (!s_->keep_stdin)
-        return fail(Error("process.close_input", s_->id + ": stdin not kept (keep_stdin is off)",
-                          EBADF));
+        return fail(
+            Error("process.close_input", s_->id + ": stdin not kept (keep_stdin is off)", EBADF));
     s_->input_fd.reset();
     return {};
 }

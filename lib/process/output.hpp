@@ -11,7 +11,7 @@
 namespace core::process::detail {
 
 class OutputRing {
-public:
+  public:
     explicit OutputRing(std::size_t capacity = 0) : cap_(capacity) {}
     void set_capacity(std::size_t capacity) { cap_ = capacity; }
 
@@ -23,8 +23,8 @@ public:
     std::size_t size() const noexcept { return buf_.size(); }
     std::uint64_t dropped() const noexcept { return dropped_; }
 
-private:
-    std::string buf_;     // grows up to cap_; once full, a ring whose oldest byte is at head_
+  private:
+    std::string buf_;  // grows up to cap_; once full, a ring whose oldest byte is at head_
     std::size_t cap_ = 0;
     std::size_t head_ = 0;
     bool full_ = false;
@@ -34,8 +34,9 @@ private:
 // Splits a byte stream into lines (without the '\n'; a '\r' is kept: bytes are exact). A line
 // longer than max_piece is delivered in pieces of max_piece bytes, so memory stays bounded.
 class LineSplitter {
-public:
-    explicit LineSplitter(std::size_t max_piece = 1 << 20) : max_piece_(max_piece ? max_piece : 1) {}
+  public:
+    explicit LineSplitter(std::size_t max_piece = 1 << 20)
+        : max_piece_(max_piece ? max_piece : 1) {}
     void set_max_piece(std::size_t n) { max_piece_ = n ? n : 1; }
 
     template <class Emit>
@@ -72,7 +73,7 @@ public:
         }
     }
 
-private:
+  private:
     std::string partial_;
     std::size_t max_piece_;
 };

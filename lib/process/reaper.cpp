@@ -53,7 +53,9 @@ Result<std::shared_ptr<Reaper>> Reaper::create(ReaperHooks hooks) {
     return r;
 }
 
-Reaper::~Reaper() { stop(); }
+Reaper::~Reaper() {
+    stop();
+}
 
 void Reaper::stop() {
     if (!th_.joinable()) return;
@@ -66,7 +68,9 @@ void Reaper::stop() {
     th_.join();
 }
 
-bool Reaper::on_reaper_thread() const noexcept { return std::this_thread::get_id() == th_id_; }
+bool Reaper::on_reaper_thread() const noexcept {
+    return std::this_thread::get_id() == th_id_;
+}
 
 void Reaper::debug(const std::string& msg) const {
     if (hooks_.log && hooks_.log->should_log(spdlog::level::debug)) hooks_.log->debug("{}", msg);

@@ -45,7 +45,7 @@ struct ReaperHooks {
 Result<void> signal_locked(ProcessState& st, int sig);
 
 class Reaper : public std::enable_shared_from_this<Reaper> {
-public:
+  public:
     static Result<std::shared_ptr<Reaper>> create(ReaperHooks hooks);
     ~Reaper();
     Reaper(const Reaper&) = delete;
@@ -64,7 +64,7 @@ public:
     // Stops the thread once no child is live; joins it.
     void stop();
 
-private:
+  private:
     Reaper() = default;
     struct Cmd {
         enum Kind { watch, kill, timer, stop } kind;
@@ -84,7 +84,14 @@ private:
         std::shared_ptr<ProcessState> st;
         std::uint32_t gen = 0;
     };
-    enum Kind : std::uint64_t { k_pidfd = 0, k_out = 1, k_err = 2, k_in = 3, k_wake = 4, k_timer = 5 };
+    enum Kind : std::uint64_t {
+        k_pidfd = 0,
+        k_out = 1,
+        k_err = 2,
+        k_in = 3,
+        k_wake = 4,
+        k_timer = 5
+    };
 
     void push(Cmd c);
     void loop();

@@ -29,7 +29,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 // An Error for op that keeps a lower layer's text and errno: `process.run: pipe2: Too many…`.
-Error wrap(const std::string& op, const Error& e) { return Error(op, e.what(), e.code()); }
+Error wrap(const std::string& op, const Error& e) {
+    return Error(op, e.what(), e.code());
+}
 
 bool is_resource_errno(int e) {
     return e == EAGAIN || e == ENOMEM || e == EMFILE || e == ENFILE;
@@ -45,7 +47,7 @@ struct Service::Impl {
           core(c),
           opts(o),
           events(o.events ? std::make_shared<detail::EventDispatcher>(c.weak_from_this(),
-                                                                     o.max_queued_lines)
+                                                                      o.max_queued_lines)
                           : nullptr) {}
 
     Service& self;
@@ -76,8 +78,7 @@ struct Service::Impl {
 
 Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& op,
                                                              const Context& ctx,
-                                                             const RunOptions& o,
-                                                             bool transient) {
+                                                             const RunOptions& o, bool transient) {
     if (o.command.empty()) return fail(Error(op, "option \"command\" is required", EINVAL));
     if (o.timeout.count() < 0)
         return fail(Error(op, "option \"timeout\": negative duration", EINVAL));
@@ -226,8 +227,8 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     auto pid = sys::spawn(spec);
     if (!pid) {
         const int code = pid.error().code();
-        return fail(E_errno(op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"",
-                            code));
+        return fail(E_errno(
+            op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"", code));
     }
     st->pid = *pid;
     // The child has its copies: close ours now, or EOF never comes.
@@ -266,8 +267,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         return fail(wrap(op, s.error()));
     }
     if (events) {
-        events->emit(Value(ProcessStarted{st->id, st->command, st->args, st->dir, st->pid}),
-                     false);
+        events->emit(Value(ProcessStarted{st->id, st->command, st->args, st->dir, st->pid}), false);
     }
     if ((transient || !o.detach) && ctx.token().stop_possible()) {
         std::lock_guard lk(st->mu);
@@ -367,9 +367,8 @@ void Service::Impl::stop_all(bool deliver_events) {
         r = reaper;
     }
     std::vector<std::shared_ptr<ManagedProcess>> all;
-    managed.each([&](const std::string&, const std::shared_ptr<ManagedProcess>& p) {
-        all.push_back(p);
-    });
+    managed.each(
+        [&](const std::string&, const std::shared_ptr<ManagedProcess>& p) { all.push_back(p); });
     if (r) {
         for (auto& p : all) {
             if (p->is_running()) (void)r->kill(p->state(), EndReason::shutdown);
@@ -437,8 +436,9 @@ Result<void> Service::on_startup(const Context&) {
              }
              if (opts.has("pid")) {
                  if (*pid <= 0 || *pid > 0x3fffffff)
-                     return fail(Error(op, "option \"pid\": want a positive pid, got " +
-                                               std::to_string(*pid), EINVAL));
+                     return fail(Error(
+                         op, "option \"pid\": want a positive pid, got " + std::to_string(*pid),
+                         EINVAL));
                  if (auto k = kill_pid(static_cast<int>(*pid)); !k) return fail(k.error());
                  return Value();
              }
@@ -472,8 +472,7 @@ Result<void> Service::on_shutdown(const Context&) {
     return {};
 }
 
-Result<std::shared_ptr<ManagedProcess>> Service::start(const Context& ctx,
-                                                       const RunOptions& opts) {
+Result<std::shared_ptr<ManagedProcess>> Service::start(const Context& ctx, const RunOptions& opts) {
     return impl_->start("process.start", ctx, opts, false);
 }
 
@@ -512,7 +511,8 @@ Result<void> Service::kill_pid(int pid) {
     if (!impl_->opts.allow_foreign_pids)
         return fail(Error("process.kill",
                           "pid " + std::to_string(pid) + " is not managed by this service", EPERM));
-    if (auto r = sys::kill_pid(pid, sys::sig_term()); !r) return fail(wrap("process.kill", r.error()));
+    if (auto r = sys::kill_pid(pid, sys::sig_term()); !r)
+        return fail(wrap("process.kill", r.error()));
     return {};
 }
 
@@ -525,8 +525,7 @@ Result<void> Service::signal(const std::string& id, int sig) {
 Result<void> Service::remove(const std::string& id) {
     auto p = impl_->managed.get(id);
     if (!p) return fail(Error("process.remove", "not found: " + id, ESRCH));
-    if ((*p)->is_running())
-        return fail(Error("process.remove", id + " is still running", EBUSY));
+    if ((*p)->is_running()) return fail(Error("process.remove", id + " is still running", EBUSY));
     (void)impl_->managed.remove(id);
     impl_->forget_finished(id);
     return {};
@@ -583,12 +582,12 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
         if (!input) return fail(input.error());
         o.input = std::move(*input);
     }
-    auto max_output =
-        opts.want_integer(op, "maxOutput", static_cast<std::int64_t>(o.max_output));
+    auto max_output = opts.want_integer(op, "maxOutput", static_cast<std::int64_t>(o.max_output));
     if (!max_output) return fail(max_output.error());
     if (*max_output < 0)
-        return fail(Error(op, "option \"maxOutput\": must not be negative, got " +
-                                  std::to_string(*max_output), EINVAL));
+        return fail(Error(
+            op, "option \"maxOutput\": must not be negative, got " + std::to_string(*max_output),
+            EINVAL));
     o.max_output = static_cast<std::size_t>(*max_output);
     auto detach = opts.want_boolean(op, "detach");
     if (!detach) return fail(detach.error());

@@ -84,7 +84,7 @@ struct ProcessState {
     std::uint32_t slot = UINT32_MAX;
     bool polled = false;  // waited for by polling (no pidfd)
     bool drain_armed = false;
-    bool finished = false;          // finish() ran
+    bool finished = false;            // finish() ran
     std::uint32_t timers_queued = 0;  // entries for this child in the reaper's timer heap
 };
 

@@ -4,11 +4,16 @@ namespace core::process {
 
 const char* to_string(Status s) noexcept {
     switch (s) {
-        case Status::pending: return "pending";
-        case Status::running: return "running";
-        case Status::exited: return "exited";
-        case Status::killed: return "killed";
-        case Status::failed: return "failed";
+        case Status::pending:
+            return "pending";
+        case Status::running:
+            return "running";
+        case Status::exited:
+            return "exited";
+        case Status::killed:
+            return "killed";
+        case Status::failed:
+            return "failed";
     }
     return "unknown";
 }

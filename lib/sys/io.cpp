@@ -93,7 +93,7 @@ Result<UniqueFd> open_devnull() {
 
 Result<void> check_dir(const std::string& dir) {
     if (int err = fault::hit("stat")) return fail(E_errno("stat", "dir \"" + dir + "\"", err));
-    struct stat st{};
+    struct stat st {};
     if (::stat(dir.c_str(), &st) != 0) return fail(E_errno("stat", "dir \"" + dir + "\"", errno));
     if (!S_ISDIR(st.st_mode)) return fail(E_errno("stat", "dir \"" + dir + "\"", ENOTDIR));
     if (::access(dir.c_str(), X_OK) != 0)

@@ -23,7 +23,7 @@ struct PollEvent {
 };
 
 class Epoll {
-public:
+  public:
     static Result<Epoll> create();
     Result<void> add(int fd, std::uint32_t events, std::uint64_t data);
     Result<void> modify(int fd, std::uint32_t events, std::uint64_t data);
@@ -33,12 +33,12 @@ public:
     Result<int> wait(PollEvent* out, int max, int timeout_ms);
     int fd() const noexcept { return fd_.get(); }
 
-private:
+  private:
     UniqueFd fd_;
 };
 
 class EventFd {
-public:
+  public:
     static Result<EventFd> create();
     // Wakes the poller. Never fails in practice (the counter saturates only after 2^64-2 adds
     // without a read, and then would_block is ignored: the fd is still readable).
@@ -47,12 +47,12 @@ public:
     void drain() noexcept;
     int fd() const noexcept { return fd_.get(); }
 
-private:
+  private:
     UniqueFd fd_;
 };
 
 class TimerFd {
-public:
+  public:
     static Result<TimerFd> create();
     // Fires once at the absolute steady_clock time t (CLOCK_MONOTONIC, as steady_clock on Linux).
     Result<void> arm_at(std::chrono::steady_clock::time_point t);
@@ -60,7 +60,7 @@ public:
     void drain() noexcept;
     int fd() const noexcept { return fd_.get(); }
 
-private:
+  private:
     UniqueFd fd_;
 };
 

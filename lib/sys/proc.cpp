@@ -34,7 +34,8 @@ Result<void> pidfd_send_signal(int pidfd, int sig) {
 }
 
 Result<void> kill_pid(int pid, int sig) {
-    if (int err = fault::hit("kill")) return fail(E_errno("kill", "pid " + std::to_string(pid), err));
+    if (int err = fault::hit("kill"))
+        return fail(E_errno("kill", "pid " + std::to_string(pid), err));
     if (::kill(pid, sig) != 0) return fail(E_errno("kill", "pid " + std::to_string(pid), errno));
     return {};
 }

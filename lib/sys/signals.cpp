@@ -9,17 +9,37 @@
 
 namespace core::sys {
 
-int sig_term() noexcept { return SIGTERM; }
-int sig_kill() noexcept { return SIGKILL; }
-int sig_int() noexcept { return SIGINT; }
-int sig_hup() noexcept { return SIGHUP; }
-int sig_pipe() noexcept { return SIGPIPE; }
-int sig_usr1() noexcept { return SIGUSR1; }
-int sig_usr2() noexcept { return SIGUSR2; }
-int sig_stop() noexcept { return SIGSTOP; }
-int sig_cont() noexcept { return SIGCONT; }
+int sig_term() noexcept {
+    return SIGTERM;
+}
+int sig_kill() noexcept {
+    return SIGKILL;
+}
+int sig_int() noexcept {
+    return SIGINT;
+}
+int sig_hup() noexcept {
+    return SIGHUP;
+}
+int sig_pipe() noexcept {
+    return SIGPIPE;
+}
+int sig_usr1() noexcept {
+    return SIGUSR1;
+}
+int sig_usr2() noexcept {
+    return SIGUSR2;
+}
+int sig_stop() noexcept {
+    return SIGSTOP;
+}
+int sig_cont() noexcept {
+    return SIGCONT;
+}
 
-bool valid_signal(int sig) noexcept { return sig >= 1 && sig < NSIG; }
+bool valid_signal(int sig) noexcept {
+    return sig >= 1 && sig < NSIG;
+}
 
 std::string signal_name(int sig) {
     if (sig >= SIGRTMIN && sig <= SIGRTMAX) {

@@ -98,8 +98,7 @@ Result<int> spawn(const SpawnSpec& spec) {
     pid_t pid = -1;
     // posix_spawn returns the error number (it does not set errno) and never EINTR: glibc
     // waits for the exec result on a CLONE_VFORK child, which cannot be interrupted.
-    rc = ::posix_spawn(&pid, spec.path, &a.fa, &a.attr, spec.argv,
-                       spec.envp ? spec.envp : environ);
+    rc = ::posix_spawn(&pid, spec.path, &a.fa, &a.attr, spec.argv, spec.envp ? spec.envp : environ);
     if (rc != 0) return fail(E_errno("posix_spawn", spec.path, rc));
     return static_cast<int>(pid);
 }
@@ -108,7 +107,7 @@ namespace {
 // 0 when path is an executable regular file, else the errno that exec would report.
 int executable(const std::string& path) {
     if (::access(path.c_str(), X_OK) != 0) return errno;  // one syscall for each miss
-    struct stat st{};
+    struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return errno;
     if (!S_ISREG(st.st_mode)) return EACCES;
     return 0;
@@ -143,9 +142,13 @@ Result<std::string> find_executable(const std::string& command, std::string_view
     return fail(E_errno("exec", "\"" + command + "\"", first_err ? first_err : ENOENT));
 }
 
-const char* parent_getenv(const char* name) noexcept { return ::getenv(name); }
+const char* parent_getenv(const char* name) noexcept {
+    return ::getenv(name);
+}
 
-char* const* parent_environ() noexcept { return environ; }
+char* const* parent_environ() noexcept {
+    return environ;
+}
 
 std::vector<std::string> merge_env(const std::vector<std::string>& overrides) {
     std::vector<std::string> out;

@@ -12,15 +12,15 @@
 namespace core::sys {
 
 struct SpawnSpec {
-    const char* path = nullptr;      // the executable, already resolved (see find_executable)
-    char* const* argv = nullptr;     // null-terminated; argv[0] is the command as given
-    char* const* envp = nullptr;     // null-terminated; null: the parent's environ
-    const char* dir = nullptr;       // chdir in the child (after the dup2s); null: inherit
-    int stdin_fd = -1;               // dup2'd onto 0; -1: inherit ours
-    int stdout_fd = -1;              // dup2'd onto 1; -1: inherit ours
-    int stderr_fd = -1;              // dup2'd onto 2; -1: inherit ours
-    bool new_group = false;          // setpgid(0, 0): the child leads a new process group
-    bool new_session = false;        // setsid(): new session (and group)
+    const char* path = nullptr;   // the executable, already resolved (see find_executable)
+    char* const* argv = nullptr;  // null-terminated; argv[0] is the command as given
+    char* const* envp = nullptr;  // null-terminated; null: the parent's environ
+    const char* dir = nullptr;    // chdir in the child (after the dup2s); null: inherit
+    int stdin_fd = -1;            // dup2'd onto 0; -1: inherit ours
+    int stdout_fd = -1;           // dup2'd onto 1; -1: inherit ours
+    int stderr_fd = -1;           // dup2'd onto 2; -1: inherit ours
+    bool new_group = false;       // setpgid(0, 0): the child leads a new process group
+    bool new_session = false;     // setsid(): new session (and group)
 };
 
 // posix_spawn with the hygiene above; returns the child's pid. The exec's errno (ENOENT,

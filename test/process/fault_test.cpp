@@ -2,8 +2,8 @@
 // (the leak guard), and leaves the Service usable. ENOSYS from pidfd_open switches to the
 // waitid(P_PID) polling path, which then runs the core cases.
 #include <spdlog/logger.h>
-#include <catch2/generators/catch_generators.hpp>
 #include <spdlog/sinks/ostream_sink.h>
+#include <catch2/generators/catch_generators.hpp>
 
 #include <fcntl.h>
 #include <spawn.h>

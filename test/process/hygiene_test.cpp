@@ -53,9 +53,10 @@ TEST_CASE("Hygiene_Signals_Good", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
     // The host ignores SIGPIPE and SIGHUP and blocks SIGUSR1 in the spawning thread.
-    struct sigaction ign{};
+    struct sigaction ign {};
     ign.sa_handler = SIG_IGN;
-    struct sigaction old_pipe{}, old_hup{};
+    struct sigaction old_pipe {
+    }, old_hup{};
     sigaction(SIGPIPE, &ign, &old_pipe);
     sigaction(SIGHUP, &ign, &old_hup);
     sigset_t block, old_mask;
@@ -77,8 +78,8 @@ TEST_CASE("Hygiene_Signals_Good", "[process]") {
 TEST_CASE("Hygiene_Argv_Good", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
-    const Strings args = {"with space", "'single'", "\"double\"", "$HOME", "a;b", "x\ny",
-                          "*", "`id`", "\\", "tab\there", "--", "ünïcode"};
+    const Strings args = {"with space", "'single'", "\"double\"", "$HOME",     "a;b", "x\ny",
+                          "*",          "`id`",     "\\",         "tab\there", "--",  "ünïcode"};
     Strings argv = {"argv"};
     argv.insert(argv.end(), args.begin(), args.end());
     auto r = service(c)->run(Context::background(), child(argv));

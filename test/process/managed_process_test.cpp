@@ -57,8 +57,12 @@ TEST_CASE("ManagedProcess_Env_Bad", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
     auto o = child({"env"});
-    SECTION("not K=V") { o.env = {"NOEQUALS"}; }
-    SECTION("empty key") { o.env = {"=value"}; }
+    SECTION("not K=V") {
+        o.env = {"NOEQUALS"};
+    }
+    SECTION("empty key") {
+        o.env = {"=value"};
+    }
     auto r = service(c)->run(Context::background(), o);
     REQUIRE_FALSE(r);
     CHECK(contains(r.error().what(), "option \"env\""));
@@ -96,7 +100,8 @@ TEST_CASE("ManagedProcess_Dir_Good", "[process]") {
     REQUIRE(r);
     CHECK(*r == "/tmp\n");
     SECTION("through run_in") {
-        auto r2 = c->process().run_in(Context::background(), "/", core::test::child_path(), {"cwd"});
+        auto r2 =
+            c->process().run_in(Context::background(), "/", core::test::child_path(), {"cwd"});
         REQUIRE(r2);
         CHECK(*r2 == "/\n");
     }
@@ -236,8 +241,8 @@ TEST_CASE("ManagedProcess_WriteInput_Ugly", "[process]") {
     auto c = make_core();
     // The child exits without reading while we are blocked writing: the write fails with EPIPE
     // and the host is not killed by SIGPIPE, even with the default disposition.
-    struct sigaction old{};
-    struct sigaction dfl{};
+    struct sigaction old {};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigaction(SIGPIPE, &dfl, &old);
     auto o = child({"fail-after", "200", "0"});
@@ -511,7 +516,8 @@ TEST_CASE("ManagedProcess_Wait_Good", "[process]") {
     // 200 processes at once, each with its own exit code.
     std::vector<std::shared_ptr<cp::ManagedProcess>> procs;
     for (int i = 0; i < 200; ++i) {
-        auto p = svc->start(Context::background(), child({"fail-after", "50", std::to_string(i % 100)}));
+        auto p =
+            svc->start(Context::background(), child({"fail-after", "50", std::to_string(i % 100)}));
         REQUIRE(p);
         procs.push_back(*p);
     }

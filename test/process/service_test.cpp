@@ -50,15 +50,14 @@ TEST_CASE("Service_HandleRun_Good", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
     SECTION("through the action") {
-        auto r = (*c).action("process.run").run(Context::background(),
-                                                 child_opts({"print", "hello", "world"}));
+        auto r = (*c).action("process.run")
+                     .run(Context::background(), child_opts({"print", "hello", "world"}));
         REQUIRE(r);
         REQUIRE(r->get<std::string>());
         CHECK(*r->get<std::string>() == "hello world\n");
     }
     SECTION("through the facade") {
-        auto r = c->process().run(Context::background(), core::test::child_path(),
-                                  {"print", "hi"});
+        auto r = c->process().run(Context::background(), core::test::child_path(), {"print", "hi"});
         REQUIRE(r);
         CHECK(*r == "hi\n");
     }
@@ -111,8 +110,8 @@ TEST_CASE("Service_HandleRun_Bad", "[process]") {
         CHECK(contains(r.error().what(), "option \"command\" is required"));
     }
     SECTION("non-zero exit carries the output tail") {
-        auto r = c->action("process.run").run(Context::background(),
-                                              child_opts({"fail-after", "0", "3"}));
+        auto r = c->action("process.run")
+                     .run(Context::background(), child_opts({"fail-after", "0", "3"}));
         REQUIRE_FALSE(r);
         CHECK(contains(r.error().what(), "exited with code 3"));
         auto r2 = service(c)->run(Context::background(), child({"print", "boom"}));
@@ -213,8 +212,8 @@ TEST_CASE("Service_HandleStart_Good", "[process]") {
 TEST_CASE("Service_HandleStart_Bad", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
-    auto r = c->action("process.start").run(Context::background(),
-                                            Options{{"command", "no-such-command-xyz"}});
+    auto r = c->action("process.start")
+                 .run(Context::background(), Options{{"command", "no-such-command-xyz"}});
     REQUIRE_FALSE(r);
     CHECK(r.error().code() == ENOENT);
     CHECK(r.error().what() ==
@@ -254,7 +253,8 @@ TEST_CASE("Service_HandleKill_Good", "[process]") {
     SECTION("by pid") {
         auto p = svc->start(Context::background(), child({"sleep", "60000"}));
         REQUIRE(p);
-        auto r = c->action("process.kill").run(Context::background(), Options{{"pid", (*p)->pid()}});
+        auto r =
+            c->action("process.kill").run(Context::background(), Options{{"pid", (*p)->pid()}});
         REQUIRE(r);
         CHECK((*p)->wait().status == cp::Status::killed);
     }
@@ -287,8 +287,8 @@ TEST_CASE("Service_HandleKill_Bad", "[process]") {
         CHECK(contains(r.error().what(), "need option \"id\" or \"pid\""));
     }
     SECTION("a pid this service does not manage") {
-        auto r = c->action("process.kill").run(Context::background(),
-                                               Options{{"pid", static_cast<int>(getpid())}});
+        auto r = c->action("process.kill")
+                     .run(Context::background(), Options{{"pid", static_cast<int>(getpid())}});
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == EPERM);
         CHECK(contains(r.error().what(), "is not managed by this service"));
@@ -312,8 +312,8 @@ TEST_CASE("Service_HandleList_Good", "[process]") {
     auto all = c->action("process.list").run(Context::background(), Options{});
     REQUIRE(all);
     CHECK(*all->get<Strings>() == Strings{(*a)->id(), (*b)->id()});
-    auto running = c->action("process.list").run(Context::background(),
-                                                 Options{{"runningOnly", true}});
+    auto running =
+        c->action("process.list").run(Context::background(), Options{{"runningOnly", true}});
     REQUIRE(running);
     CHECK(*running->get<Strings>() == Strings{(*a)->id()});
     SECTION("process.get") {
@@ -441,7 +441,8 @@ TEST_CASE("Service_Events_Good", "[process]") {
     REQUIRE(events.size() == 102);
     CHECK(events.front() == "started " + id);
     for (int i = 0; i < 100; ++i)
-        CHECK(events[static_cast<std::size_t>(i) + 1] == "stdout " + id + " line " + std::to_string(i));
+        CHECK(events[static_cast<std::size_t>(i) + 1] ==
+              "stdout " + id + " line " + std::to_string(i));
     CHECK(events.back() == "exited " + id + " 0 ");
     SECTION("stderr lines and the last unterminated line") {
         auto q = service(c)->start(Context::background(), child({"stderr", "oops"}));
@@ -614,16 +615,11 @@ TEST_CASE("Service_ParseOptions_Bad", "[process]") {
 
 TEST_CASE("Service_ParseOptions_Good", "[process]") {
     CORE_LEAK_GUARD();
-    Options o{{"command", "git"},
-              {"args", Strings{"log", "-1"}},
-              {"dir", "/tmp"},
-              {"env", Strings{"A=1"}},
-              {"timeout", "1.5s"},
-              {"gracePeriod", 0},
-              {"killGroup", true},
-              {"disableCapture", true},
-              {"input", "in"},
-              {"maxOutput", 10},
+    Options o{{"command", "git"},  {"args", Strings{"log", "-1"}},
+              {"dir", "/tmp"},     {"env", Strings{"A=1"}},
+              {"timeout", "1.5s"}, {"gracePeriod", 0},
+              {"killGroup", true}, {"disableCapture", true},
+              {"input", "in"},     {"maxOutput", 10},
               {"detach", true}};
     auto r = cp::Service::parse_options("process.start", o);
     REQUIRE(r);
@@ -654,7 +650,8 @@ TEST_CASE("Service_KillPid_Good", "[process]") {
     char* argv[] = {const_cast<char*>(core::test::child_path()), const_cast<char*>("sleep"),
                     const_cast<char*>("60000"), nullptr};
     REQUIRE(posix_spawn(&pid, argv[0], nullptr, nullptr, argv, environ) == 0);
-    auto r = c->action("process.kill").run(Context::background(), Options{{"pid", static_cast<int>(pid)}});
+    auto r = c->action("process.kill")
+                 .run(Context::background(), Options{{"pid", static_cast<int>(pid)}});
     CHECK(r);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);

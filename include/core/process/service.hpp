@@ -16,7 +16,7 @@
 namespace core::process {
 
 struct ServiceOptions {
-    std::size_t retention = 1024;    // finished processes kept for get/list; oldest evicted
+    std::size_t retention = 1024;     // finished processes kept for get/list; oldest evicted
     bool allow_foreign_pids = false;  // kill/kill_pid may signal PIDs this Service did not start
     // Broadcast ProcessStarted/Output/Killed/Exited on the Core bus (from a dispatcher thread).
     // Off: no line splitting, no event thread: the leanest spawn path.
@@ -26,7 +26,7 @@ struct ServiceOptions {
 };
 
 class CORE_API Service : public core::Service {
-public:
+  public:
     Service(core::Core& core, ServiceOptions opts = {});
     ~Service() override;
 
@@ -61,7 +61,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     std::unique_ptr<Impl> impl_;
 };
 
