@@ -534,6 +534,19 @@ void Reaper::poll_children() {
     // O(n) in the polled children, which exist only without pidfd support.
     for (std::size_t i = 0; i < polled_.size();) {
         auto st = polled_[i];
+        if (st->kill_group && (st->out_fd || st->err_fd)) {
+            // As on the pidfd path: leftovers of the group holding our pipes are killed while
+            // the exited but unreaped leader still pins the group id (WNOWAIT peeks).
+            auto gone = sys::exited_pid(st->pid);
+            if (gone && *gone) {
+                read_pipe(st, false, 16);
+                read_pipe(st, true, 16);
+                if (st->out_fd || st->err_fd) {
+                    std::lock_guard lk(st->mu);
+                    (void)signal_locked(*st, sys::sig_kill());
+                }
+            }
+        }
         auto w = st->pidfd ? sys::wait_pidfd(st->pidfd.get()) : sys::wait_pid(st->pid);
         if (w && !*w) {
             ++i;
@@ -543,7 +556,6 @@ void Reaper::poll_children() {
         polled_.pop_back();
         read_pipe(st, false, 16);
         read_pipe(st, true, 16);
-        // Already reaped here, so a group kill is no longer safe: the bounded drain ends it.
         if (!w) {
             complete_reap(st, fail(w.error()));
         } else {

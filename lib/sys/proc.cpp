@@ -50,7 +50,8 @@ Result<void> kill_group(int pgid, int sig) {
 }
 
 namespace {
-Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* what) {
+Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* what,
+                                          int extra = 0) {
     for (;;) {
         if (int err = fault::hit("waitid")) {
             // An injected EINTR is retried like a real one.
@@ -60,7 +61,7 @@ Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* wh
         siginfo_t si{};
         // WNOHANG: never blocks, so EINTR is unlikely; if it happens nothing was reaped and the
         // retry is exact.
-        if (::waitid(type, id, &si, WEXITED | WNOHANG) != 0) {
+        if (::waitid(type, id, &si, WEXITED | WNOHANG | extra) != 0) {
             if (errno == EINTR) continue;
             return fail(E_errno("waitid", std::string(what) + " " + std::to_string(id), errno));
         }
@@ -86,6 +87,12 @@ Result<std::optional<ExitStatus>> wait_pidfd(int pidfd) {
 
 Result<std::optional<ExitStatus>> wait_pid(int pid) {
     return do_wait(P_PID, static_cast<id_t>(pid), "pid");
+}
+
+Result<bool> exited_pid(int pid) {
+    auto w = do_wait(P_PID, static_cast<id_t>(pid), "pid", WNOWAIT);
+    if (!w) return fail(w.error());
+    return w->has_value();
 }
 
 }  // namespace core::sys

@@ -36,5 +36,8 @@ Result<void> kill_group(int pgid, int sig);
 Result<std::optional<ExitStatus>> wait_pidfd(int pidfd);
 // waitid(P_PID, pid, WEXITED | WNOHANG), for the no-pidfd fallback.
 Result<std::optional<ExitStatus>> wait_pid(int pid);
+// As wait_pid with WNOWAIT: tells whether the child has exited without reaping it (the zombie
+// keeps its pid, and so its group id, reserved).
+Result<bool> exited_pid(int pid);
 
 }  // namespace core::sys

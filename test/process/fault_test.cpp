@@ -150,6 +150,14 @@ TEST_CASE("Fault_PidfdOpen_Ugly", "[process]") {
     (*gp)->wait();
     CHECK(core::test::eventually([&] { return !alive(gc); }));
 
+    // The leader exits while its grandchild holds the pipe: killed before the leader's reap.
+    auto lg = child({"grandchild", "60000"});
+    lg.kill_group = true;
+    auto lr = svc->run(Context::background(), lg);
+    REQUIRE(lr);
+    const int lgc = std::atoi(lr->c_str() + lr->find("gc ") + 3);
+    CHECK(core::test::eventually([&] { return !alive(lgc); }));
+
     auto in = child({"echo"});
     in.input = std::string(300000, 'e');
     auto ir = svc->run(Context::background(), in);
