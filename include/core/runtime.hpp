@@ -155,6 +155,9 @@ class CORE_API Core : public std::enable_shared_from_this<Core> {
     // Calls every subscriber synchronously, in subscription order. A subscriber that throws is
     // isolated (logged at debug: the library logs nothing louder) and the others still run.
     void broadcast(const Value& message) const;
+    // Is anyone subscribed? Lock-free, for publishers that can skip building events nobody
+    // reads (a subscription made concurrently may miss events published meanwhile).
+    bool has_subscribers() const noexcept;
     // handler runs on the broadcasting thread. The Subscription unsubscribes when destroyed.
     [[nodiscard]] Subscription subscribe(std::function<void(const Value&)> handler);
 

@@ -18,10 +18,14 @@ struct Subscription::Entry {
     std::recursive_mutex mu;
     std::shared_ptr<const std::function<void(const Value&)>> fn;
     std::atomic<bool> active{true};  // read without mu by the bus's prune
+    // The bus's count of live subscriptions; shared, so a Subscription may outlive its Core.
+    std::shared_ptr<std::atomic<int>> live;
 };
 
 struct Core::Bus {
     mutable std::mutex mu;
+    // Live subscriptions, read lock-free by has_subscribers() on hot paths.
+    std::shared_ptr<std::atomic<int>> live = std::make_shared<std::atomic<int>>(0);
     // Copy-on-write list: broadcast takes a snapshot and calls outside the lock.
     std::shared_ptr<const std::vector<std::shared_ptr<Subscription::Entry>>> subs =
         std::make_shared<const std::vector<std::shared_ptr<Subscription::Entry>>>();
@@ -63,7 +67,8 @@ void Subscription::reset() {
     if (!entry_) return;
     {
         std::lock_guard lk(entry_->mu);
-        entry_->active = false;
+        if (entry_->active.exchange(false) && entry_->live)
+            entry_->live->fetch_sub(1, std::memory_order_relaxed);
         entry_->fn = nullptr;
     }
     // The bus drops inactive entries on its next subscribe; the entry itself is tiny.
@@ -209,9 +214,15 @@ void Core::broadcast(const Value& message) const {
     }
 }
 
+bool Core::has_subscribers() const noexcept {
+    return bus_->live->load(std::memory_order_relaxed) > 0;
+}
+
 Subscription Core::subscribe(std::function<void(const Value&)> handler) {
     bus_->prune();
     auto e = std::make_shared<Subscription::Entry>();
+    e->live = bus_->live;
+    e->live->fetch_add(1, std::memory_order_relaxed);
     if (handler)
         e->fn = std::make_shared<const std::function<void(const Value&)>>(std::move(handler));
     bus_->add(e);

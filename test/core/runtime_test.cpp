@@ -967,3 +967,36 @@ TEST_CASE("Runtime_DefaultLogger_Bad", "[core][runtime]") {
     CHECK(l == before);
     l->error("goes nowhere");  // the null sink swallows it
 }
+
+TEST_CASE("Runtime_HasSubscribers_Good", "[core][runtime]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    CHECK_FALSE(c->has_subscribers());
+    {
+        auto a = c->subscribe([](const core::Value&) {});
+        auto b = c->subscribe([](const core::Value&) {});
+        CHECK(c->has_subscribers());
+        a.reset();
+        CHECK(c->has_subscribers());
+    }
+    CHECK_FALSE(c->has_subscribers());
+}
+
+TEST_CASE("Runtime_HasSubscribers_Bad", "[core][runtime]") {
+    CORE_LEAK_GUARD();
+    core::Subscription outlives;
+    {
+        auto c = make_core();
+        outlives = c->subscribe([](const core::Value&) {});
+        // A moved-from and a reset handle count once, not twice.
+        core::Subscription moved = std::move(outlives);
+        moved.reset();
+        moved.reset();
+        CHECK_FALSE(c->has_subscribers());
+        outlives = c->subscribe([](const core::Value&) {});
+        CHECK(c->has_subscribers());
+    }
+    // The Core is gone: releasing a subscription that outlived it is safe.
+    outlives.reset();
+    CHECK_FALSE(outlives.active());
+}
