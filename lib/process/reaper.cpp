@@ -96,6 +96,10 @@ void Reaper::queue_kill(std::weak_ptr<ProcessState> st, EndReason why, std::stri
     push(Cmd{Cmd::kill, nullptr, std::move(st), why, std::move(text), {}});
 }
 
+void Reaper::queue_hard_kill(std::weak_ptr<ProcessState> st) {
+    push(Cmd{Cmd::hard_kill, nullptr, std::move(st), EndReason::shutdown, {}, {}});
+}
+
 Result<void> Reaper::kill(const std::shared_ptr<ProcessState>& st, EndReason why,
                           std::string text) {
     std::unique_lock lk(st->mu);
@@ -187,6 +191,13 @@ void Reaper::run_commands() {
             }
             case Cmd::kill:
                 if (auto st = c.weak.lock()) (void)kill(st, c.why, std::move(c.text));
+                break;
+            case Cmd::hard_kill:
+                if (auto st = c.weak.lock()) {
+                    (void)kill(st, c.why);  // records the reason if this is the first kill
+                    std::lock_guard lk(st->mu);
+                    (void)signal_locked(*st, sys::sig_kill());
+                }
                 break;
             case Cmd::timer:
                 add_timer(Timer{c.at, Timer::escalate, c.weak});

@@ -59,6 +59,9 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
                       std::string text = {});
     // Queues kill() onto the reaper thread (from a stop_callback: never blocks).
     void queue_kill(std::weak_ptr<ProcessState> st, EndReason why, std::string text);
+    // Queues an immediate SIGKILL (group-wide with kill_group), e.g. when shutdown's context
+    // expires before the grace periods do.
+    void queue_hard_kill(std::weak_ptr<ProcessState> st);
     // Children watched and not yet finished.
     std::size_t live() const noexcept { return live_.load(); }
     // Stops the thread once no child is live; joins it.
@@ -67,7 +70,7 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
   private:
     Reaper() = default;
     struct Cmd {
-        enum Kind { watch, kill, timer, stop } kind;
+        enum Kind { watch, kill, hard_kill, timer, stop } kind;
         std::shared_ptr<ProcessState> st;
         std::weak_ptr<ProcessState> weak;
         EndReason why = EndReason::none;

@@ -7,6 +7,8 @@
 #include <condition_variable>
 #include <list>
 #include <mutex>
+#include <optional>
+#include <stop_token>
 #include <unordered_map>
 
 #include "core/id.hpp"
@@ -70,7 +72,7 @@ struct Service::Impl {
                                                   const RunOptions& o, bool transient);
     Result<std::string> run(const Context& ctx, const RunOptions& o);
     void on_finished(const std::shared_ptr<ProcessState>& st);
-    void stop_all(bool deliver_events);
+    void stop_all(bool deliver_events, const Context* ctx = nullptr);
     void forget_finished(const std::string& id);
 };
 
@@ -358,7 +360,7 @@ void Service::Impl::forget_finished(const std::string& id) {
     finished_pos.erase(it);
 }
 
-void Service::Impl::stop_all(bool deliver_events) {
+void Service::Impl::stop_all(bool deliver_events, const Context* ctx) {
     std::shared_ptr<Reaper> r;
     {
         std::unique_lock lk(mu);
@@ -374,7 +376,20 @@ void Service::Impl::stop_all(bool deliver_events) {
             if (p->is_running()) (void)r->kill(p->state(), EndReason::shutdown);
         }
     }
-    for (auto& p : all) p->wait();
+    {
+        // If the shutdown's context ends before the grace periods do, SIGKILL what is left.
+        auto hard = [&r, &all]() noexcept {
+            if (!r) return;
+            try {
+                for (auto& p : all) r->queue_hard_kill(p->state());
+            } catch (...) {
+                // Out of memory: the grace periods still end every child.
+            }
+        };
+        std::optional<std::stop_callback<decltype(hard)>> on_deadline;
+        if (ctx && ctx->token().stop_possible()) on_deadline.emplace(ctx->token(), hard);
+        for (auto& p : all) p->wait();
+    }
     if (events) {
         if (deliver_events) {
             events->flush_and_stop();
@@ -467,8 +482,8 @@ Result<void> Service::on_startup(const Context&) {
     return {};
 }
 
-Result<void> Service::on_shutdown(const Context&) {
-    impl_->stop_all(true);
+Result<void> Service::on_shutdown(const Context& ctx) {
+    impl_->stop_all(true, &ctx);
     return {};
 }
 

@@ -375,6 +375,19 @@ TEST_CASE("Service_OnShutdown_Good", "[process]") {
     }
 }
 
+TEST_CASE("Service_OnShutdown_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    // A shutdown whose context expires before a long grace period: SIGKILL at the deadline.
+    auto o = child({"ignore-term", "60000"});
+    o.grace_period = std::chrono::hours(1);
+    auto p = service(c)->start(Context::background(), o);
+    REQUIRE(p);
+    REQUIRE(core::test::eventually([&] { return contains((*p)->output(), "ready"); }));
+    REQUIRE(c->shutdown(Context::background().with_timeout(100ms)));
+    CHECK((*p)->info().signal == SIGKILL);
+}
+
 TEST_CASE("Service_Ugly_PermissionModel", "[process]") {
     CORE_LEAK_GUARD();
     auto c = core::Core::create();
