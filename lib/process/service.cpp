@@ -203,7 +203,8 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     st->command = o.command;
     st->args = o.args;
     st->dir = o.dir;
-    st->kill_group = o.kill_group || o.detach;
+    // A new session (detach) also leads a new group; run() ignores detach.
+    st->kill_group = o.kill_group || (o.detach && !transient);
     st->transient = transient;
     st->grace = o.grace_period;
     st->timeout = o.timeout;

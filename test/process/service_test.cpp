@@ -198,6 +198,14 @@ TEST_CASE("Service_HandleStart_Good", "[process]") {
         REQUIRE((*dp)->kill());
         (*dp)->wait();
     }
+    SECTION("run ignores detach and is still killed on timeout") {
+        Options o = child_opts({"sleep", "60000"});
+        o.set("detach", true);
+        o.set("timeout", 50);
+        auto d = c->action("process.run").run(Context::background(), o);
+        REQUIRE_FALSE(d);
+        CHECK(d.error().code() == ETIMEDOUT);
+    }
     SECTION("not detached: ends with its context") {
         auto ctx = Context::background().with_cancel();
         auto d = svc->start(ctx, child({"sleep", "60000"}));

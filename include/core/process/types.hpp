@@ -41,11 +41,17 @@ struct RunOptions {
     std::chrono::milliseconds timeout{0};         // 0: none; on expiry, kill
     std::chrono::milliseconds grace_period{5000};  // SIGTERM→SIGKILL delay; 0: SIGKILL at once
     bool kill_group = false;  // start in a new process group and signal the whole group
-    bool detach = false;      // start: not tied to the caller's context (still stopped at shutdown)
+    // start: not tied to the caller's context and in a new session (setsid: terminal signals
+    // do not reach it; kill() signals its group); still stopped at shutdown. run ignores it.
+    bool detach = false;
     bool capture = true;      // keep combined stdout+stderr; false: children inherit ours
-    std::size_t max_output = std::size_t{1} << 20;  // newest bytes kept; older ones dropped
-    std::optional<std::string> input;  // written to stdin, then stdin is closed
-    bool keep_stdin = false;  // stdin stays a pipe for write_input()/close_input()
+    // Newest bytes kept; older ones dropped (counted in ProcessInfo::output_dropped). Also the
+    // piece size in which a longer line reaches ProcessOutput events.
+    std::size_t max_output = std::size_t{1} << 20;
+    // Written to stdin by the reaper without blocking, then stdin is closed. Without input or
+    // keep_stdin, stdin is /dev/null.
+    std::optional<std::string> input;
+    bool keep_stdin = false;  // stdin stays a pipe for write_input()/close_input(); not with input
 };
 
 // IPC events broadcast on the Core bus (as Values holding these types).
