@@ -104,6 +104,20 @@ bool pid_gone(int pid) {
     return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 
+// Every "pid N" the output mentions is gone (no daemon or child outlived coreproc).
+bool all_pids_gone(const std::string& output) {
+    const std::regex pid_re("pid ([0-9]+)");
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), pid_re);
+         it != std::sregex_iterator(); ++it) {
+        const int pid = std::stoi((*it)[1]);
+        if (!core::test::eventually([&] { return pid_gone(pid); }, 10s)) {
+            UNSCOPED_INFO("pid " << pid << " is still there");
+            return false;
+        }
+    }
+    return true;
+}
+
 json parse_json(const std::string& text) {
     auto j = json::parse(text, nullptr, false);
     INFO("output: " << text);
@@ -398,6 +412,7 @@ TEST_CASE("Cli_Supervise_Good", "[cli]") {
     CHECK(r.code == 0);
     CHECK_THAT(r.output, ContainsSubstring("stopping every daemon"));
     CHECK(core::test::eventually([&] { return pid_gone(steady_pid); }, 10s));
+    CHECK(all_pids_gone(r.output));  // every crasher incarnation too
     auto after = cli.run({"daemons", "--registry", registry, "--json"});
     CHECK(parse_json(after.output).empty());
 }
@@ -469,6 +484,7 @@ TEST_CASE("Cli_Demo_Good", "[cli]") {
     CHECK_THAT(r.output, ContainsSubstring("pipeline ok"));
     CHECK_THAT(r.output, ContainsSubstring("process.kill"));
     CHECK_THAT(r.output, ContainsSubstring("0 process(es) were still running at shutdown"));
+    CHECK(all_pids_gone(r.output));
     // The demo's daemons are gone: the registry it used holds no live entry.
     auto listed = cli.run({"daemons", "--registry", dir.path.string(), "--json"});
     CHECK(parse_json(listed.output).empty());
