@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <stop_token>
 
 #include <spdlog/logger.h>
 
@@ -84,7 +85,14 @@ class Demo {
             registry = tmpl;
             own_registry = true;
         }
-        const int code = tour(registry);
+        // Ctrl-C (or SIGTERM) ends the tour early but still cleanly: the sections check the
+        // context, and every daemon and child is stopped on the way out.
+        int code = kExitOk;
+        const int sig = run_interruptible(g_.log, [&](const core::Context& ctx) {
+            ctx_ = ctx;
+            code = tour(registry);
+        });
+        if (sig != 0) code = kExitSignalBase + sig;
         if (own_registry) {
             std::error_code ec;
             fs::remove_all(registry, ec);
@@ -105,8 +113,8 @@ class Demo {
         say("actions registered: " + join((*core)->actions()));
 
         int code = supervise(**core, *svc, registry);
-        if (code == kExitOk) code = pipeline(**core);
-        if (code == kExitOk) code = actions(**core, *svc);
+        if (code == kExitOk && !interrupted()) code = pipeline(**core);
+        if (code == kExitOk && !interrupted()) code = actions(**core, *svc);
 
         section("shutdown: stopping the Core (every managed process is stopped and reaped)");
         const auto left = svc->list(true);
@@ -180,9 +188,19 @@ class Demo {
         }
         if (auto ok = host.start_all(); !ok) say("start: " + ok.error().what());
         {
+            // Woken by the state changes, or by an interrupt cancelling the context.
+            std::stop_callback wake(ctx_.token(), [&] {
+                std::lock_guard lk(mu);
+                cv.notify_all();
+            });
             std::unique_lock lk(mu);
-            if (!cv.wait_for(lk, 10s, [&] { return web_up && flaky_done; }))
+            if (!cv.wait_for(lk, 10s, [&] { return (web_up && flaky_done) || ctx_.done(); }))
                 say("(not everything happened within 10s; carrying on)");
+        }
+        if (interrupted()) {
+            section("interrupted: stopping every daemon");
+            (void)host.stop_all();
+            return kExitOk;
         }
 
         section("registry: the entries `coreproc daemons --registry " + registry + "` shows");
@@ -243,7 +261,7 @@ class Demo {
             std::cerr << "coreproc demo: " << runner.error().what() << "\n";
             return kExitFailed;
         }
-        auto res = runner->run_all(core::Context::background(), steps);
+        auto res = runner->run_all(ctx_, steps);
         if (!res) {
             std::cerr << "coreproc demo: " << res.error().what() << "\n";
             return kExitFailed;
@@ -307,7 +325,10 @@ class Demo {
         return s;
     }
 
+    bool interrupted() const { return ctx_.done(); }
+
     const Globals& g_;
+    core::Context ctx_ = core::Context::background();
 };
 
 }  // namespace

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
 
     // Commands that wait for SIGTERM/SIGINT read them from a signalfd: they must be blocked in
     // every thread, so here, before the Core (or anything else) starts one.
-    if (!demo->parsed() && !dm->parsed()) {
+    if (!dm->parsed()) {
         if (auto ok = core::process::block_stop_signals(); !ok) {
             std::cerr << "coreproc: " << ok.error().what() << "\n";
             return kExitFailed;
