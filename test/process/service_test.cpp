@@ -393,7 +393,10 @@ TEST_CASE("Service_OnShutdown_Ugly", "[process]") {
     REQUIRE(p);
     REQUIRE(core::test::eventually([&] { return contains((*p)->output(), "ready"); }));
     REQUIRE(c->shutdown(Context::background().with_timeout(100ms)));
-    CHECK((*p)->info().signal == SIGKILL);
+    const auto info = (*p)->info();
+    INFO("status " << cp::to_string(info.status) << " exit " << info.exit_code << " error "
+                   << info.error);
+    CHECK(info.signal == SIGKILL);
 }
 
 TEST_CASE("Service_Ugly_PermissionModel", "[process]") {
