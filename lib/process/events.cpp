@@ -81,6 +81,11 @@ void EventDispatcher::flush_and_stop() {
     if (t.joinable()) t.join();
 }
 
+bool EventDispatcher::wanted() const noexcept {
+    auto c = core_.lock();
+    return c && c->has_subscribers();
+}
+
 std::uint64_t EventDispatcher::dropped_lines() const {
     std::lock_guard lk(mu_);
     return dropped_;

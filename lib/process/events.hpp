@@ -37,6 +37,8 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
     // Delivers everything queued so far, then stops the thread (emit() restarts it).
     void flush_and_stop();
     std::uint64_t dropped_lines() const;
+    // Is anyone subscribed to the Core's bus? When not, the reaper builds no ProcessOutput.
+    bool wanted() const noexcept;
     // Discards what is queued, stops the thread and drops every later emit (the Core may be
     // going away).
     void close();

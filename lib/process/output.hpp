@@ -41,6 +41,14 @@ class LineSplitter {
 
     template <class Emit>
     void feed(const char* p, std::size_t n, Emit&& emit) {
+        if (mid_line_) {
+            // skip() left us inside a line nobody was listening to: its tail is not a line.
+            const char* nl = static_cast<const char*>(std::memchr(p, '\n', n));
+            if (!nl) return;
+            n -= static_cast<std::size_t>(nl - p) + 1;
+            p = nl + 1;
+            mid_line_ = false;
+        }
         while (n > 0) {
             const char* nl = static_cast<const char*>(std::memchr(p, '\n', n));
             const std::size_t seg = nl ? static_cast<std::size_t>(nl - p) : n;
@@ -64,9 +72,20 @@ class LineSplitter {
             p = nl + 1;
         }
     }
+    // Passes over a chunk nobody listens to (no subscriber): no line is built. Whole lines
+    // resume at the first newline after a later feed().
+    void skip(const char* p, std::size_t n) noexcept {
+        if (n == 0) return;
+        partial_.clear();
+        mid_line_ = p[n - 1] != '\n';
+    }
     // Delivers the last unterminated line, if any.
     template <class Emit>
     void flush(Emit&& emit) {
+        if (mid_line_) {
+            mid_line_ = false;
+            return;
+        }
         if (!partial_.empty()) {
             emit(std::move(partial_));
             partial_.clear();
@@ -76,6 +95,7 @@ class LineSplitter {
   private:
     std::string partial_;
     std::size_t max_piece_;
+    bool mid_line_ = false;  // inside a line whose start was skipped
 };
 
 }  // namespace core::process::detail

@@ -265,9 +265,16 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
         if (hooks_.events) {
             LineSplitter& sp = err ? st->err_lines : st->out_lines;
             const Stream stream = err ? Stream::stderr_ : Stream::stdout_;
-            sp.feed(buf_, len, [&](std::string line) {
-                hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), stream}), true);
-            });
+            // One line event per line is the costly part of capture (a string, a queue entry
+            // and a broadcast each): build none while nobody subscribes.
+            if (hooks_.events->wanted()) {
+                sp.feed(buf_, len, [&](std::string line) {
+                    hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), stream}),
+                                        true);
+                });
+            } else {
+                sp.skip(buf_, len);
+            }
         }
     }
 }

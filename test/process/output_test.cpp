@@ -75,6 +75,25 @@ TEST_CASE("LineSplitter_Feed_Good", "[process]") {
     CHECK(lines.size() == 4);
 }
 
+TEST_CASE("LineSplitter_Skip_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    // Chunks nobody listened to build no line; lines resume whole after the next newline.
+    LineSplitter s(100);
+    std::vector<std::string> lines;
+    auto emit = [&](std::string l) { lines.push_back(std::move(l)); };
+    s.feed("par", 3, emit);
+    s.skip("tial\nmid", 8);  // the partial "par" and the line start "mid" are dropped
+    s.feed("dle\nnext\n", 9, emit);
+    CHECK(lines == std::vector<std::string>{"next"});
+    s.skip("whole\n", 6);  // ended on a newline: the next feed starts a line
+    s.feed("after\ntail", 10, emit);
+    s.flush(emit);
+    CHECK(lines == std::vector<std::string>{"next", "after", "tail"});
+    s.skip("no newline", 10);
+    s.flush(emit);  // a skipped tail is not delivered at exit
+    CHECK(lines.size() == 3);
+}
+
 TEST_CASE("LineSplitter_Feed_Ugly", "[process]") {
     CORE_LEAK_GUARD();
     // A line longer than max_piece arrives in pieces; memory stays bounded.
