@@ -3,7 +3,7 @@
 #include <string>
 
 #include "core/process/supervisor.hpp"
-#include "sys/signames.hpp"
+#include "sys/signals.hpp"
 
 namespace core::process {
 
@@ -61,14 +61,14 @@ const char* to_string(DaemonState s) noexcept {
 }
 
 Result<int> parse_signal(std::string_view text) {
-    if (auto sig = sys::signames::parse(text)) return *sig;
+    if (auto sig = sys::parse_signal(text)) return *sig;
     return fail(E("signal", "unknown signal \"" + std::string(text) +
                                 "\" (want e.g. SIGTERM, TERM or a number from 1 to " +
-                                std::to_string(sys::signames::max()) + ")"));
+                                std::to_string(sys::sig_max()) + ")"));
 }
 
 std::string signal_name(int sig) {
-    return sys::signames::name(sig);
+    return sys::signal_name(sig);
 }
 
 Result<void> validate(const DaemonSpec& s) {
@@ -126,7 +126,7 @@ Result<void> validate(const DaemonSpec& s) {
     if (auto r = duration("start_limit.interval", s.start_limit.interval, s.start_limit.burst > 0);
         !r)
         return r;
-    if (s.stop_signal < 1 || s.stop_signal > sys::signames::max())
+    if (s.stop_signal < 1 || s.stop_signal > sys::sig_max())
         return bad("stop_signal", "not a signal number: " + std::to_string(s.stop_signal));
     if (auto r = duration("stop_timeout", s.stop_timeout, false); !r) return r;
     return {};

@@ -27,7 +27,7 @@
 #include "supervisor/checker.hpp"
 #include "supervisor/policy.hpp"
 #include "supervisor/probe.hpp"
-#include "sys/signames.hpp"
+#include "sys/signals.hpp"
 
 namespace core::process::detail {
 
@@ -463,7 +463,7 @@ struct SupervisorImpl {
             if (d.spec.stop_timeout.count() > 0) d.kill_at = Clock::now() + d.spec.stop_timeout;
         }
         const int sig =
-            d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::signames::kill();
+            d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::sig_kill();
         if (auto r = proc->signal(sig); !r)
             log()->debug("supervisor: {}: signal: {}", d.spec.name, r.error().what());
     }
@@ -478,7 +478,7 @@ struct SupervisorImpl {
         if (!proc) return;
         log()->debug("supervisor: {}: no exit {}ms after {}, sending SIGKILL", d.spec.name,
                      d.spec.stop_timeout.count(), signal_name(d.spec.stop_signal));
-        if (auto r = proc->signal(sys::signames::kill()); !r)
+        if (auto r = proc->signal(sys::sig_kill()); !r)
             log()->debug("supervisor: {}: SIGKILL: {}", d.spec.name, r.error().what());
     }
 

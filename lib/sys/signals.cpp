@@ -5,7 +5,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <cctype>
 #include <cerrno>
+#include <charconv>
 
 namespace core::sys {
 
@@ -48,6 +50,62 @@ std::string signal_name(int sig) {
     // sigabbrev_np (glibc 2.32) gives the name without the SIG prefix, or null.
     if (const char* abbrev = ::sigabbrev_np(sig)) return std::string("SIG") + abbrev;
     return "signal " + std::to_string(sig);
+}
+
+// SIGRTMAX is a glibc function call (it reserves the first real-time signals for itself).
+int sig_max() noexcept {
+    return SIGRTMAX;
+}
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+        if (std::toupper(static_cast<unsigned char>(a[i])) !=
+            std::toupper(static_cast<unsigned char>(b[i])))
+            return false;
+    return true;
+}
+
+std::optional<int> parse_number(std::string_view s) noexcept {
+    int n = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return n;
+}
+
+}  // namespace
+
+std::optional<int> parse_signal(std::string_view text) noexcept {
+    if (text.empty()) return std::nullopt;
+    if (std::isdigit(static_cast<unsigned char>(text[0]))) {
+        auto n = parse_number(text);
+        if (!n || *n < 1 || *n > sig_max()) return std::nullopt;
+        return n;
+    }
+    std::string_view s = text;
+    if (s.size() > 3 && iequals(s.substr(0, 3), "SIG")) s.remove_prefix(3);
+    // The names signal_name prints (glibc's sigabbrev_np), and SIGIO, which glibc spells POLL.
+    for (int sig = 1; sig < SIGRTMIN; ++sig)
+        if (const char* abbrev = ::sigabbrev_np(sig); abbrev && iequals(s, abbrev)) return sig;
+    if (iequals(s, "IO")) return SIGIO;
+    // RTMIN, RTMIN+n, RTMAX, RTMAX-n, as kill(1) spells them.
+    if (s.size() >= 5 && (iequals(s.substr(0, 5), "RTMIN") || iequals(s.substr(0, 5), "RTMAX"))) {
+        const bool is_min = iequals(s.substr(0, 5), "RTMIN");
+        std::string_view rest = s.substr(5);
+        int off = 0;
+        if (!rest.empty()) {
+            if (rest[0] != (is_min ? '+' : '-')) return std::nullopt;
+            auto n = parse_number(rest.substr(1));
+            if (!n || *n < 0 || *n > 64) return std::nullopt;
+            off = *n;
+        }
+        const int sig = is_min ? SIGRTMIN + off : SIGRTMAX - off;
+        if (sig < SIGRTMIN || sig > SIGRTMAX) return std::nullopt;
+        return sig;
+    }
+    return std::nullopt;
 }
 
 void block_all_signals_in_thread() noexcept {

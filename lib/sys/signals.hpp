@@ -2,7 +2,9 @@
 // <csignal>). Stateless; every function is thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace core::sys {
 
@@ -20,6 +22,11 @@ int sig_cont() noexcept;
 std::string signal_name(int sig);
 // 1 <= sig < NSIG.
 bool valid_signal(int sig) noexcept;
+// The highest valid signal number (SIGRTMAX).
+int sig_max() noexcept;
+// "SIGTERM", "TERM", "term", "SIGRTMIN+2", "RTMAX-1" or a decimal number in [1, sig_max()];
+// nullopt otherwise. The inverse of signal_name for named signals.
+std::optional<int> parse_signal(std::string_view text) noexcept;
 
 // Blocks every signal in the calling thread. Library threads call it first so that the host's
 // handlers never run on them and a SIGPIPE from a write to a closed pipe stays pending (and is
