@@ -1,8 +1,6 @@
 // The pipeline file reader. Strict by design: an unknown key is an Error (a typo such as
 // "allow_faliure" would otherwise silently change what the pipeline does).
 #include <cerrno>
-#include <filesystem>
-#include <fstream>
 #include <iterator>
 #include <limits>
 #include <sstream>
@@ -11,6 +9,7 @@
 
 #include "core/options.hpp"
 #include "core/process/runner.hpp"
+#include "sys/file.hpp"
 
 namespace core::process {
 
@@ -239,24 +238,15 @@ Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::str
 }
 
 Result<std::vector<RunSpec>> load_pipeline(const std::string& path) {
-    // A directory opens (and then reads as nothing): say what it is.
-    std::error_code ec;
-    if (std::filesystem::is_directory(path, ec))
-        return fail(E_errno(kOp, "open \"" + path + "\"", EISDIR));
-    errno = 0;
-    std::ifstream in(path, std::ios::binary);
-    // libstdc++'s filebuf opens with fopen(3), which leaves the open(2) errno in place.
-    if (!in) return fail(E_errno(kOp, "open \"" + path + "\"", errno != 0 ? errno : ENOENT));
-    std::string text;
-    char buf[65536];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > kMaxFileBytes)
+    auto text = sys::file::read_file(path, kMaxFileBytes);
+    if (!text) {
+        const int err = text.error().code();
+        if (err == EFBIG)
             return fail(E(kOp, path + ": larger than " + std::to_string(kMaxFileBytes >> 20) +
                                    " MiB; not a pipeline file"));
+        return fail(E_errno(kOp, "open \"" + path + "\"", err != 0 ? err : EIO));
     }
-    if (in.bad()) return fail(E(kOp, "cannot read \"" + path + "\""));
-    return parse_pipeline(text, path);
+    return parse_pipeline(*text, path);
 }
 
 }  // namespace core::process

@@ -3,7 +3,6 @@
 // ignored so that a file can carry comments.
 #include <cerrno>
 #include <cmath>
-#include <fstream>
 #include <iterator>
 #include <set>
 #include <string>
@@ -12,6 +11,7 @@
 
 #include "core/options.hpp"
 #include "core/process/supervisor.hpp"
+#include "sys/file.hpp"
 
 namespace core::process {
 
@@ -339,21 +339,13 @@ Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_tex
 }
 
 Result<std::vector<DaemonSpec>> load_supervise_config(const std::string& path) {
-    errno = 0;
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        const int err = errno;
-        if (err != 0) return fail(E_errno(kOp, "open \"" + path + "\"", err));
-        return fail(E(kOp, "open \"" + path + "\": cannot open"));
+    auto text = sys::file::read_file(path, kMaxFile);
+    if (!text) {
+        const int err = text.error().code();
+        if (err == EFBIG) return fail(E(kOp, "\"" + path + "\": larger than 16 MiB"));
+        return fail(E_errno(kOp, "open \"" + path + "\"", err != 0 ? err : EIO));
     }
-    std::string text;
-    char buf[65536];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        text.append(buf, static_cast<std::size_t>(in.gcount()));
-        if (text.size() > kMaxFile) return fail(E(kOp, "\"" + path + "\": larger than 16 MiB"));
-    }
-    if (in.bad()) return fail(E(kOp, "read \"" + path + "\": I/O error"));
-    return parse_supervise_config(text, path);
+    return parse_supervise_config(*text, path);
 }
 
 }  // namespace core::process

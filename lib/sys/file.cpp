@@ -162,6 +162,16 @@ Result<std::string> read_all(int fd, std::size_t max) {
     }
 }
 
+Result<std::string> read_file(const std::string& path, std::size_t max) {
+    auto fd = open_impl(path, O_RDONLY, 0);
+    if (!fd) return fail(fd.error());
+    struct stat st {};
+    if (::fstat(fd->get(), &st) != 0) return fail(E_errno("fstat", path, errno));
+    // A directory opens, then fails to read with EISDIR anyway: say so before reading.
+    if (S_ISDIR(st.st_mode)) return fail(E_errno("open", path, EISDIR));
+    return read_all(fd->get(), max);
+}
+
 Result<void> truncate(int fd, std::uint64_t size) {
     if (int err = fault::hit("ftruncate")) return fail(E_errno("ftruncate", "", err));
     if (::ftruncate(fd, static_cast<off_t>(size)) != 0)

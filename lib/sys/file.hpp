@@ -52,6 +52,9 @@ bool is_symlink(const std::string& path);
 Result<void> write_all(int fd, std::string_view data);
 // Reads to EOF, at most max bytes (more: EFBIG).
 Result<std::string> read_all(int fd, std::size_t max);
+// A user's file whole (symlinks followed, as for any config file), at most max bytes.
+// Errors carry the errno: the open's, EISDIR for a directory, EFBIG when larger than max.
+Result<std::string> read_file(const std::string& path, std::size_t max);
 Result<void> truncate(int fd, std::uint64_t size);
 // fchmod(fd, mode): the documented mode, whatever the umask.
 Result<void> set_mode(int fd, unsigned mode);
