@@ -227,27 +227,30 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     spec.new_group = o.kill_group;
     st->started_at = std::chrono::system_clock::now();
     st->started_steady = Clock::now();
-    auto pid = sys::spawn(spec);
-    if (!pid) {
-        const int code = pid.error().code();
+    auto spawned = sys::spawn(spec);
+    if (!spawned) {
+        const int code = spawned.error().code();
         return fail(E_errno(
             op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"", code));
     }
-    st->pid = *pid;
+    st->pid = spawned->pid;
     // The child has its copies: close ours now, or EOF never comes.
     in_pipe.read.reset();
     out_pipe.write.reset();
     err_pipe.write.reset();
 
-    // Right after spawn, while the child cannot have been reaped by anyone but us.
-    if (auto pfd = sys::pidfd_open(*pid)) {
+    if (spawned->pidfd) {
+        // clone3 gave the pidfd at birth: nothing to race.
+        st->pidfd = std::move(spawned->pidfd);
+    } else if (auto pfd = sys::pidfd_open(st->pid)) {
+        // Right after spawn, while the child cannot have been reaped by anyone but us.
         st->pidfd = std::move(*pfd);
     } else if (pfd.error().code() == ENOSYS) {
         if (!told_fallback.exchange(true))
             core.logger()->info(
                 "process: pidfd_open unsupported (ENOSYS); waiting by polling waitid(P_PID)");
     } else if (auto log = core.logger(); log->should_log(spdlog::level::debug)) {
-        log->debug("process: {}; waiting for pid {} by polling", pfd.error().what(), *pid);
+        log->debug("process: {}; waiting for pid {} by polling", pfd.error().what(), st->pid);
     }
 
     st->id = core::id();
@@ -630,6 +633,24 @@ ServiceFactory service_factory(ServiceOptions opts) {
             return fail(E("process.register", e.what()));
         }
     };
+}
+
+void set_spawn_method(SpawnMethod m) noexcept {
+    switch (m) {
+        case SpawnMethod::automatic:
+            sys::set_spawn_method(sys::SpawnMethod::automatic);
+            break;
+        case SpawnMethod::clone3:
+            sys::set_spawn_method(sys::SpawnMethod::clone3);
+            break;
+        case SpawnMethod::posix_spawn:
+            sys::set_spawn_method(sys::SpawnMethod::posix_spawn);
+            break;
+    }
+}
+
+const char* spawn_method() noexcept {
+    return sys::spawn_method() == sys::SpawnMethod::clone3 ? "clone3" : "posix_spawn";
 }
 
 }  // namespace core::process

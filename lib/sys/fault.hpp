@@ -1,8 +1,9 @@
 // Fault injection: the seam through which tests make any lib/sys wrapper fail (as {fmt}'s
 // posix-mock). Each wrapper calls `fault::hit("name")` first; when armed for that name it
 // returns the errno to fail with. Disarmed, the cost is one relaxed atomic load.
-// Thread-safe. Names are the wrapped call's: "pipe2", "posix_spawn", "pidfd_open", "waitid",
-// "epoll_wait", "read", "write", "open", "fsync", "rename", "flock", "socket", "accept4", …
+// Thread-safe. Names are the wrapped call's: "pipe2", "spawn" (either method), "clone3",
+// "posix_spawn", "pidfd_open", "waitid", "epoll_wait", "read", "write", "open", "fsync",
+// "rename", "flock", "socket", "accept4", …
 #pragma once
 
 #include <atomic>

@@ -1,11 +1,18 @@
 #include "sys/spawn.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <unordered_map>
 
 #include "core_config.h"
@@ -45,9 +52,7 @@ struct Attrs {
     }
 };
 
-}  // namespace
-
-Result<int> spawn(const SpawnSpec& spec) {
+Result<int> spawn_posix(const SpawnSpec& spec) {
     if (int err = fault::hit("posix_spawn"))
         return fail(E_errno("posix_spawn", spec.path ? spec.path : "", err));
     Attrs a;
@@ -101,6 +106,274 @@ Result<int> spawn(const SpawnSpec& spec) {
     rc = ::posix_spawn(&pid, spec.path, &a.fa, &a.attr, spec.argv, spec.envp ? spec.envp : environ);
     if (rc != 0) return fail(E_errno("posix_spawn", spec.path, rc));
     return static_cast<int>(pid);
+}
+
+// ------------------------------------------------------------------ clone3
+
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define CORE_SPAWN_CLONE3 0
+#endif
+#endif
+#ifndef CORE_SPAWN_CLONE3
+#define CORE_SPAWN_CLONE3 1
+#endif
+#else
+// The sanitizers' runtimes cannot follow a CLONE_VM child running our code; other
+// architectures would need their own trampoline. posix_spawn serves both.
+#define CORE_SPAWN_CLONE3 0
+#endif
+
+#if CORE_SPAWN_CLONE3
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+// struct clone_args, version 0 (64 bytes, Linux 5.3): Debian 12's glibc headers lack it.
+struct CloneArgs {
+    std::uint64_t flags;
+    std::uint64_t pidfd;
+    std::uint64_t child_tid;
+    std::uint64_t parent_tid;
+    std::uint64_t exit_signal;
+    std::uint64_t stack;
+    std::uint64_t stack_size;
+    std::uint64_t tls;
+};
+static_assert(sizeof(CloneArgs) == 64);
+
+// clone3 cannot be called through syscall(): the child comes back on a different stack, inside
+// a C function whose frame is not there. This trampoline makes the syscall and, in the child
+// (rax == 0, rsp at the top of the private stack), calls fn(arg) and exits with its result; it
+// never returns in the child. rdi = args, rsi = size, rdx = fn, rcx = arg: fn and arg move to
+// r8/r9, which the syscall preserves (it clobbers rcx and r11). The new stack's top is 16-byte
+// aligned, so fn starts with the ABI's alignment after the call.
+extern "C" long core_sys_clone3(CloneArgs* args, std::size_t size, int (*fn)(void*), void* arg);
+asm(R"(
+    .pushsection .text
+    .p2align 4
+    .globl core_sys_clone3
+    .hidden core_sys_clone3
+    .type core_sys_clone3, @function
+core_sys_clone3:
+    .cfi_startproc
+    endbr64
+    movq %rdx, %r8
+    movq %rcx, %r9
+    movl $435, %eax
+    syscall
+    testq %rax, %rax
+    jz 1f
+    ret
+1:
+    .cfi_undefined %rip
+    xorl %ebp, %ebp
+    movq %r9, %rdi
+    call *%r8
+    movl %eax, %edi
+    movl $60, %eax
+    syscall
+    hlt
+    .cfi_endproc
+    .size core_sys_clone3, .-core_sys_clone3
+    .popsection
+)");
+
+// What the child needs, on the parent's (suspended) stack. err: the errno of the step that
+// failed, written by the child before it exits 127; 0 when exec succeeded.
+struct ChildCtx {
+    const SpawnSpec* spec;
+    char* const* envp;
+    const sigset_t* mask;  // the child's mask for exec: empty
+    volatile int err;
+};
+
+// Runs in the child, on the private stack, sharing our memory and our thread's TLS while the
+// calling thread is suspended (CLONE_VFORK). Raw syscalls only: no allocation, no lock, no
+// errno of our own until exec. Every signal is blocked on entry (inherited from the parent).
+int clone_child(void* p) {
+    auto* c = static_cast<ChildCtx*>(p);
+    const SpawnSpec& s = *c->spec;
+    // Dispositions: anything not SIG_DFL becomes SIG_DFL. A handler must not run here (it would
+    // run the parent's code on shared memory), and SIG_IGN would survive exec. 32 and 33 are
+    // glibc's own (cancellation, setxid): only sent to our threads by tid, never to this child,
+    // and exec resets their handlers.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
+        struct sigaction cur {};
+        if (::sigaction(sig, nullptr, &cur) != 0) continue;
+        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) continue;
+        ::sigaction(sig, &dfl, nullptr);
+    }
+    if (s.new_session) {
+        if (::setsid() < 0) goto failed;
+    } else if (s.new_group) {
+        if (::setpgid(0, 0) != 0) goto failed;
+    }
+    {
+        // As in the posix_spawn path: dup2 first (sources are >= 3), then close everything >= 3.
+        const int srcs[3] = {s.stdin_fd, s.stdout_fd, s.stderr_fd};
+        for (int target = 0; target < 3; ++target) {
+            if (srcs[target] < 0) continue;
+            if (::dup2(srcs[target], target) < 0) goto failed;
+        }
+    }
+    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) goto failed;
+    if (s.dir && *s.dir && ::chdir(s.dir) != 0) goto failed;
+    if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, c->mask, nullptr, _NSIG / 8) != 0) goto failed;
+    ::execve(s.path, s.argv, c->envp);
+failed:
+    c->err = errno ? errno : ECHILD;
+    return 127;
+}
+
+// Whether the running kernel lets us use the clone3 path (clone3 itself is probed by the first
+// spawn): close_range (5.9) is needed in the child, which cannot fall back by itself.
+bool close_range_works() noexcept {
+    static const bool ok = ::syscall(SYS_close_range, ~0U, ~0U, 0U) == 0;
+    return ok;
+}
+
+// The child's stack, in the spawning thread's frame (as musl's posix_spawn does): that thread
+// is suspended until the child has exec'd or exited, so nothing else touches it, and nothing
+// is mapped or unmapped per spawn. The child uses well under 2 KiB.
+constexpr std::size_t kChildStack = 16 * 1024;
+
+// clone3 or the errno it was refused with (-errno), in which case no child exists.
+long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err) {
+    alignas(64) unsigned char stack[kChildStack];
+    sigset_t empty;
+    sigemptyset(&empty);
+    ChildCtx ctx{&spec, spec.envp ? spec.envp : environ, &empty, 0};
+    int pidfd = -1;
+    CloneArgs args{};
+    args.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.stack = reinterpret_cast<std::uintptr_t>(stack);
+    args.stack_size = sizeof stack;
+
+    // Every signal blocked, glibc's internal ones too (the raw syscall; sigfillset leaves them
+    // out), so that no handler runs in the child before it has reset them.
+    sigset_t all, old;
+    std::memset(&all, 0xff, sizeof all);
+    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, _NSIG / 8);
+    long rc;
+    if (int err = fault::hit("clone3")) {
+        rc = -err;
+    } else {
+        rc = core_sys_clone3(&args, sizeof args, clone_child, &ctx);
+    }
+    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, _NSIG / 8);
+    if (rc < 0) return rc;  // raw syscall: -errno
+
+    out.pid = static_cast<int>(rc);
+    out.pidfd = UniqueFd::adopt(pidfd);
+    exec_err = ctx.err;
+    if (exec_err != 0) {
+        // The child exits 127 without exec: reap it here, as posix_spawn does, so the caller
+        // owns no child on failure. It has already run _exit (CLONE_VFORK), so this is short.
+        siginfo_t si{};
+        while (::waitid(static_cast<idtype_t>(3) /* P_PIDFD */, static_cast<id_t>(pidfd), &si,
+                        WEXITED) != 0 &&
+               errno == EINTR) {
+        }
+        out.pidfd.reset();
+        out.pid = -1;
+    }
+    return 0;
+}
+
+#endif  // CORE_SPAWN_CLONE3
+
+// The method asked for (SpawnMethod as int) and whether clone3 was refused under automatic.
+std::atomic<int> g_method{-1};
+std::atomic<bool> g_clone3_refused{false};
+
+SpawnMethod requested_method() noexcept {
+    int m = g_method.load(std::memory_order_relaxed);
+    if (m >= 0) return static_cast<SpawnMethod>(m);
+    // Read once. Racing first readers compute the same value.
+    SpawnMethod from_env = SpawnMethod::automatic;
+    if (const char* v = ::getenv("CORE_PROCESS_SPAWN")) {
+        if (std::strcmp(v, "posix_spawn") == 0) from_env = SpawnMethod::posix_spawn;
+        if (std::strcmp(v, "clone3") == 0) from_env = SpawnMethod::clone3;
+    }
+    int expected = -1;
+    g_method.compare_exchange_strong(expected, static_cast<int>(from_env));
+    return static_cast<SpawnMethod>(g_method.load(std::memory_order_relaxed));
+}
+
+}  // namespace
+
+bool clone3_built() noexcept {
+    return CORE_SPAWN_CLONE3 != 0;
+}
+
+void set_spawn_method(SpawnMethod m) noexcept {
+    g_method.store(static_cast<int>(m), std::memory_order_relaxed);
+    g_clone3_refused.store(false, std::memory_order_relaxed);
+}
+
+SpawnMethod spawn_method() noexcept {
+    const SpawnMethod m = requested_method();
+    if (m != SpawnMethod::automatic) return m;
+#if CORE_SPAWN_CLONE3
+    if (!g_clone3_refused.load(std::memory_order_relaxed) && close_range_works())
+        return SpawnMethod::clone3;
+#endif
+    return SpawnMethod::posix_spawn;
+}
+
+Result<Spawned> spawn(const SpawnSpec& spec) {
+    // "spawn" fails a start whichever way it goes; "clone3" and "posix_spawn" fail one way.
+    if (int err = fault::hit("spawn")) return fail(E_errno("spawn", spec.path ? spec.path : "", err));
+    const SpawnMethod want = requested_method();
+#if CORE_SPAWN_CLONE3
+    if (want == SpawnMethod::clone3 ||
+        (want == SpawnMethod::automatic && !g_clone3_refused.load(std::memory_order_relaxed) &&
+         close_range_works())) {
+        for (int target = 0; target < 3; ++target) {
+            const int src = target == 0 ? spec.stdin_fd : target == 1 ? spec.stdout_fd
+                                                                       : spec.stderr_fd;
+            if (src >= 0 && src < 3)
+                return fail(E_errno("clone3", "stdio source fd below 3", EINVAL));
+        }
+        Spawned out;
+        int exec_err = 0;
+        const long rc = spawn_clone3(spec, out, exec_err);
+        if (rc == 0) {
+            if (exec_err != 0) return fail(E_errno("clone3", spec.path, exec_err));
+            return out;
+        }
+        const int err = static_cast<int>(-rc);
+        // Refused by the kernel or a seccomp profile (container runtimes answer ENOSYS or EPERM
+        // for clone3): posix_spawn from now on. Resource errors are the caller's to see.
+        const bool refused = err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG;
+        if (want == SpawnMethod::clone3 || !refused)
+            return fail(E_errno("clone3", spec.path, err));
+        g_clone3_refused.store(true, std::memory_order_relaxed);
+    }
+#else
+    if (want == SpawnMethod::clone3)
+        return fail(E_errno("clone3", "not built in (x86-64 only, not under ASan/TSan)", ENOSYS));
+#endif
+    auto pid = spawn_posix(spec);
+    if (!pid) return fail(pid.error());
+    Spawned out;
+    out.pid = *pid;
+    return out;
 }
 
 namespace {

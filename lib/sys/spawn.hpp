@@ -1,6 +1,12 @@
-// Starting a child with posix_spawn: no user code runs in the child between fork and exec, the
-// child sees exactly fds 0, 1, 2, default signal dispositions and an empty signal mask.
-// Also PATH resolution and environment merging. Stateless; thread-safe.
+// Starting a child: the child sees exactly fds 0, 1, 2, default signal dispositions and an empty
+// signal mask, and runs nothing of ours but those set-up syscalls before exec. Two ways:
+//  - clone3(CLONE_PIDFD | CLONE_VM | CLONE_VFORK) on a private stack (x86-64, not under ASan or
+//    TSan): the pidfd exists from birth, so no pidfd_open race, and nothing is mapped or
+//    unmapped per spawn (glibc's posix_spawn maps a stack each time, whose munmap costs a TLB
+//    shoot-down on every CPU running one of our threads);
+//  - posix_spawn, where clone3 is refused (ENOSYS under old kernels or seccomp profiles, EPERM)
+//    or not built.
+// Also PATH resolution and environment merging. Thread-safe.
 #pragma once
 
 #include <string>
@@ -8,6 +14,7 @@
 #include <vector>
 
 #include "core/result.hpp"
+#include "sys/fd.hpp"
 
 namespace core::sys {
 
@@ -23,10 +30,26 @@ struct SpawnSpec {
     bool new_session = false;     // setsid(): new session (and group)
 };
 
-// posix_spawn with the hygiene above; returns the child's pid. The exec's errno (ENOENT,
-// EACCES, ENOEXEC: no /bin/sh retry) comes back as the Error's code. Errors: EAGAIN, ENOMEM,
-// EMFILE from the kernel; the exec's errno.
-Result<int> spawn(const SpawnSpec& spec);
+struct Spawned {
+    int pid = -1;
+    UniqueFd pidfd;  // valid when clone3 made the child: its pidfd from birth (CLOEXEC)
+};
+
+// Starts the child with the hygiene above. The exec's errno (ENOENT, EACCES, ENOEXEC: no
+// /bin/sh retry) comes back as the Error's code, the failed child already reaped. Errors: EAGAIN,
+// ENOMEM, EMFILE from the kernel; the exec's errno.
+Result<Spawned> spawn(const SpawnSpec& spec);
+
+// How spawn starts children, process-wide. automatic: clone3 where built and allowed, else
+// posix_spawn (the first refusal switches for good); clone3: clone3 only, its refusal is the
+// Error; posix_spawn: posix_spawn only. The initial value comes from the environment variable
+// CORE_PROCESS_SPAWN (automatic | clone3 | posix_spawn), read once; unset: automatic.
+enum class SpawnMethod { automatic, clone3, posix_spawn };
+void set_spawn_method(SpawnMethod m) noexcept;
+// What the next spawn uses: clone3 or posix_spawn (automatic resolved).
+SpawnMethod spawn_method() noexcept;
+// Whether this build has the clone3 path (x86-64, not under ASan/TSan).
+bool clone3_built() noexcept;
 
 // Resolves command as execvp would, but against path_var (the PATH of the child's environment
 // when it sets one, else ours) and, for a relative command containing '/', against dir. A

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <catch2/catch_test_macros.hpp>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,5 +60,23 @@ inline bool alive(int pid) {
     if (close == std::string::npos || close + 2 >= s.size()) return false;
     return s[close + 2] != 'Z' && s[close + 2] != 'X';
 }
+
+// Forces a spawn method for a scope, then puts back the one the run started with (the suite
+// runs once as is and once with CORE_PROCESS_SPAWN=posix_spawn).
+class SpawnMethodScope {
+public:
+    explicit SpawnMethodScope(cp::SpawnMethod m) { cp::set_spawn_method(m); }
+    ~SpawnMethodScope() { cp::set_spawn_method(initial()); }
+    SpawnMethodScope(const SpawnMethodScope&) = delete;
+    SpawnMethodScope& operator=(const SpawnMethodScope&) = delete;
+
+    // The method this run started with, from CORE_PROCESS_SPAWN as the library reads it.
+    static cp::SpawnMethod initial() {
+        const char* v = std::getenv("CORE_PROCESS_SPAWN");
+        if (v && std::string(v) == "posix_spawn") return cp::SpawnMethod::posix_spawn;
+        if (v && std::string(v) == "clone3") return cp::SpawnMethod::clone3;
+        return cp::SpawnMethod::automatic;
+    }
+};
 
 }  // namespace proctest

@@ -65,6 +65,7 @@ TEST_CASE("Fault_PosixSpawn_Bad", "[process]") {
     auto svc = service(c);
     const int err = GENERATE(EAGAIN, ENOMEM);
     {
+        SpawnMethodScope m(cp::SpawnMethod::posix_spawn);
         Scoped f("posix_spawn", err);
         auto r = svc->start(Context::background(), child({"sleep", "60000"}));
         REQUIRE_FALSE(r);
@@ -110,6 +111,8 @@ TEST_CASE("Fault_PidfdOpen_Ugly", "[process]") {
     c->set_logger(logger);
     auto svc = service(c);
     REQUIRE(c->startup(Context::background()));
+    // posix_spawn: clone3 hands the pidfd over at birth and never calls pidfd_open.
+    SpawnMethodScope m(cp::SpawnMethod::posix_spawn);
     Scoped f("pidfd_open", ENOSYS, -1);
 
     auto r = svc->run(Context::background(), child({"print", "polled"}));

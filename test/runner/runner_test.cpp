@@ -408,12 +408,12 @@ TEST_CASE("Runner_RunAll_Ugly", "[runner]") {
     SECTION("spawn failures (fault-injected EAGAIN) fail those steps only; nothing leaks") {
         // One at a time, so the two failing spawns are those of a and b.
         Runner one(*h.svc, RunnerOptions{1, {}});
-        core::sys::fault::Scoped fault("posix_spawn", EAGAIN, 2);
+        core::sys::fault::Scoped fault("spawn", EAGAIN, 2);
         auto r = one.run_all(Context::background(),
                              {step("a", {"exit", "0"}), step("b", {"exit", "0"}),
                               step("c", {"exit", "0"}, {"a"}), step("d", {"print", "ok"})});
         REQUIRE(r);
-        CHECK(core::sys::fault::fired("posix_spawn") == 2);
+        CHECK(core::sys::fault::fired("spawn") == 2);
         CHECK(r->failed == 2);
         for (const auto& x : r->results) {
             if (x.status != RunStatus::failed) continue;

@@ -726,7 +726,7 @@ TEST_CASE("Supervisor_Spawn_Ugly", "[supervisor]") {
     REQUIRE(sup.add(s));
     {
         // The first two spawns fail (as under a process limit): failures for the policy.
-        core::sys::fault::Scoped guard("posix_spawn", EAGAIN, 2);
+        core::sys::fault::Scoped guard("spawn", EAGAIN, 2);
         auto r = sup.start("flaky-spawn");
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == EAGAIN);

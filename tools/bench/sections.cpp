@@ -37,6 +37,7 @@ constexpr const char* raw_pipe = "raw posix_spawn+pipe+read to EOF (16 B)";
 constexpr const char* raw_hygienic = "raw posix_spawn+pipe+closefrom+sigdef+pidfd (16 B)";
 constexpr const char* lib_start = "lib Service::start+wait (capture off)";
 constexpr const char* lib_start_capture = "lib Service::start+wait (capture on)";
+constexpr const char* lib_start_posix = "lib Service::start+wait (capture off, posix_spawn)";
 constexpr const char* lib_run = "lib Service::run (capture, 16 B)";
 constexpr const char* lib_action = "lib process.run action (Options, capture, 16 B)";
 constexpr const char* lib_facade = "lib c.process().run facade (16 B)";
@@ -239,7 +240,7 @@ void LibraryDeleter::operator()(Library* lib) const {
 
 int estimated_rows(const Config& cfg) {
     int rows = 0;
-    if (cfg.wants("spawn")) rows += 11;
+    if (cfg.wants("spawn")) rows += 12;
     if (cfg.wants("peers")) rows += 4;
     if (cfg.wants("reap")) rows += 6;
     if (cfg.wants("scale")) rows += 8;
@@ -296,7 +297,20 @@ void run_spawn(Env& env) {
     if (Library* lp = env.lib) {
         action.emplace(lp->core().action("process.run"));
         vs.push_back({names::lib_start, lib_start_wait(*lp, quiet), names::raw_spawn,
-                      "entry removed after the clock stops"});
+                      std::string("spawned by ") + proc::spawn_method() +
+                          "; entry removed after the clock stops"});
+        // The same through the fallback path, for the clone3-vs-posix_spawn figure.
+        vs.push_back({names::lib_start_posix,
+                      [inner = lib_start_wait(*lp, quiet),
+                       back = std::string(proc::spawn_method()) == "clone3"
+                                  ? proc::SpawnMethod::automatic
+                                  : proc::SpawnMethod::posix_spawn]() -> core::Result<double> {
+                          proc::set_spawn_method(proc::SpawnMethod::posix_spawn);
+                          auto r = inner();
+                          proc::set_spawn_method(back);
+                          return r;
+                      },
+                      names::raw_spawn, "the fallback: posix_spawn + pidfd_open"});
         vs.push_back({names::lib_start_capture, lib_start_wait(*lp, captured), names::raw_pipe,
                       "no output: pipes set up and drained"});
         vs.push_back({names::lib_run, timed([&, lp]() -> core::Result<void> {
@@ -327,8 +341,8 @@ void run_spawn(Env& env) {
     const int k = static_cast<int>(vs.size());
     env.report.add(sample_interleaved(sec, vs, n, warm, env.budget.row_deadline(k)));
     if (env.lib) return;
-    for (const char* name : {names::lib_start, names::lib_start_capture, names::lib_run,
-                             names::lib_action, names::lib_facade})
+    for (const char* name : {names::lib_start, names::lib_start_posix, names::lib_start_capture,
+                             names::lib_run, names::lib_action, names::lib_facade})
         env.report.add(skipped_row(sec, name, "us", env.lib_error));
 }
 
