@@ -32,7 +32,7 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
     EventDispatcher& operator=(const EventDispatcher&) = delete;
 
     // Queues ev; a line (is_line) is dropped when too many lines are queued. Starts the thread
-    // on first use.
+    // on first use. Drops ev at once when nobody is subscribed to the bus.
     void emit(Value ev, bool is_line);
     // Delivers everything queued so far, then stops the thread (emit() restarts it).
     void flush_and_stop();

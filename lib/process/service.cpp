@@ -272,7 +272,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         mp->wait();
         return fail(wrap(op, s.error()));
     }
-    if (events) {
+    if (events && events->wanted()) {
         events->emit(Value(ProcessStarted{st->id, st->command, st->args, st->dir, st->pid}), false);
     }
     if ((transient || !o.detach) && ctx.token().stop_possible()) {

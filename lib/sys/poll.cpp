@@ -1,5 +1,6 @@
 #include "sys/poll.hpp"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -125,6 +126,17 @@ void TimerFd::drain() noexcept {
     std::uint64_t v;
     ssize_t r = ::read(fd_.get(), &v, sizeof v);
     (void)r;
+}
+
+Result<bool> wait_readable(int fd, int timeout_ms) {
+    if (int err = fault::hit("poll")) return fail(E_errno("poll", "fd " + std::to_string(fd), err));
+    ::pollfd p{fd, POLLIN, 0};
+    const int n = ::poll(&p, 1, timeout_ms);
+    if (n < 0) {
+        if (errno == EINTR) return false;
+        return fail(E_errno("poll", "fd " + std::to_string(fd), errno));
+    }
+    return n > 0;
 }
 
 }  // namespace core::sys

@@ -37,6 +37,10 @@ class Epoll {
     UniqueFd fd_;
 };
 
+// poll(fd, POLLIN) for up to timeout_ms (-1: forever): true when readable (or hung up), false
+// on timeout or EINTR (the caller has a slower way to wait anyway).
+Result<bool> wait_readable(int fd, int timeout_ms);
+
 class EventFd {
   public:
     static Result<EventFd> create();

@@ -547,3 +547,42 @@ TEST_CASE("ManagedProcess_WaitFor_Good", "[process]") {
     CHECK((*p)->wait_for(30s));
     CHECK_FALSE((*p)->is_running());
 }
+
+TEST_CASE("ManagedProcess_Wait_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // Waiters sleep on copies of the pidfd and then wait for the reaper: eight of them on one
+    // process, with the reaper closing the original under them, all see the same end, and no
+    // copy is left open (the leak guard counts descriptors).
+    auto p = svc->start(Context::background(), child({"sleep", "60000"}));
+    REQUIRE(p);
+    std::vector<std::thread> waiters;
+    std::atomic<int> killed{0};
+    for (int i = 0; i < 8; ++i)
+        waiters.emplace_back([&] {
+            if ((*p)->wait().signal == SIGTERM) killed.fetch_add(1);
+        });
+    REQUIRE((*p)->kill());
+    for (auto& t : waiters) t.join();
+    CHECK(killed == 8);
+    CHECK((*p)->wait().signal == SIGTERM);  // done already: no pidfd left to copy
+    SECTION("the pipes outlive the child: the waiter falls back to the reaper's word") {
+        // A grandchild holds stdout after the child exits: done comes only once the reaper has
+        // killed the group's leftover, after the pidfd said the child was gone.
+        auto g = child({"grandchild", "60000"});
+        g.kill_group = true;
+        auto gp = svc->start(Context::background(), g);
+        REQUIRE(gp);
+        auto info = (*gp)->wait();
+        CHECK(info.status == cp::Status::exited);
+        CHECK(info.exit_code == 0);
+    }
+    SECTION("no descriptor to copy (EMFILE): the condition variable alone") {
+        auto s = svc->start(Context::background(), child({"fail-after", "200", "4"}));
+        REQUIRE(s);
+        core::sys::fault::Scoped f("dup", EMFILE, -1);
+        CHECK((*s)->wait().exit_code == 4);
+        CHECK(core::sys::fault::fired("dup") == 1);
+    }
+}
