@@ -9,39 +9,20 @@
 
 #include "core/options.hpp"
 #include "core/process/runner.hpp"
+#include "json/type_name.hpp"
 #include "sys/file.hpp"
 
 namespace core::process {
 
 namespace {
 
+using core::json::type_name;
+
 using nlohmann::json;
 
 constexpr const char* kOp = "pipeline";
 // A pipeline file is a handful of steps; anything this large is not one.
 constexpr std::size_t kMaxFileBytes = 16u << 20;
-
-const char* type_of(const json& j) {
-    switch (j.type()) {
-        case json::value_t::null:
-            return "null";
-        case json::value_t::object:
-            return "object";
-        case json::value_t::array:
-            return "array";
-        case json::value_t::string:
-            return "string";
-        case json::value_t::boolean:
-            return "boolean";
-        case json::value_t::number_integer:
-        case json::value_t::number_unsigned:
-            return "integer";
-        case json::value_t::number_float:
-            return "number";
-        default:
-            return "value";
-    }
-}
 
 // Builds errors that say where: `<source>: steps[2] ("build"): key "after": …`.
 struct Where {
@@ -60,19 +41,19 @@ struct Where {
 };
 
 Result<std::string> want_string(const Where& w, std::string_view key, const json& v) {
-    if (!v.is_string()) return fail(w.at(key, std::string("want string, got ") + type_of(v)));
+    if (!v.is_string()) return fail(w.at(key, std::string("want string, got ") + type_name(v)));
     return v.get<std::string>();
 }
 
 Result<std::vector<std::string>> want_strings(const Where& w, std::string_view key, const json& v) {
     if (!v.is_array())
-        return fail(w.at(key, std::string("want array of strings, got ") + type_of(v)));
+        return fail(w.at(key, std::string("want array of strings, got ") + type_name(v)));
     std::vector<std::string> out;
     out.reserve(v.size());
     for (std::size_t i = 0; i < v.size(); ++i) {
         if (!v[i].is_string())
-            return fail(
-                w.at(key, "element " + std::to_string(i) + ": want string, got " + type_of(v[i])));
+            return fail(w.at(
+                key, "element " + std::to_string(i) + ": want string, got " + type_name(v[i])));
         out.push_back(v[i].get<std::string>());
     }
     return out;
@@ -85,14 +66,14 @@ Result<std::vector<std::string>> want_env(const Where& w, std::string_view key, 
             if (it.key().empty() || it.key().find('=') != std::string::npos)
                 return fail(w.at(key, "bad variable name \"" + it.key() + "\""));
             if (!it->is_string())
-                return fail(w.at(key, "\"" + it.key() + "\": want string, got " + type_of(*it)));
+                return fail(w.at(key, "\"" + it.key() + "\": want string, got " + type_name(*it)));
             out.push_back(it.key() + "=" + it->get<std::string>());
         }
         return out;
     }
     if (!v.is_array())
         return fail(w.at(
-            key, std::string("want array of \"K=V\" strings or an object, got ") + type_of(v)));
+            key, std::string("want array of \"K=V\" strings or an object, got ") + type_name(v)));
     auto list = want_strings(w, key, v);
     if (!list) return list;
     for (const std::string& kv : *list) {
@@ -120,7 +101,7 @@ Result<std::chrono::milliseconds> want_timeout(const Where& w, std::string_view 
     } else {
         return fail(w.at(key, std::string("want a duration such as \"500ms\", \"2s\", \"1m\" "
                                           "or a number of milliseconds, got ") +
-                                  type_of(v)));
+                                  type_name(v)));
     }
     auto ms = std::chrono::ceil<std::chrono::milliseconds>(ns);
     return ms;
@@ -128,7 +109,8 @@ Result<std::chrono::milliseconds> want_timeout(const Where& w, std::string_view 
 
 Result<RunSpec> parse_step(const Where& where, const json& step) {
     Where w = where;
-    if (!step.is_object()) return fail(w.at({}, std::string("want object, got ") + type_of(step)));
+    if (!step.is_object())
+        return fail(w.at({}, std::string("want object, got ") + type_name(step)));
     RunSpec s;
     // The name first, so every later error can carry it.
     if (auto it = step.find("name"); it != step.end()) {
@@ -173,7 +155,7 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
             }
         } else if (key == "allow_failure") {
             if (!v.is_boolean())
-                return fail(w.at(key, std::string("want boolean, got ") + type_of(v)));
+                return fail(w.at(key, std::string("want boolean, got ") + type_name(v)));
             s.allow_failure = v.get<bool>();
         } else if (key == "timeout") {
             auto r = want_timeout(w, key, v);
@@ -181,7 +163,7 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
             s.timeout = *r;
         } else if (key == "description") {
             if (!v.is_string())
-                return fail(w.at(key, std::string("want string, got ") + type_of(v)));
+                return fail(w.at(key, std::string("want string, got ") + type_name(v)));
         } else {
             return fail(w.at(key,
                              "unknown key (known: name, command, args, dir, env, after, "
@@ -209,7 +191,7 @@ Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::str
     }
     if (!doc.is_object())
         return fail(E(kOp, src + ": want a JSON object {\"steps\": [...]}, got " +
-                               std::string(type_of(doc))));
+                               std::string(type_name(doc))));
     const json* steps = nullptr;
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         if (it.key() == "steps") {
@@ -222,7 +204,7 @@ Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::str
     if (!steps) return fail(E(kOp, src + ": key \"steps\": missing"));
     if (!steps->is_array())
         return fail(
-            E(kOp, src + ": key \"steps\": want array, got " + std::string(type_of(*steps))));
+            E(kOp, src + ": key \"steps\": want array, got " + std::string(type_name(*steps))));
     std::vector<RunSpec> specs;
     specs.reserve(steps->size());
     for (std::size_t i = 0; i < steps->size(); ++i) {

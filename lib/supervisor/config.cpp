@@ -11,38 +11,20 @@
 
 #include "core/options.hpp"
 #include "core/process/supervisor.hpp"
+#include "json/type_name.hpp"
 #include "sys/file.hpp"
 
 namespace core::process {
 
 namespace {
 
+using core::json::type_name;
+
 using json = nlohmann::json;
 
 constexpr const char* kOp = "supervise.config";
 constexpr double kMaxMs = 365.0 * 24 * 3600 * 1000;  // as validate(): one year
 constexpr std::size_t kMaxFile = 16u << 20;
-
-std::string type_of(const json& j) {
-    switch (j.type()) {
-        case json::value_t::null:
-            return "null";
-        case json::value_t::object:
-            return "object";
-        case json::value_t::array:
-            return "array";
-        case json::value_t::string:
-            return "string";
-        case json::value_t::boolean:
-            return "boolean";
-        case json::value_t::number_integer:
-        case json::value_t::number_unsigned:
-        case json::value_t::number_float:
-            return "number";
-        default:
-            return "value";
-    }
-}
 
 // Where we are, for messages: `"f.json": daemons[1] ("web")`.
 struct Where {
@@ -56,7 +38,7 @@ struct Where {
         return E(kOp, m);
     }
     Error want(const std::string& key, const char* what, const json& got) const {
-        return err(key, std::string("want ") + what + ", got " + type_of(got));
+        return err(key, std::string("want ") + what + ", got " + type_name(got));
     }
 };
 
@@ -239,8 +221,8 @@ Result<void> parse_health(const Where& w, const json& v, HealthSpec& h) {
 Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, const json& v) {
     Where w{source, "daemons[" + std::to_string(index) + "]"};
     if (!v.is_object())
-        return fail(
-            w.err("daemons[" + std::to_string(index) + "]", "want an object, got " + type_of(v)));
+        return fail(w.err("daemons[" + std::to_string(index) + "]",
+                          std::string("want an object, got ") + type_name(v)));
     DaemonSpec s;
     if (!v.contains("name")) return fail(w.err("name", "missing"));
     auto name = get_string(w, "name", v["name"]);
@@ -316,8 +298,8 @@ Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_tex
         return fail(E(kOp, "\"" + src + "\": not valid JSON: " + ex.what()));
     }
     if (!doc.is_object())
-        return fail(E(
-            kOp, "\"" + src + "\": want a JSON object {\"daemons\": [...]}, got " + type_of(doc)));
+        return fail(E(kOp, "\"" + src + "\": want a JSON object {\"daemons\": [...]}, got " +
+                               std::string(type_name(doc))));
     if (auto r = check_keys(top, "", doc, {"daemons"}); !r) return fail(r.error());
     if (!doc.contains("daemons")) return fail(top.err("daemons", "missing"));
     const json& list = doc["daemons"];
