@@ -84,8 +84,6 @@ Result<int> spawn_posix(const SpawnSpec& spec) {
     const int srcs[3] = {spec.stdin_fd, spec.stdout_fd, spec.stderr_fd};
     for (int target = 0; target < 3; ++target) {
         if (srcs[target] < 0) continue;
-        if (srcs[target] < 3)
-            return fail(E_errno("posix_spawn", "stdio source fd below 3", EINVAL));
         rc = posix_spawn_file_actions_adddup2(&a.fa, srcs[target], target);
         if (rc != 0) return fail(E_errno("posix_spawn_file_actions_adddup2", "", rc));
     }
@@ -338,18 +336,16 @@ SpawnMethod spawn_method() noexcept {
 
 Result<Spawned> spawn(const SpawnSpec& spec) {
     // "spawn" fails a start whichever way it goes; "clone3" and "posix_spawn" fail one way.
-    if (int err = fault::hit("spawn")) return fail(E_errno("spawn", spec.path ? spec.path : "", err));
+    if (int err = fault::hit("spawn"))
+        return fail(E_errno("spawn", spec.path ? spec.path : "", err));
+    // Both paths dup2 the sources onto 0, 1 and 2 first: a source below 3 would be clobbered.
+    for (int src : {spec.stdin_fd, spec.stdout_fd, spec.stderr_fd})
+        if (src >= 0 && src < 3) return fail(E_errno("spawn", "stdio source fd below 3", EINVAL));
     const SpawnMethod want = requested_method();
 #if CORE_SPAWN_CLONE3
     if (want == SpawnMethod::clone3 ||
         (want == SpawnMethod::automatic && !g_clone3_refused.load(std::memory_order_relaxed) &&
          close_range_works())) {
-        for (int target = 0; target < 3; ++target) {
-            const int src = target == 0 ? spec.stdin_fd : target == 1 ? spec.stdout_fd
-                                                                       : spec.stderr_fd;
-            if (src >= 0 && src < 3)
-                return fail(E_errno("clone3", "stdio source fd below 3", EINVAL));
-        }
         Spawned out;
         int exec_err = 0;
         const long rc = spawn_clone3(spec, out, exec_err);
@@ -361,8 +357,7 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
         // Refused by the kernel or a seccomp profile (container runtimes answer ENOSYS or EPERM
         // for clone3): posix_spawn from now on. Resource errors are the caller's to see.
         const bool refused = err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG;
-        if (want == SpawnMethod::clone3 || !refused)
-            return fail(E_errno("clone3", spec.path, err));
+        if (want == SpawnMethod::clone3 || !refused) return fail(E_errno("clone3", spec.path, err));
         g_clone3_refused.store(true, std::memory_order_relaxed);
     }
 #else

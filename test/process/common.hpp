@@ -64,7 +64,7 @@ inline bool alive(int pid) {
 // Forces a spawn method for a scope, then puts back the one the run started with (the suite
 // runs once as is and once with CORE_PROCESS_SPAWN=posix_spawn).
 class SpawnMethodScope {
-public:
+  public:
     explicit SpawnMethodScope(cp::SpawnMethod m) { cp::set_spawn_method(m); }
     ~SpawnMethodScope() { cp::set_spawn_method(initial()); }
     SpawnMethodScope(const SpawnMethodScope&) = delete;

@@ -2,9 +2,9 @@
 // pidfd and waitid, the poll objects.
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/wait.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -244,8 +244,8 @@ int spawn_and_reap(const char* const* args) {
     spec.argv = argv.data();
     auto sp = sys::spawn(spec);
     if (!sp) return -1;
-    core::Result<sys::UniqueFd> pfd = sp->pidfd ? core::Result<sys::UniqueFd>(std::move(sp->pidfd))
-                                                : sys::pidfd_open(sp->pid);
+    core::Result<sys::UniqueFd> pfd =
+        sp->pidfd ? core::Result<sys::UniqueFd>(std::move(sp->pidfd)) : sys::pidfd_open(sp->pid);
     if (!pfd) return -1;
     for (;;) {
         ::pollfd p{pfd->get(), POLLIN, 0};
@@ -435,8 +435,10 @@ TEST_CASE("Spawn_Clone3_Ugly", "[process]") {
                 spawners.emplace_back([&] {
                     for (int i = 0; i < 50; ++i) {
                         const int code = spawn_and_reap(exit3);
-                        if (code < 0) failed.fetch_add(1);
-                        else if (code != 3 && code != 128 + SIGUSR1) bad.fetch_add(1);
+                        if (code < 0)
+                            failed.fetch_add(1);
+                        else if (code != 3 && code != 128 + SIGUSR1)
+                            bad.fetch_add(1);
                     }
                 });
             for (auto& t : spawners) t.join();
