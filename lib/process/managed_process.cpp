@@ -94,17 +94,21 @@ Result<void> ManagedProcess::signal(int sig) {
 namespace {
 // The reaper learns of the exit from the pidfd, reaps, and wakes the waiters: two wake-ups in
 // a row, each a cross-CPU IPI (tens of us on a VM). Instead the waiter sleeps on its own copy of
-// the pidfd, so the kernel wakes it and the reaper at the same moment, and then waits for the
-// reaper on the CPU for a short while (yielding), which ends in the common case within the
-// reaper's own few us of work. Falls through to the condition variable (the only way when there
-// is no pidfd) on any error, or when the reaper takes longer (pipes still held by a grandchild).
-void await_exit(ProcessState& s, std::unique_lock<std::mutex>& lk) {
+// the pidfd, so the kernel wakes it and the reaper at the same moment; the first one running
+// does the reaping (help_reap: the reaper's own code under its lock), and a waiter that finds
+// the reaper thread already at it waits on the CPU for a short while (yielding). Falls through
+// to the condition variable (the only way when there is no pidfd) on any error, or when the
+// end takes longer (pipes still held by a grandchild).
+void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::mutex>& lk) {
+    ProcessState& s = *sp;
     if (s.done || s.reaped || !s.pidfd) return;
     auto copy = s.pidfd.dup();  // under s.mu: the reaper closes s.pidfd under it too
     if (!copy) return;
     lk.unlock();
     auto ready = sys::wait_readable(copy->get(), -1);
     copy->reset();
+    if (ready && *ready)
+        if (auto r = s.reaper.lock()) (void)r->help_reap(sp);
     lk.lock();
     if (!ready || !*ready) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
@@ -118,7 +122,7 @@ void await_exit(ProcessState& s, std::unique_lock<std::mutex>& lk) {
 
 ProcessInfo ManagedProcess::wait() const {
     std::unique_lock lk(s_->mu);
-    await_exit(*s_, lk);
+    await_exit(s_, lk);
     s_->cv.wait(lk, [&] { return s_->done; });
     return info_locked(*s_);
 }

@@ -135,9 +135,24 @@ void Reaper::loop() {
             debug("process.reaper: " + n.error().what());
             continue;
         }
+        std::lock_guard lk(work_mu_);
         for (int i = 0; i < *n; ++i) on_event(evs[i].events, evs[i].data);
         if (stop_ && live_.load() == 0) break;
     }
+}
+
+bool Reaper::help_reap(const std::shared_ptr<ProcessState>& st) {
+    std::unique_lock lk(work_mu_, std::try_to_lock);
+    if (!lk) return false;  // the reaper thread is at work, most likely on this very exit
+    run_commands();         // a watch the reaper thread has not taken in yet
+    // reaped, polled and pidfd change only under work_mu_, which we hold.
+    if (st->reaped || st->polled || !st->pidfd) return false;
+    if (st->slot >= slots_.size() || slots_[st->slot].st != st) return false;
+    on_exit_ready(st);
+    // Taking the pidfd out of the epoll set may have cancelled the reaper thread's wake-up: if
+    // it is stopping and this was the last child, it must still see that.
+    if (stop_ && live_.load() == 0) wake_.signal();
+    return true;
 }
 
 void Reaper::run_commands() {
@@ -227,7 +242,8 @@ void Reaper::on_event(std::uint32_t events, std::uint64_t data) {
     auto st = slots_[slot].st;  // keeps it alive through finish()
     switch (kind) {
         case k_pidfd:
-            on_exit_ready(st);
+            // A waiter may have reaped it (help_reap) after this batch of events was taken.
+            if (!st->reaped && !st->polled) on_exit_ready(st);
             break;
         case k_out:
         case k_err:

@@ -62,6 +62,11 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     // Queues an immediate SIGKILL (group-wide with kill_group), e.g. when shutdown's context
     // expires before the grace periods do.
     void queue_hard_kill(std::weak_ptr<ProcessState> st);
+    // Called by a waiter whose child's pidfd just became readable: when the reaper thread is
+    // not at work (its lock is free), reaps st here and now, on the waiter's thread, rather
+    // than waiting for the reaper thread's own wake-up. False: not done (busy, not watched yet
+    // or not reapable this way); the waiter then waits for the reaper as usual. Any thread.
+    bool help_reap(const std::shared_ptr<ProcessState>& st);
     // Children watched and not yet finished.
     std::size_t live() const noexcept { return live_.load(); }
     // Stops the thread once no child is live; joins it.
@@ -128,7 +133,9 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     std::mutex cmd_mu_;
     std::vector<Cmd> cmds_;
 
-    // reaper thread only
+    // Everything below is touched under work_mu_ only: by the reaper thread around each batch of
+    // events, or by a waiter in help_reap.
+    std::mutex work_mu_;
     std::vector<Slot> slots_;
     std::vector<std::uint32_t> free_slots_;
     // A min-heap (std::push_heap with greater) rather than std::priority_queue, so that entries

@@ -1,6 +1,6 @@
 // detail::ProcessState: everything about one child, shared by its ManagedProcess, the Service's
 // registry and the reaper. Fields are grouped by who may touch them: immutable after start; under
-// mu; under input_mu; reaper thread only.
+// mu; under input_mu; under the reaper's work lock (its thread, or a waiter helping it).
 #pragma once
 
 #include <chrono>
@@ -73,7 +73,7 @@ struct ProcessState {
     bool keep_stdin = false;
     sys::UniqueFd input_fd;
 
-    // --- reaper thread only ---
+    // --- under the reaper's work lock (Reaper::work_mu_) only ---
     sys::UniqueFd out_fd;
     sys::UniqueFd err_fd;
     sys::UniqueFd in_fd;  // the `input` option's pipe, written non-blockingly
