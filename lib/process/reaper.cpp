@@ -89,6 +89,14 @@ void Reaper::push(Cmd c) {
 
 void Reaper::watch(std::shared_ptr<ProcessState> st) {
     live_.fetch_add(1);
+    // When the reaper thread is idle, take the child in here, under its work lock, instead of
+    // waking that thread for it: on a small machine that wake-up competes with the child's
+    // exec for a CPU. When it is at work, queue the child (never wait for a batch to end).
+    std::unique_lock lk(work_mu_, std::try_to_lock);
+    if (lk) {
+        take_in(st);
+        return;
+    }
     push(Cmd{Cmd::watch, std::move(st), {}, EndReason::none, {}, {}});
 }
 
@@ -155,6 +163,46 @@ bool Reaper::help_reap(const std::shared_ptr<ProcessState>& st) {
     return true;
 }
 
+void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
+    std::uint32_t slot;
+    if (!free_slots_.empty()) {
+        slot = free_slots_.back();
+        free_slots_.pop_back();
+    } else {
+        slot = static_cast<std::uint32_t>(slots_.size());
+        slots_.push_back(Slot{});
+    }
+    slots_[slot].st = st;
+    st->slot = slot;
+    if (st->pidfd) {
+        if (auto a = ep_.add(st->pidfd.get(), sys::ev_in, key(*st, k_pidfd)); !a) {
+            debug("process.reaper: " + a.error().what() + "; polling pid " +
+                  std::to_string(st->pid));
+            st->polled = true;
+        }
+    } else {
+        st->polled = true;
+    }
+    if (st->polled) {
+        polled_.push_back(st);
+        if (!poll_scheduled_) {
+            poll_scheduled_ = true;
+            add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
+        }
+    }
+    if (st->out_fd)
+        if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
+            close_pipe(*st, st->out_fd);
+    if (st->err_fd)
+        if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
+            close_pipe(*st, st->err_fd);
+    if (st->in_fd)
+        if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a)
+            st->in_fd.reset();
+    if (st->timeout.count() > 0)
+        add_timer(Timer{st->started_steady + st->timeout, Timer::timeout, st});
+}
+
 void Reaper::run_commands() {
     std::vector<Cmd> cmds;
     {
@@ -163,47 +211,9 @@ void Reaper::run_commands() {
     }
     for (auto& c : cmds) {
         switch (c.kind) {
-            case Cmd::watch: {
-                auto& st = c.st;
-                std::uint32_t slot;
-                if (!free_slots_.empty()) {
-                    slot = free_slots_.back();
-                    free_slots_.pop_back();
-                } else {
-                    slot = static_cast<std::uint32_t>(slots_.size());
-                    slots_.push_back(Slot{});
-                }
-                slots_[slot].st = st;
-                st->slot = slot;
-                if (st->pidfd) {
-                    if (auto a = ep_.add(st->pidfd.get(), sys::ev_in, key(*st, k_pidfd)); !a) {
-                        debug("process.reaper: " + a.error().what() + "; polling pid " +
-                              std::to_string(st->pid));
-                        st->polled = true;
-                    }
-                } else {
-                    st->polled = true;
-                }
-                if (st->polled) {
-                    polled_.push_back(st);
-                    if (!poll_scheduled_) {
-                        poll_scheduled_ = true;
-                        add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
-                    }
-                }
-                if (st->out_fd)
-                    if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
-                        close_pipe(*st, st->out_fd);
-                if (st->err_fd)
-                    if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
-                        close_pipe(*st, st->err_fd);
-                if (st->in_fd)
-                    if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a)
-                        st->in_fd.reset();
-                if (st->timeout.count() > 0)
-                    add_timer(Timer{st->started_steady + st->timeout, Timer::timeout, st});
+            case Cmd::watch:
+                take_in(c.st);
                 break;
-            }
             case Cmd::kill:
                 if (auto st = c.weak.lock()) (void)kill(st, c.why, std::move(c.text));
                 break;

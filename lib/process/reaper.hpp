@@ -104,6 +104,8 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     void push(Cmd c);
     void loop();
     void run_commands();
+    // Registers a new child's pidfd, pipes and timeout. Under work_mu_.
+    void take_in(const std::shared_ptr<ProcessState>& st);
     void on_event(std::uint32_t events, std::uint64_t data);
     void on_exit_ready(const std::shared_ptr<ProcessState>& st);
     void complete_reap(const std::shared_ptr<ProcessState>& st, const Result<sys::ExitStatus>& w);
