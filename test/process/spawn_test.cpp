@@ -256,6 +256,17 @@ int spawn_and_reap(const char* const* args) {
     }
 }
 
+// sys::spawn of /bin/true, where only the spawn's own answer matters (stderr_fd as given).
+core::Result<sys::Spawned> spawn_true(int stderr_fd = -1) {
+    char prog[] = "/bin/true";
+    char* argv[] = {prog, nullptr};
+    sys::SpawnSpec spec;
+    spec.path = prog;
+    spec.argv = argv;
+    spec.stderr_fd = stderr_fd;
+    return sys::spawn(spec);
+}
+
 int run_to_exit(const char* const* args) {
     const int code = spawn_and_reap(args);
     REQUIRE(code >= 0);
@@ -353,22 +364,13 @@ TEST_CASE("Spawn_Clone3_Bad", "[process]") {
     ::unlink(junk.c_str());
     ::rmdir(dir);
     SECTION("a stdio source below 3 is refused before cloning") {
-        char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
-        sys::SpawnSpec spec;
-        spec.path = argv[0];
-        spec.argv = argv;
-        spec.stderr_fd = 1;
-        auto sp = sys::spawn(spec);
+        auto sp = spawn_true(1);
         REQUIRE_FALSE(sp);
         CHECK(sp.error().code() == EINVAL);
     }
     SECTION("clone3 asked for and refused: the refusal is the error, no fallback") {
         core::sys::fault::Scoped f("clone3", ENOSYS);
-        char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
-        sys::SpawnSpec spec;
-        spec.path = argv[0];
-        spec.argv = argv;
-        auto sp = sys::spawn(spec);
+        auto sp = spawn_true();
         REQUIRE_FALSE(sp);
         CHECK(sp.error().code() == ENOSYS);
         CHECK(std::string(cp::spawn_method()) == "clone3");
@@ -397,11 +399,7 @@ TEST_CASE("Spawn_Clone3_Ugly", "[process]") {
     SECTION("a resource error is the caller's, not a reason to switch") {
         proctest::SpawnMethodScope m(cp::SpawnMethod::automatic);
         core::sys::fault::Scoped f("clone3", EAGAIN);
-        char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
-        sys::SpawnSpec spec;
-        spec.path = argv[0];
-        spec.argv = argv;
-        auto sp = sys::spawn(spec);
+        auto sp = spawn_true();
         REQUIRE_FALSE(sp);
         CHECK(sp.error().code() == EAGAIN);
         CHECK(std::string(cp::spawn_method()) == "clone3");
