@@ -87,6 +87,11 @@ class CORE_API Subscription {
     std::shared_ptr<Entry> entry_;
 };
 
+namespace process {
+struct Command;
+struct Completed;
+}  // namespace process
+
 // The process primitive of core/go's Section 17: a typed layer over the process.* actions.
 // Without a registered process service every call fails with `action not registered`.
 class CORE_API ProcessFacade {
@@ -105,6 +110,11 @@ class CORE_API ProcessFacade {
                                                    const std::vector<std::string>& env,
                                                    const std::string& command,
                                                    const std::vector<std::string>& args = {}) const;
+    // Runs cmd and returns how it ended with stdout and stderr apart (Service::exec through the
+    // process.exec action): fails only when it could not be started or no process service is
+    // registered; a non-zero exit is a status. Needs core/process/types.hpp for the types.
+    [[nodiscard]] Result<process::Completed> exec(const Context& ctx,
+                                                  const process::Command& cmd) const;
     // process.start: returns the managed process id.
     [[nodiscard]] Result<std::string> start(const Context& ctx, const Options& opts) const;
     // process.kill by id or pid.

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "process/reaper.hpp"
@@ -9,6 +10,7 @@
 #include "sys/io.hpp"
 #include "sys/poll.hpp"
 #include "sys/signals.hpp"
+#include "sys/stdio.hpp"
 
 namespace core::process {
 
@@ -43,8 +45,7 @@ bool ManagedProcess::is_running() const {
     return !s_->done;
 }
 
-namespace {
-ProcessInfo info_locked(const ProcessState& s) {
+ProcessInfo detail::info_of(const ProcessState& s) {
     ProcessInfo i;
     i.id = s.id;
     i.pid = s.pid;
@@ -59,8 +60,19 @@ ProcessInfo info_locked(const ProcessState& s) {
     const auto end = s.done ? s.ended_steady : std::chrono::steady_clock::now();
     i.duration = end - s.started_steady;
     i.output_dropped = static_cast<std::size_t>(s.output.dropped());
+    i.stderr_dropped = static_cast<std::size_t>(s.err_output.dropped());
+    i.callback_dropped = static_cast<std::size_t>(s.callback_dropped);
     i.error = s.done ? s.error : std::string();
+    if (s.done) {
+        i.exit = s.exit;
+        i.usage = s.usage;
+    }
     return i;
+}
+
+namespace {
+ProcessInfo info_locked(const ProcessState& s) {
+    return detail::info_of(s);
 }
 }  // namespace
 
@@ -74,6 +86,63 @@ std::string ManagedProcess::output() const {
     return s_->output.str();
 }
 
+std::string ManagedProcess::output(Stream s) const {
+    std::lock_guard lk(s_->mu);
+    if (s == Stream::stderr_) return s_->err_output.str();
+    return s_->output.str();
+}
+
+ExitStatus ManagedProcess::exit_status() const {
+    std::lock_guard lk(s_->mu);
+    return s_->done ? s_->exit : ExitStatus{};
+}
+
+void ManagedProcess::on_exit(std::function<void(const ProcessInfo&)> fn) {
+    if (!fn) return;
+    ProcessInfo now;
+    {
+        std::lock_guard lk(s_->mu);
+        if (!s_->done) {
+            // finish() takes the hooks under the same lock: each runs exactly once, there.
+            s_->exit_hooks.push_back(std::move(fn));
+            return;
+        }
+        now = info_locked(*s_);
+    }
+    // Already finished. With an on_output callback, chunks may still be queued on the
+    // notifier: the hook goes behind them there, keeping "after every chunk". Otherwise at
+    // once, on the caller's thread.
+    if (s_->on_output) {
+        if (auto r = s_->reaper.lock()) {
+            r->post_hook([fn = std::move(fn), now = std::move(now)] { fn(now); });
+            return;
+        }
+    }
+    fn(now);
+}
+
+Result<void> ManagedProcess::resize(unsigned short rows, unsigned short cols) {
+    std::lock_guard lk(s_->mu);
+    if (!s_->pty_ctl) {
+        if (s_->done) return {};  // finished: nothing to resize, as kill() of a finished one
+        return fail(Error("process.resize", s_->id + ": not started with Stdio::pty()", ENOTTY));
+    }
+    if (auto r = sys::resize_pty(s_->pty_ctl.get(), rows, cols); !r)
+        return fail(E("process.resize", s_->id, r.error()));
+    return {};
+}
+
+Result<int> ManagedProcess::exit_fd() const {
+    std::lock_guard lk(s_->mu);
+    if (s_->exit_event.fd() < 0) {
+        auto ev = sys::EventFd::create();
+        if (!ev) return fail(E("process.exit_fd", s_->id, ev.error()));
+        s_->exit_event = std::move(*ev);
+        if (s_->done) s_->exit_event.signal();
+    }
+    return s_->exit_event.fd();
+}
+
 Result<void> ManagedProcess::kill() {
     auto r = s_->reaper.lock();
     if (!r) return {};  // the Service is gone, and it reaped everything before going
@@ -83,7 +152,9 @@ Result<void> ManagedProcess::kill() {
 }
 
 Result<void> ManagedProcess::signal(int sig) {
-    if (!sys::valid_signal(sig))
+    // 0 probes liveness as kill(2) does: nothing is sent; success for a live child and for
+    // a finished one (which is never signalled, so "gone" is not an error here: see is_running).
+    if (sig != 0 && !sys::valid_signal(sig))
         return fail(Error("process.signal", "invalid signal " + std::to_string(sig), EINVAL));
     std::lock_guard lk(s_->mu);
     auto r = detail::signal_locked(*s_, sig);
@@ -136,23 +207,43 @@ Result<void> ManagedProcess::write_input(std::string_view bytes) {
     std::lock_guard lk(s_->input_mu);
     if (!s_->keep_stdin)
         return fail(
-            Error("process.write_input", s_->id + ": stdin not kept (keep_stdin is off)", EBADF));
+            Error("process.write_input", s_->id + ": stdin not kept (std_in is not a pipe)", EBADF));
     if (!s_->input_fd)
         return fail(Error("process.write_input", s_->id + ": stdin already closed", EBADF));
-    auto r = sys::write_all(s_->input_fd.get(), bytes);
-    if (!r) {
-        // EPIPE: the reader is gone for good; later writes say "already closed".
-        if (r.error().code() == EPIPE) s_->input_fd.reset();
-        return fail(E("process.write_input", s_->id, r.error()));
+    // Non-blocking writes, waiting for room together with input_wake: the process finishing
+    // or close_input() on another thread ends the wait, even when a grandchild holds the pipe's
+    // read end and never reads.
+    while (!bytes.empty()) {
+        if (s_->input_closing.load()) {
+            s_->input_fd.reset();
+            return fail(Error("process.write_input",
+                              s_->id + ": stdin closed (the process finished or close_input)",
+                              EPIPE));
+        }
+        auto n = sys::write_some_nosigpipe(s_->input_fd.get(), bytes.data(), bytes.size());
+        if (!n) {
+            // EPIPE: the reader is gone for good; later writes say "already closed".
+            if (n.error().code() == EPIPE) s_->input_fd.reset();
+            return fail(E("process.write_input", s_->id, n.error()));
+        }
+        if (*n == sys::would_block) {
+            auto w = sys::wait_writable_or_woken(s_->input_fd.get(), s_->input_wake.fd());
+            if (!w) return fail(E("process.write_input", s_->id, w.error()));
+            continue;  // writable, hung up (the write says EPIPE) or woken (checked above)
+        }
+        bytes.remove_prefix(static_cast<std::size_t>(*n));
     }
     return {};
 }
 
 Result<void> ManagedProcess::close_input() {
-    std::lock_guard lk(s_->input_mu);
     if (!s_->keep_stdin)
         return fail(
-            Error("process.close_input", s_->id + ": stdin not kept (keep_stdin is off)", EBADF));
+            Error("process.close_input", s_->id + ": stdin not kept (std_in is not a pipe)", EBADF));
+    // Wake a writer blocked on a full pipe first, or the lock below waits for it forever.
+    s_->input_closing.store(true);
+    if (s_->input_wake.fd() >= 0) s_->input_wake.signal();
+    std::lock_guard lk(s_->input_mu);
     s_->input_fd.reset();
     return {};
 }

@@ -5,12 +5,22 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "process/notifier.hpp"
 #include "sys/io.hpp"
 #include "sys/signals.hpp"
 
 namespace core::process::detail {
 
 using Clock = std::chrono::steady_clock;
+
+Clock::time_point deadline_after(Clock::time_point now, std::chrono::milliseconds d) noexcept {
+    if (d.count() <= 0) return now;
+    // Compare in the clock's own unit: d converted to it may itself overflow.
+    const auto room = Clock::time_point::max() - now;  // Clock::duration, >= 0
+    const auto room_ms = std::chrono::duration_cast<std::chrono::milliseconds>(room);
+    if (d >= room_ms) return Clock::time_point::max();
+    return now + std::chrono::duration_cast<Clock::duration>(d);
+}
 
 Result<void> signal_locked(ProcessState& st, int sig) {
     if (st.reaped) return {};
@@ -117,8 +127,12 @@ Result<void> Reaper::kill(const std::shared_ptr<ProcessState>& st, EndReason why
     st->reason_text = std::move(text);
     if (st->grace.count() <= 0) return signal_locked(*st, sys::sig_kill());
     auto r = signal_locked(*st, sys::sig_term());
+    // A stopped (SIGSTOP) process cannot act on SIGTERM until it is continued (systemd sends
+    // SIGCONT right after the stop signal too).
+    (void)signal_locked(*st, sys::sig_cont());
     lk.unlock();
-    const auto at = Clock::now() + st->grace;
+    const auto at = deadline_after(Clock::now(), st->grace);
+    if (at == Clock::time_point::max()) return r;  // a grace period longer than time itself
     if (on_reaper_thread()) {
         add_timer(Timer{at, Timer::escalate, st});
     } else {
@@ -199,8 +213,10 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
     if (st->in_fd)
         if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a)
             st->in_fd.reset();
-    if (st->timeout.count() > 0)
-        add_timer(Timer{st->started_steady + st->timeout, Timer::timeout, st});
+    if (st->timeout.count() > 0) {
+        const auto at = deadline_after(st->started_steady, st->timeout);
+        if (at != Clock::time_point::max()) add_timer(Timer{at, Timer::timeout, st});
+    }
 }
 
 void Reaper::run_commands() {
@@ -284,13 +300,26 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
             return;
         }
         const auto len = static_cast<std::size_t>(*n);
+        const Stream stream = err ? Stream::stderr_ : Stream::stdout_;
+        bool queued = true;
+        if (st->on_output && hooks_.notifier) {
+            // One callback per read (a batch of lines), on the notifier thread.
+            queued = hooks_.notifier->post_output(
+                len, [st, stream, bytes = std::string(buf_, len)] {
+                    st->on_output(OutputChunk{st->id, stream, bytes});
+                });
+        }
         {
             std::lock_guard lk(st->mu);
-            st->output.append(buf_, len);
+            if (err && st->separate_err) {
+                st->err_output.append(buf_, len);
+            } else {
+                st->output.append(buf_, len);
+            }
+            if (!queued) st->callback_dropped += len;
         }
         if (hooks_.events) {
             LineSplitter& sp = err ? st->err_lines : st->out_lines;
-            const Stream stream = err ? Stream::stderr_ : Stream::stdout_;
             // One line event per line is the costly part of capture (a string, a queue entry
             // and a broadcast each): build none while nobody subscribes.
             if (hooks_.events->wanted()) {
@@ -381,10 +410,16 @@ void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
             st->status = Status::exited;
             st->exit_code = w->code;
         } else {
+            st->exit.core_dumped = w->core_dumped;
             st->status = Status::killed;
             st->exit_code = -1;
             st->signal = w->signal;
         }
+    }
+    if (w) {
+        st->usage.user_cpu = std::chrono::microseconds(w->user_cpu_us);
+        st->usage.system_cpu = std::chrono::microseconds(w->system_cpu_us);
+        st->usage.max_rss_bytes = w->max_rss_bytes;
     }
     if (!st->out_fd && !st->err_fd) {
         finish(st);
@@ -405,10 +440,20 @@ void Reaper::maybe_finish(const std::shared_ptr<ProcessState>& st) {
 }
 
 namespace {
-std::string format_duration(std::chrono::milliseconds d) {
-    const auto ms = d.count();
-    if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
-    return std::to_string(ms) + "ms";
+ExitReason public_reason(EndReason r) noexcept {
+    switch (r) {
+        case EndReason::timeout:
+            return ExitReason::timeout;
+        case EndReason::cancelled:
+            return ExitReason::cancelled;
+        case EndReason::killed:
+            return ExitReason::killed;
+        case EndReason::shutdown:
+            return ExitReason::shutdown;
+        case EndReason::none:
+            break;
+    }
+    return ExitReason::natural;
 }
 }  // namespace
 
@@ -426,42 +471,69 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
                                 true);
         });
     }
-    {
-        // keep_stdin: the child is gone, so its stdin is useless; close it now rather than when
-        // the last reference goes (retained processes would hold descriptors). A writer blocked
-        // in write_input holds the lock and gets EPIPE instead: never wait for it here.
-        std::unique_lock ilk(st->input_mu, std::try_to_lock);
-        if (ilk) st->input_fd.reset();
-    }
     ProcessExited exited;
     int killed_by = 0;
+    std::vector<std::function<void(const ProcessInfo&)>> hooks;
+    ProcessInfo info;
     {
         std::lock_guard lk(st->mu);
         st->done = true;
+        st->pty_ctl.reset();
         // The context's callback may be running on another thread: the stop_callback's
         // destructor waits for it, and it takes only the command queue's lock, not st->mu.
         st->on_cancel.reset();
-        switch (st->reason) {
-            case EndReason::timeout:
-                st->error = "timed out after " + format_duration(st->timeout);
-                break;
-            case EndReason::cancelled:
-                st->error = st->reason_text.empty() ? "context cancelled" : st->reason_text;
-                break;
-            default:
-                if (st->status == Status::exited && st->exit_code != 0) {
-                    st->error = "exited with code " + std::to_string(st->exit_code);
-                } else if (st->status == Status::killed) {
-                    st->error = "killed by signal " + std::to_string(st->signal) + " (" +
-                                sys::signal_name(st->signal) + ")";
-                }
-                break;
+        ExitStatus& x = st->exit;
+        x.reason = public_reason(st->reason);
+        x.timeout = st->timeout;
+        x.output_cut = st->output_cut;
+        if (st->status == Status::failed) {
+            x.kind = ExitKind::unknown;
+            x.code = -1;
+            x.detail = st->error;
+        } else if (st->status == Status::exited) {
+            x.kind = ExitKind::exited;
+            x.code = st->exit_code;
+        } else {
+            x.kind = ExitKind::signalled;
+            x.code = -1;
+            x.signal = st->signal;
         }
+        if (x.reason == ExitReason::cancelled) x.detail = st->reason_text;
+        const bool clean = x.kind == ExitKind::exited && x.code == 0 && !x.output_cut &&
+                           x.reason != ExitReason::timeout && x.reason != ExitReason::cancelled;
+        st->error = clean ? std::string() : x.describe();
         if (st->status == Status::killed && st->kill_requested) killed_by = st->signal;
         exited.id = st->id;
         exited.exit_code = st->exit_code;
         exited.duration = st->ended_steady - st->started_steady;
         exited.error = st->error;
+        exited.status = x;
+        exited.usage = st->usage;
+        hooks.swap(st->exit_hooks);
+        if (!hooks.empty()) info = info_of(*st);
+        if (st->exit_event.fd() >= 0) st->exit_event.signal();
+    }
+    // std_in = pipe: the child is gone, so its stdin is useless. A writer blocked on a full pipe
+    // (a grandchild holds its read end) is woken, now that the process is done, and returns an
+    // Error; whoever holds input_mu closes the pipe (here, or the writer on its way out).
+    st->input_closing.store(true);
+    if (st->input_wake.fd() >= 0) st->input_wake.signal();
+    {
+        std::unique_lock ilk(st->input_mu, std::try_to_lock);
+        if (ilk) st->input_fd.reset();
+    }
+    if (!hooks.empty()) {
+        if (hooks_.notifier) {
+            hooks_.notifier->post([hooks = std::move(hooks), info = std::move(info)] {
+                for (auto& h : hooks) {
+                    try {
+                        h(info);
+                    } catch (...) {
+                        // One throwing hook does not keep the others from running.
+                    }
+                }
+            });
+        }
     }
     st->cv.notify_all();
     if (hooks_.events) {
@@ -479,6 +551,14 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
     if (stale_timers_ > 32 && stale_timers_ * 2 > timers_.size()) purge_timers();
     live_.fetch_sub(1);
     if (hooks_.on_finished) hooks_.on_finished(st);
+}
+
+void Reaper::post_hook(std::function<void()> fn) {
+    if (hooks_.notifier) {
+        hooks_.notifier->post(std::move(fn));
+    } else {
+        fn();
+    }
 }
 
 void Reaper::add_timer(Timer t) {
@@ -533,6 +613,12 @@ void Reaper::on_timers() {
                 if (pending) {
                     read_pipe(st, false, 16);  // what is there now, then stop waiting
                     read_pipe(st, true, 16);
+                    if (st->out_fd || st->err_fd) {
+                        // Still held (a descendant): whatever it writes from now on is lost,
+                        // and the caller must be able to tell (Go's ErrWaitDelay).
+                        std::lock_guard lk(st->mu);
+                        st->output_cut = true;
+                    }
                     finish(st);
                 }
                 break;

@@ -34,11 +34,20 @@ inline constexpr std::chrono::milliseconds drain_timeout{250};
 // The poll period for children without a pidfd (kernel < 5.3, or pidfd_open failed).
 inline constexpr std::chrono::milliseconds fallback_poll{10};
 
+class Notifier;
+
 struct ReaperHooks {
     std::shared_ptr<spdlog::logger> log;
     EventDispatcher* events = nullptr;  // null: no events
+    // Runs on_output chunks and on_exit hooks off this thread (never null once created).
+    std::shared_ptr<Notifier> notifier;
     std::function<void(const std::shared_ptr<ProcessState>&)> on_finished;
 };
+
+// now + d, or time_point::max() where that would overflow: a huge timeout or grace period
+// means "effectively never", not a deadline in the past.
+std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point now,
+                                                     std::chrono::milliseconds d) noexcept;
 
 // Sends sig to the process (its group with kill_group). Caller holds st.mu. A reaped process:
 // success, nothing sent. ESRCH (exited, not yet reaped): success.
@@ -67,6 +76,8 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     // than waiting for the reaper thread's own wake-up. False: not done (busy, not watched yet
     // or not reapable this way); the waiter then waits for the reaper as usual. Any thread.
     bool help_reap(const std::shared_ptr<ProcessState>& st);
+    // Runs fn on the notifier thread, behind everything queued there (or here when none).
+    void post_hook(std::function<void()> fn);
     // Children watched and not yet finished.
     std::size_t live() const noexcept { return live_.load(); }
     // Stops the thread once no child is live; joins it.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -18,6 +19,7 @@
 #include "core/process/types.hpp"
 #include "process/output.hpp"
 #include "sys/fd.hpp"
+#include "sys/poll.hpp"
 
 namespace core::process::detail {
 
@@ -35,6 +37,10 @@ struct CancelFn {
     void operator()() noexcept;
 };
 
+struct ProcessState;
+// The public snapshot of a process. Caller holds s.mu.
+ProcessInfo info_of(const ProcessState& s);
+
 struct ProcessState {
     // --- immutable after start ---
     std::string id;
@@ -47,6 +53,11 @@ struct ProcessState {
     std::chrono::milliseconds grace{5000};
     std::chrono::milliseconds timeout{0};
     std::size_t max_output = 0;
+    // Captured streams: stdout (or both, merged) into `output`; stderr apart into err_output
+    // when separate_err. Neither: nothing is kept.
+    bool capture_out = false;
+    bool separate_err = false;
+    std::function<void(const OutputChunk&)> on_output;  // RunOptions::on_output
     std::chrono::system_clock::time_point started_at{};
     std::chrono::steady_clock::time_point started_steady{};
     std::weak_ptr<Reaper> reaper;
@@ -62,16 +73,29 @@ struct ProcessState {
     bool done = false;    // reaped and output drained: wait() returns
     std::chrono::steady_clock::time_point ended_steady{};
     OutputRing output;
+    OutputRing err_output;
+    ExitStatus exit;  // complete once done
+    Usage usage;
+    bool output_cut = false;  // the drain timer ended the wait for the pipes
+    std::uint64_t callback_dropped = 0;  // on_output bytes dropped (queue full)
+    std::vector<std::function<void(const ProcessInfo&)>> exit_hooks;  // until done
+    sys::EventFd exit_event;  // ManagedProcess::exit_fd(): created on demand, signalled once done
+    sys::UniqueFd pty_ctl;  // Stdio::pty: our descriptor for resize(); closed at finish
     bool kill_requested = false;
     EndReason reason = EndReason::none;
     std::string reason_text;  // ctx.reason() for cancelled
     sys::UniqueFd pidfd;      // closed by the reaper after reaping (under mu)
     std::optional<std::stop_callback<CancelFn>> on_cancel;
 
-    // --- under input_mu (keep_stdin) ---
+    // --- under input_mu (std_in = pipe) ---
     std::mutex input_mu;
     bool keep_stdin = false;
-    sys::UniqueFd input_fd;
+    sys::UniqueFd input_fd;  // non-blocking; write_input polls it together with input_wake
+    // Signalled when the process finished or close_input() was called, so that a writer blocked
+    // on a full pipe (a grandchild holding stdin) returns. Created with input_fd, never reset
+    // before the state goes.
+    sys::EventFd input_wake;
+    std::atomic<bool> input_closing{false};
 
     // --- under the reaper's work lock (Reaper::work_mu_) only ---
     sys::UniqueFd out_fd;

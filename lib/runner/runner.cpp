@@ -295,7 +295,6 @@ class Scheduler {
         // A step is often a tool that starts its own children (make, a shell script): kill the
         // whole group on timeout or cancellation, so no grandchild outlives the run.
         o.kill_group = true;
-        o.capture = true;
         // The timeout is a child context, so the Service kills the group when it expires, and
         // deadline_exceeded() then tells a timeout apart from any other kill.
         const Context run_ctx = s.timeout.count() > 0 ? ctx_.with_timeout(s.timeout) : ctx_;

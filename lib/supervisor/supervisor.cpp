@@ -345,7 +345,6 @@ struct SupervisorImpl {
         o.env = s.env;
         o.kill_group = true;  // stop signals reach the daemon's own children too
         o.detach = true;
-        o.capture = true;
         o.max_output = opts.max_output;
         o.grace_period = s.stop_timeout;  // for the Service's own shutdown of our children
         return o;

@@ -81,6 +81,42 @@ Result<void> write_all(int fd, std::string_view bytes) {
     return out;
 }
 
+Result<std::ptrdiff_t> write_some_nosigpipe(int fd, const char* buf, std::size_t n) {
+    // As write_all: SIGPIPE blocked in this thread for the write, so a vanished reader gives
+    // EPIPE instead of killing the host; the SIGPIPE we caused is consumed, the mask restored.
+    sigset_t pipe_only, old, pending;
+    sigemptyset(&pipe_only);
+    sigaddset(&pipe_only, SIGPIPE);
+    sigemptyset(&pending);
+    sigpending(&pending);
+    const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+    pthread_sigmask(SIG_BLOCK, &pipe_only, &old);
+    Result<std::ptrdiff_t> out = 0;
+    for (;;) {
+        if (int err = fault::hit("write")) {
+            if (err == EINTR) continue;
+            out = fail(E_errno("write", "fd " + std::to_string(fd), err));
+            break;
+        }
+        const ssize_t r = ::write(fd, buf, n);
+        if (r >= 0) {
+            out = static_cast<std::ptrdiff_t>(r);
+            break;
+        }
+        if (errno == EINTR) continue;  // nothing written: retry is exact
+        if (errno == EAGAIN) {
+            out = would_block;
+            break;
+        }
+        const int err = errno;
+        if (err == EPIPE && !was_pending) consume_pending_sigpipe();
+        out = fail(E_errno("write", "fd " + std::to_string(fd), err));
+        break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return out;
+}
+
 Result<UniqueFd> open_devnull() {
     if (int err = fault::hit("open")) return fail(E_errno("open", "/dev/null", err));
     for (;;) {

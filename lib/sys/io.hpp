@@ -23,6 +23,9 @@ Result<std::ptrdiff_t> write_some(int fd, const char* buf, std::size_t n);
 // Writes every byte, blocking while the pipe is full. SIGPIPE is blocked around the call and a
 // SIGPIPE raised by it consumed, so a closed reader is an EPIPE Error, never a signal.
 Result<void> write_all(int fd, std::string_view bytes);
+// write_some from any thread: SIGPIPE is blocked around the write (EPIPE instead of the
+// signal), as write_all does; would_block on a full non-blocking descriptor.
+Result<std::ptrdiff_t> write_some_nosigpipe(int fd, const char* buf, std::size_t n);
 
 // /dev/null opened read-write, CLOEXEC.
 Result<UniqueFd> open_devnull();

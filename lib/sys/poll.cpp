@@ -139,4 +139,19 @@ Result<bool> wait_readable(int fd, int timeout_ms) {
     return n > 0;
 }
 
+Result<WriteWait> wait_writable_or_woken(int fd, int wake_fd) {
+    if (int err = fault::hit("poll")) return fail(E_errno("poll", "fd " + std::to_string(fd), err));
+    ::pollfd p[2] = {{fd, POLLOUT, 0}, {wake_fd, POLLIN, 0}};
+    for (;;) {
+        const int n = ::poll(p, 2, -1);
+        if (n < 0) {
+            if (errno == EINTR) continue;  // nothing happened; the wait is exact to redo
+            return fail(E_errno("poll", "fd " + std::to_string(fd), errno));
+        }
+        if (p[1].revents) return WriteWait::woken;
+        if (p[0].revents & (POLLERR | POLLHUP)) return WriteWait::hung_up;
+        if (p[0].revents) return WriteWait::writable;
+    }
+}
+
 }  // namespace core::sys

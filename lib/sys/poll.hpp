@@ -41,6 +41,11 @@ class Epoll {
 // on timeout or EINTR (the caller has a slower way to wait anyway).
 Result<bool> wait_readable(int fd, int timeout_ms);
 
+// poll(fd, POLLOUT) together with wake_fd (POLLIN), without a timeout: what happened first. A
+// writer blocked on a full pipe uses it so that another thread can wake it (wake_fd's eventfd).
+enum class WriteWait { writable, hung_up, woken };
+Result<WriteWait> wait_writable_or_woken(int fd, int wake_fd);
+
 class EventFd {
   public:
     static Result<EventFd> create();

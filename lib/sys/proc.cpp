@@ -1,6 +1,7 @@
 #include "sys/proc.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,9 +60,11 @@ Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* wh
             return fail(E_errno("waitid", std::string(what) + " " + std::to_string(id), err));
         }
         siginfo_t si{};
+        struct rusage ru {};
         // WNOHANG: never blocks, so EINTR is unlikely; if it happens nothing was reaped and the
-        // retry is exact.
-        if (::waitid(type, id, &si, WEXITED | WNOHANG | extra) != 0) {
+        // retry is exact. The raw syscall, because only it takes the fifth argument: the
+        // child's own resource use, from the reap itself (glibc's waitid has no rusage).
+        if (::syscall(SYS_waitid, type, id, &si, WEXITED | WNOHANG | extra, &ru) != 0) {
             if (errno == EINTR) continue;
             return fail(E_errno("waitid", std::string(what) + " " + std::to_string(id), errno));
         }
@@ -76,6 +79,10 @@ Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* wh
             st.signal = si.si_status;
             st.core_dumped = si.si_code == CLD_DUMPED;
         }
+        st.user_cpu_us = static_cast<std::int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+        st.system_cpu_us =
+            static_cast<std::int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
+        st.max_rss_bytes = static_cast<std::uint64_t>(ru.ru_maxrss) * 1024;  // KiB on Linux
         return std::optional<ExitStatus>{st};
     }
 }

@@ -7,6 +7,7 @@
 // pidfd_open of an already reaped child fails with ESRCH/EINVAL, systemd PR #36982).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 
 #include "core/result.hpp"
@@ -19,6 +20,10 @@ struct ExitStatus {
     int code = 0;         // exit code, or -1 when killed by a signal
     int signal = 0;       // the terminating signal, else 0
     bool core_dumped = false;
+    // The child's own resource use (rusage of the reap): zero with WNOWAIT.
+    std::int64_t user_cpu_us = 0;
+    std::int64_t system_cpu_us = 0;
+    std::uint64_t max_rss_bytes = 0;
 };
 
 // pidfd_open(pid, 0): a CLOEXEC descriptor that becomes readable when the child exits.

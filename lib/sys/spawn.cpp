@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -82,13 +83,39 @@ Result<int> spawn_posix(const SpawnSpec& spec) {
     // drops every other descriptor, including non-CLOEXEC ones the host leaked (close_range in
     // glibc 2.34+, one syscall whatever RLIMIT_NOFILE is).
     const int srcs[3] = {spec.stdin_fd, spec.stdout_fd, spec.stderr_fd};
+    if (spec.controlling_tty && spec.ctty_path) {
+        // Opened after glibc's setsid (which comes before the file actions), without
+        // O_NOCTTY: the pty becomes the new session's controlling terminal.
+        rc = posix_spawn_file_actions_addopen(&a.fa, 0, spec.ctty_path, O_RDWR, 0);
+        if (rc != 0) return fail(E_errno("posix_spawn_file_actions_addopen", spec.ctty_path, rc));
+    }
     for (int target = 0; target < 3; ++target) {
         if (srcs[target] < 0) continue;
-        rc = posix_spawn_file_actions_adddup2(&a.fa, srcs[target], target);
+        if (spec.controlling_tty && spec.ctty_path) {
+            if (target == 0) continue;
+            rc = posix_spawn_file_actions_adddup2(&a.fa, 0, target);
+        } else {
+            rc = posix_spawn_file_actions_adddup2(&a.fa, srcs[target], target);
+        }
         if (rc != 0) return fail(E_errno("posix_spawn_file_actions_adddup2", "", rc));
     }
+    int max_dst = 2;
+    for (int i = 0; i < spec.pass_count; ++i) {
+        rc = posix_spawn_file_actions_adddup2(&a.fa, spec.pass_src[i], spec.pass_dst[i]);
+        if (rc != 0) return fail(E_errno("posix_spawn_file_actions_adddup2", "", rc));
+        if (spec.pass_dst[i] > max_dst) max_dst = spec.pass_dst[i];
+    }
+    // The gaps below the largest passed descriptor: glibc ignores a close of a descriptor that
+    // is not open (spawni.c: errors only for descriptors out of range).
+    for (int fd = 3; fd < max_dst; ++fd) {
+        bool passed = false;
+        for (int i = 0; i < spec.pass_count; ++i) passed = passed || spec.pass_dst[i] == fd;
+        if (passed) continue;
+        rc = posix_spawn_file_actions_addclose(&a.fa, fd);
+        if (rc != 0) return fail(E_errno("posix_spawn_file_actions_addclose", "", rc));
+    }
 #if CORE_HAVE_ADDCLOSEFROM
-    rc = posix_spawn_file_actions_addclosefrom_np(&a.fa, 3);
+    rc = posix_spawn_file_actions_addclosefrom_np(&a.fa, max_dst + 1);
     if (rc != 0) return fail(E_errno("posix_spawn_file_actions_addclosefrom_np", "", rc));
 #else
 #error "core-process needs glibc >= 2.34 (posix_spawn_file_actions_addclosefrom_np)"
@@ -220,14 +247,32 @@ int clone_child(void* p) {
         if (::setpgid(0, 0) != 0) goto failed;
     }
     {
-        // As in the posix_spawn path: dup2 first (sources are >= 3), then close everything >= 3.
+        // As in the posix_spawn path: dup2 first (sources are >= 3), then close everything >= 3
+        // but the passed descriptors (their sources sit above every target: no clobbering).
         const int srcs[3] = {s.stdin_fd, s.stdout_fd, s.stderr_fd};
         for (int target = 0; target < 3; ++target) {
             if (srcs[target] < 0) continue;
             if (::dup2(srcs[target], target) < 0) goto failed;
         }
+        if (s.controlling_tty && ::ioctl(0, TIOCSCTTY, 0) != 0) goto failed;
+        unsigned next = 3;  // the lowest descriptor not yet known to be kept or closed
+        for (int i = 0; i < s.pass_count; ++i) {
+            if (::dup2(s.pass_src[i], s.pass_dst[i]) < 0) goto failed;
+        }
+        // Close the gaps between the passed targets, in ascending order without sorting
+        // (pass_count is small): repeatedly take the smallest target >= next.
+        for (;;) {
+            unsigned lo = ~0U;
+            for (int i = 0; i < s.pass_count; ++i) {
+                const auto d = static_cast<unsigned>(s.pass_dst[i]);
+                if (d >= next && d < lo) lo = d;
+            }
+            if (lo == ~0U) break;
+            if (lo > next && ::syscall(SYS_close_range, next, lo - 1, 0U) != 0) goto failed;
+            next = lo + 1;
+        }
+        if (::syscall(SYS_close_range, next, ~0U, 0U) != 0) goto failed;
     }
-    if (::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) goto failed;
     if (s.dir && *s.dir && ::chdir(s.dir) != 0) goto failed;
     if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, c->mask, nullptr, _NSIG / 8) != 0) goto failed;
     ::execve(s.path, s.argv, c->envp);

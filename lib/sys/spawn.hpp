@@ -28,6 +28,16 @@ struct SpawnSpec {
     int stderr_fd = -1;           // dup2'd onto 2; -1: inherit ours
     bool new_group = false;       // setpgid(0, 0): the child leads a new process group
     bool new_session = false;     // setsid(): new session (and group)
+    // Extra descriptors (Python's pass_fds): pass_dst[i] in the child <- pass_src[i]. Every
+    // dst is >= 3 and distinct, every src is above the largest dst (the caller dup's them up),
+    // so no dup2 can clobber another's source. Everything else >= 3 is still closed.
+    const int* pass_src = nullptr;
+    const int* pass_dst = nullptr;
+    int pass_count = 0;
+    // With new_session: stdin (a pty slave) becomes the controlling terminal (TIOCSCTTY; on the
+    // posix_spawn path the slave at ctty_path is opened after setsid instead).
+    bool controlling_tty = false;
+    const char* ctty_path = nullptr;
 };
 
 struct Spawned {

@@ -55,7 +55,6 @@ struct Cli {
         core::process::RunOptions o;
         o.command = core::test::coreproc_path();
         o.args = std::move(args);
-        o.capture = true;
         auto mp = svc->start(Context::background(), o);
         REQUIRE(mp);
         return *mp;

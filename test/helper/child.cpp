@@ -32,6 +32,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -267,5 +268,47 @@ int main(int argc, char** argv) {
         return static_cast<int>(num(2, 1));
     }
     if (mode == "http-health") return serve_health(static_cast<int>(num(2, 0)));
+    // --- process model (lead): rusage, terminals ---
+    if (mode == "burn") {
+        // burn MS MB: touches MB MiB, then spins on the CPU for MS ms of its own CPU time.
+        const long mb = num(3, 0);
+        std::vector<char> mem(static_cast<size_t>(mb) << 20);
+        for (size_t i = 0; i < mem.size(); i += 4096) mem[i] = 1;
+        const long ms = num(2, 0);
+        timespec t0{}, t{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+        volatile unsigned long x = 0;
+        for (;;) {
+            for (int i = 0; i < 100000; ++i) x = x + static_cast<unsigned long>(i);
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+            if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >= ms) break;
+        }
+        out("burnt " + std::to_string(mem.size()) + "\n");
+        return 0;
+    }
+    if (mode == "tty") {
+        // "tty I O E ROWSxCOLS SID": isatty of 0, 1, 2, the window size, whether we lead a session
+        struct winsize ws {};
+        const bool sized = ioctl(1, TIOCGWINSZ, &ws) == 0;
+        out("tty " + std::to_string(isatty(0)) + " " + std::to_string(isatty(1)) + " " +
+            std::to_string(isatty(2)) + " " +
+            (sized ? std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) : "none") +
+            " " + std::to_string(getsid(0) == getpid()) + "\n");
+        return 0;
+    }
+    if (mode == "winch") {
+        // Waits for SIGWINCH (up to MS), then prints the new size.
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGWINCH);
+        sigprocmask(SIG_BLOCK, &set, nullptr);
+        out("ready\n");
+        timespec to{num(2, 10000) / 1000, (num(2, 10000) % 1000) * 1000000};
+        if (sigtimedwait(&set, nullptr, &to) != SIGWINCH) return 3;
+        struct winsize ws {};
+        ioctl(1, TIOCGWINSZ, &ws);
+        out("size " + std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) + "\n");
+        return 0;
+    }
     return usage();
 }

@@ -39,7 +39,7 @@ TEST_CASE("Fault_Pipe2_Bad", "[process]") {
         auto r = svc->run(Context::background(), child({"print", "x"}));
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == EMFILE);
-        CHECK(r.error().what() == "process.run: pipe2: Too many open files");
+        CHECK(r.error().what() == "process.run: option \"stdout\": pipe2: Too many open files");
     }
     SECTION("ENFILE on the second pipe: the first is closed again") {
         Scoped f("pipe2", ENFILE, 1, 1);
@@ -50,7 +50,7 @@ TEST_CASE("Fault_Pipe2_Bad", "[process]") {
     SECTION("the stdin pipe") {
         Scoped f("pipe2", EMFILE);
         auto o = child({"echo"});
-        o.input = "abc";
+        o.std_in = core::process::Stdio::bytes("abc");
         auto r = svc->run(Context::background(), o);
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == EMFILE);
@@ -162,7 +162,7 @@ TEST_CASE("Fault_PidfdOpen_Ugly", "[process]") {
     CHECK(core::test::eventually([&] { return !alive(lgc); }));
 
     auto in = child({"echo"});
-    in.input = std::string(300000, 'e');
+    in.std_in = core::process::Stdio::bytes(std::string(300000, 'e'));
     auto ir = svc->run(Context::background(), in);
     REQUIRE(ir);
     CHECK(ir->size() == 300000);
@@ -199,13 +199,13 @@ TEST_CASE("Fault_Eintr_Ugly", "[process]") {
     const char* call = GENERATE("read", "write", "waitid", "epoll_wait");
     Scoped f(call, EINTR, 5);
     auto o = child({"echo"});
-    o.input = "interrupted but fine";
+    o.std_in = core::process::Stdio::bytes("interrupted but fine");
     auto r = svc->run(Context::background(), o);
     INFO(call);
     REQUIRE(r);
     CHECK(*r == "interrupted but fine");
     auto k = child({"echo"});
-    k.keep_stdin = true;
+    k.std_in = core::process::Stdio::pipe();
     auto p = svc->start(Context::background(), k);
     REQUIRE(p);
     REQUIRE((*p)->write_input("via write_input"));

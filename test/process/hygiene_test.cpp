@@ -32,12 +32,12 @@ TEST_CASE("Hygiene_Fds_Good", "[process]") {
     }
     SECTION("with stdin input and keep_stdin") {
         auto o = child({"fds"});
-        o.input = "x";
+        o.std_in = core::process::Stdio::bytes("x");
         auto r = service(c)->run(Context::background(), o);
         REQUIRE(r);
         CHECK(*r == "0 1 2\n");
         auto k = child({"fds"});
-        k.keep_stdin = true;
+        k.std_in = core::process::Stdio::pipe();
         auto pk = service(c)->start(Context::background(), k);
         REQUIRE(pk);
         (*pk)->wait();

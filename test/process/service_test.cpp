@@ -42,7 +42,8 @@ TEST_CASE("Service_OnStartup_Good", "[process]") {
     CHECK((*c)->actions().empty());
     REQUIRE((*c)->startup(Context::background()));
     CHECK((*c)->actions() ==
-          Strings{"process.run", "process.start", "process.kill", "process.list", "process.get"});
+          Strings{"process.run", "process.exec", "process.start", "process.kill", "process.list",
+                    "process.get"});
     CHECK((*c)->process().exists());
 }
 
@@ -654,16 +655,19 @@ TEST_CASE("Service_ParseOptions_Good", "[process]") {
     CHECK(r->timeout == 1500ms);
     CHECK(r->grace_period == 0ms);
     CHECK(r->kill_group);
-    CHECK_FALSE(r->capture);
-    CHECK(r->input == std::optional<std::string>("in"));
+    // go-process's keys map onto Stdio: disableCapture inherits, input writes bytes.
+    CHECK(r->std_out == cp::Stdio::inherit());
+    CHECK(r->std_err == cp::Stdio::inherit());
+    CHECK(r->std_in == cp::Stdio::bytes("in"));
     CHECK(r->max_output == 10);
     CHECK(r->detach);
     auto d = cp::Service::parse_options("process.run", Options{{"command", "x"}});
     REQUIRE(d);
     CHECK(d->grace_period == 5000ms);
     CHECK(d->max_output == std::size_t{1} << 20);
-    CHECK(d->capture);
-    CHECK_FALSE(d->input);
+    CHECK(d->std_out == cp::Stdio::pipe());
+    CHECK(d->std_err == cp::Stdio::merge());
+    CHECK(d->std_in == cp::Stdio::null());
 }
 
 TEST_CASE("Service_KillPid_Good", "[process]") {

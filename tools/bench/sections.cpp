@@ -203,7 +203,8 @@ core::Result<double> drain_events(Library& lib, const std::string& noop) {
     auto sub = lib.core().subscribe([&log](const core::Value& v) { log.on(v); });
     proc::RunOptions o;
     o.command = noop;
-    o.capture = false;
+    o.std_out = core::process::Stdio::inherit();
+    o.std_err = core::process::Stdio::inherit();
     auto t0 = Clock::now();
     auto p = lib.svc().start(bg(), o);
     if (!p) return fail(p.error());
@@ -287,7 +288,8 @@ void run_spawn(Env& env) {
 #if BENCH_HAVE_SERVICE
     proc::RunOptions quiet;
     quiet.command = cfg.noop;
-    quiet.capture = false;
+    quiet.std_out = core::process::Stdio::inherit();
+    quiet.std_err = core::process::Stdio::inherit();
     proc::RunOptions captured;
     captured.command = cfg.noop;
     proc::RunOptions run16;
@@ -484,7 +486,8 @@ void run_peers(Env& env) {
 #if BENCH_HAVE_SERVICE
     proc::RunOptions quiet;
     quiet.command = cfg.noop;
-    quiet.capture = false;
+    quiet.std_out = core::process::Stdio::inherit();
+    quiet.std_err = core::process::Stdio::inherit();
     SampleFn lib_plain_fn, lib_capture_fn;
     std::optional<core::Action> action;
     const std::string writer = cfg.writer;
@@ -621,7 +624,8 @@ struct LibIdle {
         proc::RunOptions o;
         o.command = sleeper;
         o.args = {"pause"};
-        o.capture = false;
+        o.std_out = core::process::Stdio::inherit();
+        o.std_err = core::process::Stdio::inherit();
         o.grace_period = std::chrono::milliseconds(0);
         ps.reserve(static_cast<std::size_t>(n));
         for (int i = 0; i < n; ++i) {
@@ -675,7 +679,7 @@ SampleFn lib_reap_sample(Library& library, ReadyCounter& counter, const std::str
         proc::RunOptions o;
         o.command = sleeper;
         o.args = {"stdin"};
-        o.keep_stdin = true;
+        o.std_in = core::process::Stdio::pipe();
         const std::uint64_t seen = ready.now();
         auto p = lib.svc().start(bg(), o);
         if (!p) return fail(p.error());
@@ -1050,7 +1054,8 @@ void run_bigparent(Env& env) {
 #if BENCH_HAVE_SERVICE
     proc::RunOptions quiet;
     quiet.command = cfg.noop;
-    quiet.capture = false;
+    quiet.std_out = core::process::Stdio::inherit();
+    quiet.std_err = core::process::Stdio::inherit();
     if (env.lib) series.push_back({names::lib_start, lib_start_wait(*env.lib, quiet), {}, {}});
 #endif
 

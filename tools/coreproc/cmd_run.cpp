@@ -4,7 +4,8 @@
 // output and its failure only an Error's text, while this command must exit with the child's
 // code, 128+N for signal N and 124 on timeout, all of which ProcessInfo carries typed. It is the
 // same code path process.run takes (start, then wait). Without --json the child inherits our
-// stdout and stderr (capture off), so its output is live and keeps its interleaving.
+// stdout and stderr, so its output is live and keeps its interleaving; with --json they are
+// captured apart. Our stdin is passed through (--stdin null to opt out).
 #include <iostream>
 
 #include <spdlog/logger.h>
@@ -37,7 +38,23 @@ int cmd_run(const Globals& g, const RunArgs& a) {
     o.args.assign(a.command.begin() + 1, a.command.end());
     o.dir = a.dir;
     o.kill_group = a.kill_group;
-    o.capture = g.json;
+    // Our stdin is the command's (a filter works: `echo hi | coreproc run -- cat`), unless
+    // --stdin null. With --json both streams are captured apart; otherwise they are ours.
+    if (a.stdin_mode == "null") {
+        o.std_in = core::process::Stdio::null();
+    } else if (a.stdin_mode == "inherit" || a.stdin_mode.empty()) {
+        o.std_in = core::process::Stdio::inherit();
+    } else {
+        std::cerr << "coreproc run: --stdin \"" << a.stdin_mode << "\": want inherit or null\n";
+        return kExitUsage;
+    }
+    if (g.json) {
+        o.std_out = core::process::Stdio::pipe();
+        o.std_err = core::process::Stdio::pipe();
+    } else {
+        o.std_out = core::process::Stdio::inherit();
+        o.std_err = core::process::Stdio::inherit();
+    }
     for (const std::string& kv : a.env) {
         if (kv.find('=') == std::string::npos || kv.front() == '=') {
             std::cerr << "coreproc run: --env \"" << kv << "\": want K=V\n";
@@ -89,8 +106,16 @@ int cmd_run(const Globals& g, const RunArgs& a) {
         out["exit_code"] = info.exit_code;
         out["signal"] = info.signal;
         if (g.json) {
-            out["output"] = (*mp)->output();
+            out["stdout"] = (*mp)->output(core::process::Stream::stdout_);
+            out["stderr"] = (*mp)->output(core::process::Stream::stderr_);
+            out["output"] = out["stdout"];  // the field before stderr was apart: stdout
             out["output_dropped"] = info.output_dropped;
+            out["stdout_dropped"] = info.output_dropped;
+            out["stderr_dropped"] = info.stderr_dropped;
+            out["user_cpu_ms"] = std::chrono::duration<double, std::milli>(info.usage.user_cpu).count();
+            out["system_cpu_ms"] =
+                std::chrono::duration<double, std::milli>(info.usage.system_cpu).count();
+            out["max_rss_bytes"] = info.usage.max_rss_bytes;
         }
         (void)svc->remove((*mp)->id());
         const bool timed_out = timeout.count() > 0 && !ctx.done() && run_ctx.deadline_exceeded();
@@ -104,8 +129,7 @@ int cmd_run(const Globals& g, const RunArgs& a) {
             code = info.exit_code;
         } else if (info.status == core::process::Status::killed) {
             out["status"] = "killed";
-            out["error"] = "killed by signal " + std::to_string(info.signal) + " (" +
-                           core::process::signal_name(info.signal) + ")";
+            out["error"] = info.exit.describe();
             code = kExitSignalBase + info.signal;
         } else {
             out["status"] = "failed";

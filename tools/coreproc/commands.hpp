@@ -15,6 +15,7 @@ struct RunArgs {
     std::string timeout;  // a duration, empty: none
     std::string grace;    // SIGTERM→SIGKILL delay on timeout/interrupt, empty: the default
     bool kill_group = false;
+    std::string stdin_mode = "inherit";  // inherit | null
     std::vector<std::string> command;  // CMD ARG…
 };
 int cmd_run(const Globals& g, const RunArgs& a);

@@ -35,7 +35,11 @@ int main(int argc, char** argv) {
                     "Delay between SIGTERM and SIGKILL when killing (default 5s)");
     run->add_flag("--kill-group", run_args.kill_group,
                   "Start the command in its own process group and kill the whole group");
-    run->add_flag("--json", json, "Print a JSON result (with the captured output) on stdout");
+    run->add_flag("--json", json,
+                  "Print a JSON result (stdout and stderr captured apart, exit status, CPU) on stdout");
+    run->add_option("--stdin", run_args.stdin_mode,
+                    "Where the command's stdin comes from: inherit (ours, the default) or null")
+        ->check(CLI::IsMember({"inherit", "null"}));
     run->add_option("command", run_args.command, "CMD [ARG…] (after --)")->required();
     run->positionals_at_end(true);
 

@@ -23,6 +23,23 @@ struct ServiceOptions {
     bool events = true;
     // Output lines queued for slow subscribers before further lines are dropped (counted).
     std::size_t max_queued_lines = 65536;
+    // Bytes of RunOptions::on_output chunks queued for slow callbacks before further chunks are
+    // dropped (counted per process in ProcessInfo::callback_dropped).
+    std::size_t max_queued_output_bytes = std::size_t{16} << 20;
+    // go-process ignores option keys it does not know; we refuse them (a "timout" typo would
+    // otherwise mean no timeout). true restores the lenient behaviour for callers that need it.
+    bool lenient_options = false;
+};
+
+// A pipeline started by Service::start_pipeline: each member's stdout feeds the next one's
+// stdin (a | b | c). wait() returns the pipeline's status, pipefail-style: the last member that
+// did not succeed decides it, else the last member's.
+struct PipelineProcesses {
+    std::vector<std::shared_ptr<ManagedProcess>> processes;
+    // Waits for every member; the pipefail status.
+    ExitStatus wait() const;
+    // Each member's status (after wait), in order.
+    std::vector<ExitStatus> statuses() const;
 };
 
 class CORE_API Service : public core::Service {
@@ -43,6 +60,15 @@ class CORE_API Service : public core::Service {
     // non-zero exit (`exited with code N`, with the output's last 4 KiB); killed by a signal;
     // timeout; cancelled context.
     Result<std::string> run(const Context& ctx, const RunOptions& opts);
+    // Starts, waits, and returns how it ended with each stream apart. Fails only when the
+    // process could not be started (as start); a non-zero exit, a signal or a timeout is a
+    // status, as Python's run() without check. Removes its own entry.
+    Result<Completed> exec(const Context& ctx, const RunOptions& opts);
+    // Starts a | b | c: stages[i]'s stdout is connected to stages[i+1]'s stdin (their std_out
+    // and std_in are overridden, except the first's stdin and the last's stdout). Errors: fewer
+    // than one stage; a stage that fails to start (those already started are killed and
+    // reaped before this returns).
+    Result<PipelineProcesses> start_pipeline(const Context& ctx, std::vector<RunOptions> stages);
 
     Result<std::shared_ptr<ManagedProcess>> get(const std::string& id) const;
     // Ids in start order (only running ones with running_only).
@@ -56,8 +82,12 @@ class CORE_API Service : public core::Service {
     // Forgets every finished process.
     void clear();
 
-    // Parses action Options into RunOptions, naming the key on a wrong type.
+    // Parses action Options into RunOptions, naming the key on a wrong type, and refusing keys
+    // it does not know (listing the known ones).
     static Result<RunOptions> parse_options(const std::string& op, const Options& opts);
+    // As parse_options; lenient: unknown keys are ignored, as go-process does.
+    static Result<RunOptions> parse_options(const std::string& op, const Options& opts,
+                                            bool lenient);
 
     struct Impl;
 
