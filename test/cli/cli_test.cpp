@@ -162,6 +162,46 @@ TEST_CASE("Cli_Run_Good", "[cli]") {
         CHECK(j["args"] == json::array({"print", "hi"}));
         CHECK(j["pid"].get<int>() > 0);
     }
+    SECTION("--json: stdout and stderr apart, with the CPU the child used") {
+        auto r = cli.run({"run", "--json", "--", child(), "interleave", "2"});
+        CHECK(r.code == 0);
+        json j = parse_json(r.output);
+        CHECK(j["stdout"] == "out 0\nout 1\n");
+        CHECK(j["stderr"] == "err 0\nerr 1\n");
+        CHECK(j.contains("user_cpu_ms"));
+        CHECK(j["max_rss_bytes"].get<std::uint64_t>() > 0);
+    }
+}
+
+TEST_CASE("Cli_RunStdin_Good", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    SECTION("our stdin is the command's") {
+        core::process::RunOptions o;
+        o.command = core::test::coreproc_path();
+        o.args = {"run", "--", child(), "echo"};
+        o.std_in = core::process::Stdio::bytes("piped through\n");
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output == "piped through\n");
+    }
+    SECTION("--stdin null: EOF at once, whatever our stdin is") {
+        core::process::RunOptions o;
+        o.command = core::test::coreproc_path();
+        o.args = {"run", "--stdin", "null", "--", child(), "echo"};
+        o.std_in = core::process::Stdio::pipe();  // never closed: a read would hang
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output.empty());
+    }
+    SECTION("--stdin with a bad value is a usage error") {
+        auto r = cli.run({"run", "--stdin", "pipe", "--", child(), "echo"});
+        CHECK(r.code == 2);
+    }
 }
 
 TEST_CASE("Cli_Run_Bad", "[cli]") {
