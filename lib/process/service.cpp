@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <stop_token>
@@ -69,6 +70,12 @@ struct Service::Impl {
     int in_flight = 0;  // start() calls between admission and registration
     sys::UniqueFd devnull;
     std::list<std::string> finished;  // retained finished ids, oldest first
+    // Running processes in start order, and the newest process per pid: list(running_only),
+    // kill_pid and shutdown cost O(running), not O(retained).
+    std::uint64_t next_seq = 0;
+    std::map<std::uint64_t, std::shared_ptr<ManagedProcess>> running;
+    std::unordered_map<std::string, std::uint64_t> seq_of;
+    std::unordered_map<int, std::weak_ptr<ManagedProcess>> by_pid;
     std::unordered_map<std::string, std::list<std::string>::iterator> finished_pos;
     std::atomic<bool> told_fallback{false};
 
@@ -521,6 +528,20 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         st->input = o.std_in.data();
     }
     auto mp = std::make_shared<ManagedProcess>(st);
+    {
+        std::lock_guard lk(mu);
+        const std::uint64_t seq = next_seq++;
+        running.emplace(seq, mp);
+        seq_of.emplace(st->id, seq);
+        by_pid[st->pid] = mp;  // the newest with this pid wins (an older one has finished)
+        // Entries of forgotten processes go in an occasional sweep: amortised O(1) a start.
+        if (by_pid.size() > 2 * (running.size() + opts.retention) + 64) {
+            std::erase_if(by_pid, [&](const auto& kv) {
+                auto p = kv.second.lock();
+                return !p || (!p->is_running() && !managed.has(p->id()));
+            });
+        }
+    }
     if (auto s = managed.set(st->id, mp); !s) {
         // Cannot happen with a fresh id and an unlocked registry; never leave the child alone.
         reaper_ref->watch(st);
@@ -608,8 +629,12 @@ Result<std::string> Service::Impl::run(const Context& ctx, const RunOptions& o) 
 // ------------------------------------------------------------------ retention, shutdown
 
 void Service::Impl::on_finished(const std::shared_ptr<ProcessState>& st) {
-    if (st->transient) return;
     std::lock_guard lk(mu);
+    if (auto it = seq_of.find(st->id); it != seq_of.end()) {
+        running.erase(it->second);
+        seq_of.erase(it);
+    }
+    if (st->transient) return;
     // remove() takes the entry out of the registry before it takes mu: an id no longer there
     // was removed by the user and must not occupy a retention place.
     if (!managed.has(st->id)) return;
@@ -640,8 +665,11 @@ void Service::Impl::stop_all(bool deliver_events, const Context* ctx) {
         r = reaper;
     }
     std::vector<std::shared_ptr<ManagedProcess>> all;
-    managed.each(
-        [&](const std::string&, const std::shared_ptr<ManagedProcess>& p) { all.push_back(p); });
+    {
+        std::lock_guard lk(mu);
+        all.reserve(running.size());
+        for (const auto& [seq, p] : running) all.push_back(p);
+    }
     if (r) {
         for (auto& p : all) {
             if (p->is_running()) (void)r->kill(p->state(), EndReason::shutdown);
@@ -856,9 +884,13 @@ Result<std::shared_ptr<ManagedProcess>> Service::get(const std::string& id) cons
 std::vector<std::string> Service::list(bool running_only) const {
     if (!running_only) return impl_->managed.names();
     std::vector<std::string> out;
-    impl_->managed.each([&](const std::string& id, const std::shared_ptr<ManagedProcess>& p) {
-        if (p->is_running()) out.push_back(id);
-    });
+    std::lock_guard lk(impl_->mu);
+    out.reserve(impl_->running.size());
+    for (const auto& [seq, p] : impl_->running) {
+        // run()/exec() entries are private to their caller until removed: not listed, as the
+        // registry's names() does not list them once removed either.
+        if (impl_->managed.has(p->id())) out.push_back(p->id());
+    }
     return out;
 }
 
@@ -870,11 +902,14 @@ Result<void> Service::kill(const std::string& id) {
 
 Result<void> Service::kill_pid(int pid) {
     std::shared_ptr<ManagedProcess> match;
-    impl_->managed.each([&](const std::string&, const std::shared_ptr<ManagedProcess>& p) {
-        // A running match wins over a finished one whose pid was reused.
-        if (p->pid() == pid && (!match || p->is_running())) match = p;
-    });
-    if (match) return match->kill();
+    {
+        std::lock_guard lk(impl_->mu);
+        // The newest process with this pid: a running one wins over a finished one whose pid
+        // was reused, since the running one started later.
+        if (auto it = impl_->by_pid.find(pid); it != impl_->by_pid.end()) match = it->second.lock();
+    }
+    // A forgotten (removed) process is no longer managed.
+    if (match && (match->is_running() || impl_->managed.has(match->id()))) return match->kill();
     if (!impl_->opts.allow_foreign_pids)
         return fail(Error("process.kill",
                           "pid " + std::to_string(pid) + " is not managed by this service", EPERM));
