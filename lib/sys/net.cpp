@@ -54,8 +54,11 @@ sockaddr_in to_sockaddr(const Endpoint& ep) {
 Result<UniqueFd> tcp_listen(const Endpoint& ep, int backlog) {
     const std::string where = to_string(ep);
     if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    UniqueFd fd = UniqueFd::adopt(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return fail(E_errno("socket", where, errno));
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (raw < 0) return fail(E_errno("socket", where, errno));
+    auto owned = adopt_above_stdio(raw);
+    if (!owned) return fail(owned.error());
+    UniqueFd fd = std::move(*owned);
     int one = 1;
     // SO_REUSEADDR: a restarted daemon can bind its port while old connections sit in TIME_WAIT.
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
@@ -81,7 +84,7 @@ Result<UniqueFd> accept(int listen_fd) {
     if (int err = fault::hit("accept4")) return fail(E_errno("accept4", "", err));
     for (;;) {
         int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0) return UniqueFd::adopt(fd);
+        if (fd >= 0) return adopt_above_stdio(fd);
         if (errno == EINTR) continue;
         // Nothing pending, or the client gave up between the event and our accept: not errors.
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return UniqueFd{};
@@ -93,8 +96,11 @@ Result<UniqueFd> tcp_connect_start(const Endpoint& ep, bool* in_progress) {
     const std::string where = to_string(ep);
     *in_progress = false;
     if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    UniqueFd fd = UniqueFd::adopt(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return fail(E_errno("socket", where, errno));
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (raw < 0) return fail(E_errno("socket", where, errno));
+    auto owned = adopt_above_stdio(raw);
+    if (!owned) return fail(owned.error());
+    UniqueFd fd = std::move(*owned);
     sockaddr_in sa = to_sockaddr(ep);
     if (int err = fault::hit("connect")) return fail(E_errno("connect", where, err));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
@@ -161,7 +167,7 @@ Result<UniqueFd> epoll_create() {
     if (int err = fault::hit("epoll_create1")) return fail(E_errno("epoll_create1", "", err));
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return fail(E_errno("epoll_create1", "", errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 Result<void> epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t data) {
@@ -205,7 +211,7 @@ Result<UniqueFd> make_eventfd() {
     if (int err = fault::hit("eventfd")) return fail(E_errno("eventfd", "", err));
     int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) return fail(E_errno("eventfd", "", errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 void eventfd_notify(int fd) noexcept {
@@ -255,7 +261,9 @@ Result<StopSignals> StopSignals::open() {
         const int err = errno;
         return fail(E_errno("signalfd", "SIGTERM, SIGINT", err));  // s's destructor restores
     }
-    s.fd_ = UniqueFd::adopt(fd);
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());  // s's destructor restores
+    s.fd_ = std::move(*owned);
     return s;
 }
 

@@ -351,6 +351,18 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
         const long rc = spawn_clone3(spec, out, exec_err);
         if (rc == 0) {
             if (exec_err != 0) return fail(E_errno("clone3", spec.path, exec_err));
+            // The kernel numbers the pidfd from 0 up like any descriptor: keep it above stdio
+            // (adopt_above_stdio). Without a slot above 2 (EMFILE) the child cannot be watched:
+            // end it and reap it here, so the caller owns no child on failure.
+            if (auto lifted = lift_above_stdio(out.pidfd); !lifted) {
+                ::syscall(SYS_pidfd_send_signal, out.pidfd.get(), SIGKILL, nullptr, 0);
+                siginfo_t si{};
+                while (::waitid(static_cast<idtype_t>(3) /* P_PIDFD */,
+                                static_cast<id_t>(out.pidfd.get()), &si, WEXITED) != 0 &&
+                       errno == EINTR) {
+                }
+                return fail(E_errno("spawn", spec.path, lifted.error().code()));
+            }
             return out;
         }
         const int err = static_cast<int>(-rc);
