@@ -9,6 +9,7 @@
 #include <optional>
 #include <stop_token>
 
+#include "core/deadline.hpp"
 #include "core/export.hpp"
 
 namespace core {
@@ -22,9 +23,17 @@ class CORE_API Context {
 
     // A child cancelled with this one, or by its own cancel().
     Context with_cancel() const;
-    // A child that is also cancelled once d has elapsed (d <= 0: already done).
+    // A child that is also cancelled once d has elapsed (d <= 0: already done). A d too large
+    // for the clock (nanoseconds::max()) saturates: no deadline at all, never an overflow.
     Context with_timeout(std::chrono::nanoseconds d) const;
+    // As with_timeout for any duration type (milliseconds::max(), hours): converted with
+    // saturation, so a huge d means no deadline instead of an overflowed, early one.
+    template <class Rep, class Period>
+    Context with_timeout(std::chrono::duration<Rep, Period> d) const {
+        return with_timeout(saturating_duration_cast<std::chrono::nanoseconds>(d));
+    }
     // A child with an absolute deadline (the earlier of its parent's and this one).
+    // Clock::time_point::max() (what saturating_add gives for "never") is no deadline.
     Context with_deadline(Clock::time_point deadline) const;
 
     // Cancels this context and its children. Idempotent.

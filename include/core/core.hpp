@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/context.hpp"
+#include "core/deadline.hpp"
 #include "core/error.hpp"
 #include "core/export.hpp"
 #include "core/id.hpp"

@@ -81,6 +81,9 @@ class DeadlineTimer {
 
 std::shared_ptr<Context::State> make_child(const std::shared_ptr<Context::State>& parent,
                                            std::optional<Context::Clock::time_point> deadline) {
+    // time_point::max() is "never" (saturating_add's answer for a huge timeout): no timer entry,
+    // and deadline() says there is none.
+    if (deadline && *deadline == Context::Clock::time_point::max()) deadline.reset();
     auto s = std::make_shared<Context::State>();
     s->parent = parent;
     s->deadline = parent->deadline;
@@ -118,13 +121,10 @@ Context Context::with_cancel() const {
 
 Context Context::with_timeout(std::chrono::nanoseconds d) const {
     const auto now = Clock::now();
-    // Saturate instead of overflowing the time_point: a timeout too far away to represent is no
-    // deadline at all, and any d <= 0 is a deadline already passed.
+    // Any d <= 0 is a deadline already passed; one too far away to represent saturates to
+    // time_point::max(), which make_child takes as no deadline at all.
     if (d <= std::chrono::nanoseconds::zero()) return Context(make_child(s_, now));
-    const auto room = Clock::time_point::max() - now;
-    if (d >= std::chrono::duration_cast<std::chrono::nanoseconds>(room))
-        return Context(make_child(s_, std::nullopt));
-    return Context(make_child(s_, now + std::chrono::duration_cast<Clock::duration>(d)));
+    return Context(make_child(s_, saturating_add(now, d)));
 }
 
 Context Context::with_deadline(Clock::time_point deadline) const {

@@ -14,7 +14,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
+#include "core/deadline.hpp"
 #include "sys/fault.hpp"
 
 namespace core::sys::net {
@@ -149,16 +151,20 @@ void shutdown_write(int fd) noexcept { ::shutdown(fd, SHUT_WR); }
 
 Result<bool> wait_fd(int fd, bool want_write, std::chrono::milliseconds timeout) {
     using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + timeout;
+    const auto deadline = saturating_add(Clock::now(), timeout);  // huge: never, not the past
     for (;;) {
         if (int err = fault::hit("poll")) return fail(E_errno("poll", "", err));
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        // Rounded up, so a wake-up never comes just before the deadline and spins.
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() < 0) left = std::chrono::milliseconds(0);
+        // poll takes an int: a longer wait is cut to ~24 days and the loop waits again.
+        constexpr auto kMaxPoll = std::chrono::milliseconds(std::numeric_limits<int>::max());
+        if (left > kMaxPoll) left = kMaxPoll;
         pollfd p{fd, static_cast<short>(want_write ? POLLOUT : POLLIN), 0};
         int rc = ::poll(&p, 1, static_cast<int>(left.count()));
         if (rc > 0) return true;
-        if (rc == 0) return false;
-        if (errno == EINTR) continue;  // recompute the remaining time and wait again
+        if (rc == 0 && Clock::now() >= deadline) return false;
+        if (rc == 0 || errno == EINTR) continue;  // recompute the remaining time and wait again
         return fail(E_errno("poll", "", errno));
     }
 }
