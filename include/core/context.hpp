@@ -38,6 +38,11 @@ class CORE_API Context {
 
     // Cancels this context and its children. Idempotent.
     void cancel() const;
+    // Cancels this context and its children as signal sig would (what a SignalContext does
+    // when sig arrives; also for hosts that read their signals themselves): signal() then
+    // returns sig and reason() says "interrupted by SIGINT". No-op on background(), and when
+    // already done (the first cause stays).
+    void cancel_by_signal(int sig) const;
     // True once cancelled, by cancel(), a parent, or the deadline.
     bool done() const;
     // True when done because the deadline passed (as Go's DeadlineExceeded).
@@ -46,7 +51,12 @@ class CORE_API Context {
     std::optional<Clock::time_point> deadline() const;
     std::stop_token token() const;
 
-    // "context cancelled" or "context deadline exceeded"; empty while not done.
+    // The signal that cancelled this context (cancel_by_signal, a SignalContext, or a parent
+    // cancelled so), else 0.
+    int signal() const;
+
+    // "context cancelled", "context deadline exceeded" or "interrupted by SIGINT"; empty while
+    // not done. The text lives as long as the program.
     const char* reason() const;
 
     struct State;

@@ -11,4 +11,5 @@
 #include "core/registry.hpp"
 #include "core/result.hpp"
 #include "core/runtime.hpp"
+#include "core/signal_context.hpp"
 #include "core/value.hpp"

@@ -18,6 +18,7 @@
 
 #include "core/deadline.hpp"
 #include "sys/fault.hpp"
+#include "sys/signals.hpp"
 
 namespace core::sys::net {
 
@@ -242,13 +243,7 @@ int sig_int() noexcept { return SIGINT; }
 int sig_kill() noexcept { return SIGKILL; }
 
 Result<void> block_stop_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (int rc = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0)
-        return fail(E_errno("pthread_sigmask", "SIG_BLOCK", rc));
-    return {};
+    return core::sys::block_signals({SIGTERM, SIGINT});
 }
 
 Result<StopSignals> StopSignals::open() {
