@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/context.hpp"
+#include "core/deadline.hpp"
 #include "core/error.hpp"
 #include "core/export.hpp"
 #include "core/id.hpp"
@@ -10,4 +11,5 @@
 #include "core/registry.hpp"
 #include "core/result.hpp"
 #include "core/runtime.hpp"
+#include "core/signal_context.hpp"
 #include "core/value.hpp"

@@ -50,7 +50,9 @@ class CORE_API Options {
                                             bool fallback = false) const;
     [[nodiscard]] Result<std::vector<std::string>> want_strings(std::string_view op,
                                                                 std::string_view key) const;
-    // Also accepts a string such as "500ms", "2s", "1m"; negative durations are an Error.
+    // Also accepts a string such as "500ms", "2s", "1m"; negative durations are an Error. A
+    // typed duration or integer too large for nanoseconds (milliseconds::max()) saturates to
+    // nanoseconds::max(); a string beyond it ("9223372037s") is an Error naming the key.
     [[nodiscard]] Result<std::chrono::nanoseconds> want_duration(
         std::string_view op, std::string_view key, std::chrono::nanoseconds fallback = {}) const;
 

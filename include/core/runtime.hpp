@@ -4,10 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/context.hpp"
@@ -151,7 +153,12 @@ class CORE_API Core : public std::enable_shared_from_this<Core> {
     // --- services ---
     // Runs every on_startup in registration order; stops at the first failure.
     [[nodiscard]] Result<void> startup(const Context& ctx);
-    // Runs every on_shutdown in reverse order; returns the first error. Idempotent.
+    // Runs every on_shutdown in reverse order; returns the first error. Idempotent. Callable
+    // from any thread, a bus subscriber included (the process service then stops without its
+    // event thread waiting for itself). While another thread's shutdown is in progress, a
+    // subscriber's call (or one re-entered on the shutting-down thread) returns at once with
+    // success, since waiting there would deadlock: that shutdown may be waiting for the very
+    // events the subscriber is handling; any other caller waits for it to finish.
     [[nodiscard]] Result<void> shutdown(const Context& ctx);
     std::vector<std::string> services() const;
     template <class S>
@@ -189,6 +196,11 @@ class CORE_API Core : public std::enable_shared_from_this<Core> {
     std::mutex lifecycle_mu_;
     bool started_ = false;
     bool shut_down_ = false;
+    // A shutdown in progress, and on which thread (see shutdown()); under shutdown_mu_.
+    std::mutex shutdown_mu_;
+    std::condition_variable shutdown_cv_;
+    bool shutting_down_ = false;
+    std::thread::id shutdown_thread_;
 };
 
 }  // namespace core

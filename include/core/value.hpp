@@ -12,6 +12,7 @@
 #include <type_traits>
 #include <typeinfo>
 
+#include "core/deadline.hpp"
 #include "core/export.hpp"
 
 namespace core {
@@ -32,7 +33,8 @@ inline constexpr bool kIsInteger =
     !std::is_same_v<T, char32_t>;
 
 using ToInteger = bool (*)(const std::any&, std::int64_t&) noexcept;
-using ToDuration = bool (*)(const std::any&, std::chrono::nanoseconds&) noexcept;
+// saturate: a duration beyond nanoseconds' range gives nanoseconds::max()/min() instead of false.
+using ToDuration = bool (*)(const std::any&, std::chrono::nanoseconds&, bool saturate) noexcept;
 
 // Recorded at construction, while the static type is known, so that Options can read any
 // integer or any std::chrono::duration back without listing types.
@@ -50,13 +52,18 @@ bool any_to_integer(const std::any& a, std::int64_t& out) noexcept {
 }
 
 template <class D>
-bool any_to_duration(const std::any& a, std::chrono::nanoseconds& out) noexcept {
+bool any_to_duration(const std::any& a, std::chrono::nanoseconds& out, bool saturate) noexcept {
     const D* p = std::any_cast<D>(&a);
     if (!p) return false;
     // Range-check in long double nanoseconds first: a duration_cast that overflows is UB.
     const long double ns = std::chrono::duration<long double, std::nano>(*p).count();
     constexpr long double kMax = 9223372036854775807.0L;
-    if (!(ns > -kMax && ns < kMax)) return false;  // also rejects NaN
+    if (ns != ns) return false;  // NaN
+    if (saturate && !(ns > -kMax && ns < kMax)) {
+        out = core::saturating_duration_cast<std::chrono::nanoseconds>(*p);
+        return true;
+    }
+    if (!(ns > -kMax && ns < kMax)) return false;
     if constexpr (std::is_floating_point_v<typename D::rep>)
         out = std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
     else
@@ -116,7 +123,12 @@ class CORE_API Value {
     }
     // Any std::chrono::duration that fits in int64 nanoseconds → true and out set.
     bool to_duration(std::chrono::nanoseconds& out) const noexcept {
-        return to_duration_ && to_duration_(v_, out);
+        return to_duration_ && to_duration_(v_, out, false);
+    }
+    // As to_duration, but a duration too large (or too negative) for int64 nanoseconds gives
+    // nanoseconds::max() (min()) instead of false: "effectively never" for a timeout. NaN: false.
+    bool to_duration_saturated(std::chrono::nanoseconds& out) const noexcept {
+        return to_duration_ && to_duration_(v_, out, true);
     }
 
     // A short description of the held type, for error messages ("string", "integer", …).

@@ -5,25 +5,50 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "sys/signals.hpp"
 
 namespace core {
 
 namespace {
-enum Cause : int { kNone = 0, kCancelled = 1, kDeadline = 2 };
+enum Cause : int { kNone = 0, kCancelled = 1, kDeadline = 2, kSignal = 3 };
+
+// "interrupted by SIGINT" for every signal number, built once and never freed: reason() hands
+// out pointers into it that must outlive every Context.
+const char* signal_reason(int sig) {
+    static const std::vector<std::string>* table = [] {
+        auto* t = new std::vector<std::string>();
+        for (int s = 0; s <= sys::sig_max(); ++s)
+            t->push_back("interrupted by " + (s == 0 ? std::string("a signal") : sys::signal_name(s)));
+        return t;
+    }();
+    if (sig < 0 || static_cast<std::size_t>(sig) >= table->size()) return (*table)[0].c_str();
+    return (*table)[static_cast<std::size_t>(sig)].c_str();
 }
+}  // namespace
 
 struct Context::State {
     std::stop_source src;
     std::shared_ptr<State> parent;              // keeps the chain alive for deadline()
     std::optional<Clock::time_point> deadline;  // effective: min(own, parent's)
     std::atomic<int> cause{kNone};
+    // With cause kSignal: the signal. Written before cause is published (release), read after
+    // cause was seen as kSignal (acquire).
+    std::atomic<int> sig{0};
     // Registered on the parent's token: cancels us when the parent is cancelled.
     std::unique_ptr<std::stop_callback<std::function<void()>>> on_parent;
 
-    void stop(int why) {
+    void stop(int why, int signo = 0) {
         int expected = kNone;
-        cause.compare_exchange_strong(expected, why);
+        if (why == kSignal) {
+            // Only the first cause counts: a signal after a cancel or a deadline changes nothing.
+            if (cause.load(std::memory_order_acquire) == kNone)
+                sig.store(signo, std::memory_order_relaxed);
+        }
+        cause.compare_exchange_strong(expected, why, std::memory_order_acq_rel);
         src.request_stop();
     }
 };
@@ -53,6 +78,9 @@ class DeadlineTimer {
 
   private:
     void loop() {
+        // A library thread: the host's signal handlers must not run here, and a signal the host
+        // waits for with a signalfd (SignalContext) must not be delivered here instead.
+        sys::block_all_signals_in_thread();
         std::unique_lock lk(mu_);
         for (;;) {
             if (queue_.empty()) {
@@ -81,6 +109,9 @@ class DeadlineTimer {
 
 std::shared_ptr<Context::State> make_child(const std::shared_ptr<Context::State>& parent,
                                            std::optional<Context::Clock::time_point> deadline) {
+    // time_point::max() is "never" (saturating_add's answer for a huge timeout): no timer entry,
+    // and deadline() says there is none.
+    if (deadline && *deadline == Context::Clock::time_point::max()) deadline.reset();
     auto s = std::make_shared<Context::State>();
     s->parent = parent;
     s->deadline = parent->deadline;
@@ -93,7 +124,8 @@ std::shared_ptr<Context::State> make_child(const std::shared_ptr<Context::State>
             auto child = weak.lock();
             if (!child) return;
             auto p = pweak.lock();
-            child->stop(p ? p->cause.load() : kCancelled);
+            const int why = p ? p->cause.load(std::memory_order_acquire) : kCancelled;
+            child->stop(why, why == kSignal ? p->sig.load(std::memory_order_relaxed) : 0);
         }));
     if (s->deadline) {
         if (Context::Clock::now() >= *s->deadline)
@@ -118,13 +150,10 @@ Context Context::with_cancel() const {
 
 Context Context::with_timeout(std::chrono::nanoseconds d) const {
     const auto now = Clock::now();
-    // Saturate instead of overflowing the time_point: a timeout too far away to represent is no
-    // deadline at all, and any d <= 0 is a deadline already passed.
+    // Any d <= 0 is a deadline already passed; one too far away to represent saturates to
+    // time_point::max(), which make_child takes as no deadline at all.
     if (d <= std::chrono::nanoseconds::zero()) return Context(make_child(s_, now));
-    const auto room = Clock::time_point::max() - now;
-    if (d >= std::chrono::duration_cast<std::chrono::nanoseconds>(room))
-        return Context(make_child(s_, std::nullopt));
-    return Context(make_child(s_, now + std::chrono::duration_cast<Clock::duration>(d)));
+    return Context(make_child(s_, saturating_add(now, d)));
 }
 
 Context Context::with_deadline(Clock::time_point deadline) const {
@@ -155,8 +184,19 @@ std::stop_token Context::token() const {
     return s_->src.get_token();
 }
 
+void Context::cancel_by_signal(int sig) const {
+    if (!s_->parent) return;  // the shared background root
+    s_->stop(kSignal, sig);
+}
+
+int Context::signal() const {
+    if (s_->cause.load(std::memory_order_acquire) != kSignal) return 0;
+    return s_->sig.load(std::memory_order_relaxed);
+}
+
 const char* Context::reason() const {
     if (!done()) return "";
+    if (s_->cause.load(std::memory_order_acquire) == kSignal) return signal_reason(signal());
     return deadline_exceeded() ? "context deadline exceeded" : "context cancelled";
 }
 

@@ -172,7 +172,39 @@ Result<void> Core::startup(const Context& ctx) {
     return {};
 }
 
+namespace {
+// How deep the calling thread is in Core::broadcast's subscriber calls: a shutdown asked for
+// from a subscriber must not wait for another thread's shutdown (see Core::shutdown).
+thread_local int t_broadcast_depth = 0;
+}  // namespace
+
 Result<void> Core::shutdown(const Context& ctx) {
+    {
+        std::unique_lock lk(shutdown_mu_);
+        if (shutting_down_) {
+            // A worked interleaving of why a subscriber must not wait: thread M runs shutdown,
+            // the process service's on_shutdown kills the children and waits (join) for its
+            // event thread E to deliver their exits; E's subscriber calls shutdown, which would
+            // wait for M, which waits for E. On M itself (an on_shutdown broadcasting to such a
+            // subscriber) the wait would be on ourselves. The shutdown in progress does the work.
+            if (shutdown_thread_ == std::this_thread::get_id() || t_broadcast_depth > 0) return {};
+            shutdown_cv_.wait(lk, [&] { return !shutting_down_; });
+            return {};
+        }
+        shutting_down_ = true;
+        shutdown_thread_ = std::this_thread::get_id();
+    }
+    struct Done {
+        Core* c;
+        ~Done() {
+            {
+                std::lock_guard lk(c->shutdown_mu_);
+                c->shutting_down_ = false;
+                c->shutdown_thread_ = std::thread::id();
+            }
+            c->shutdown_cv_.notify_all();
+        }
+    } done{this};
     std::lock_guard lk(lifecycle_mu_);
     if (shut_down_) return {};
     shut_down_ = true;
@@ -204,6 +236,10 @@ void Core::broadcast(const Value& message) const {
         std::lock_guard lk(e->mu);
         if (!e->active || !e->fn) continue;
         const auto fn = e->fn;
+        struct Depth {
+            Depth() { ++t_broadcast_depth; }
+            ~Depth() { --t_broadcast_depth; }
+        } depth;
         try {
             (*fn)(message);
         } catch (const std::exception& ex) {

@@ -61,8 +61,12 @@ Result<std::chrono::nanoseconds> parse_duration(std::string_view text) {
     if (!std::isfinite(number) || number < 0)
         return fail(E(op, "negative or invalid duration: \"" + std::string(text) + "\""));
     const double ns = number * ns_per;
-    if (ns > static_cast<double>(std::numeric_limits<std::int64_t>::max()))
-        return fail(E(op, "duration too large: \"" + std::string(text) + "\""));
+    // 2^63 exactly: int64's max is not a double, and (double)INT64_MAX rounds up to 2^63, so a
+    // `>` test let "9223372036.854775808s" through to a cast that overflows (UB).
+    constexpr double kLimit = 9223372036854775808.0;
+    if (ns >= kLimit)
+        return fail(E(op, "duration too large: \"" + std::string(text) +
+                              "\" (at most 9223372036s, about 292 years)"));
     return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
 }
 
@@ -178,7 +182,15 @@ Result<std::chrono::nanoseconds> Options::want_duration(std::string_view op, std
     const Value* v = find(key);
     if (!v || v->empty()) return fallback;
     std::chrono::nanoseconds out{0};
-    if (value_to_duration(*v, out)) {
+    // A typed duration or an integer of milliseconds too large for nanoseconds saturates to
+    // nanoseconds::max(): "effectively never", which deadlines then keep (core::saturating_add).
+    std::int64_t ms = 0;
+    bool got = v->to_duration_saturated(out);
+    if (!got && v->to_integer(ms)) {
+        out = saturating_duration_cast<std::chrono::nanoseconds>(std::chrono::milliseconds(ms));
+        got = true;
+    }
+    if (got) {
         if (out.count() < 0)
             return fail(
                 E(std::string(op), "option \"" + std::string(key) + "\": negative duration"));

@@ -82,7 +82,17 @@ void EventDispatcher::flush_and_stop() {
         t = std::move(th_);
     }
     cv_.notify_all();
-    if (t.joinable()) t.join();
+    if (!t.joinable()) return;
+    if (t.get_id() == std::this_thread::get_id()) {
+        // Called from a subscriber (Core::shutdown in a bus handler runs the Service's
+        // on_shutdown on this very thread): it cannot join itself, and a join that throws would
+        // leave a joinable std::thread to std::terminate in the unwind. Detached instead: stop_
+        // is set, so once the subscriber returns, run() delivers what is still queued (the
+        // exits of the processes this shutdown killed) and ends; it holds its own reference.
+        t.detach();
+        return;
+    }
+    t.join();
 }
 
 bool EventDispatcher::wanted() const noexcept {

@@ -34,7 +34,9 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
     // Queues ev; a line (is_line) is dropped when too many lines are queued. Starts the thread
     // on first use. Drops ev at once when nobody is subscribed to the bus.
     void emit(Value ev, bool is_line);
-    // Delivers everything queued so far, then stops the thread (emit() restarts it).
+    // Delivers everything queued so far, then stops the thread (emit() restarts it). From the
+    // dispatcher thread itself (a subscriber shutting the Core down) it cannot wait: the thread
+    // is detached and delivers the rest once the subscriber returns.
     void flush_and_stop();
     std::uint64_t dropped_lines() const;
     // Is anyone subscribed to the Core's bus? When not, the reaper builds no ProcessOutput.

@@ -21,16 +21,37 @@ void UniqueFd::reset() noexcept {
 
 Result<UniqueFd> UniqueFd::dup() const {
     if (int err = fault::hit("dup")) return fail(E_errno("dup", "", err));
-    int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+    // From 3 up: a copy must not take a slot of the host's closed stdio (adopt_above_stdio).
+    int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 3);
     if (fd < 0) return fail(E_errno("dup", "fd " + std::to_string(fd_), errno));
     return UniqueFd::adopt(fd);
+}
+
+Result<UniqueFd> adopt_above_stdio(int fd) {
+    UniqueFd owned = UniqueFd::adopt(fd);
+    if (auto r = lift_above_stdio(owned); !r) return fail(r.error());  // owned closes fd
+    return owned;
+}
+
+Result<void> lift_above_stdio(UniqueFd& fd) {
+    if (!fd || fd.get() > 2) return {};
+    // The copy shares the open file description, so O_NONBLOCK and the other status flags come
+    // along; FD_CLOEXEC is set on it by F_DUPFD_CLOEXEC (every descriptor of ours has it).
+    const int high = ::fcntl(fd.get(), F_DUPFD_CLOEXEC, 3);
+    if (high < 0)
+        return fail(E_errno("fcntl", "F_DUPFD_CLOEXEC fd " + std::to_string(fd.get()), errno));
+    fd = UniqueFd::adopt(high);  // closes the low one
+    return {};
 }
 
 Result<Pipe> make_pipe(int flags) {
     if (int err = fault::hit("pipe2")) return fail(E_errno("pipe2", "", err));
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC | flags) != 0) return fail(E_errno("pipe2", "", errno));
-    return Pipe{UniqueFd::adopt(fds[0]), UniqueFd::adopt(fds[1])};
+    Pipe p{UniqueFd::adopt(fds[0]), UniqueFd::adopt(fds[1])};
+    if (auto r = lift_above_stdio(p.read); !r) return fail(r.error());
+    if (auto r = lift_above_stdio(p.write); !r) return fail(r.error());
+    return p;
 }
 
 Result<void> set_nonblocking(int fd, bool on) {

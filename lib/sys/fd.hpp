@@ -32,13 +32,24 @@ public:
     [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
     // Closes the fd now (never retried on EINTR: Linux has already freed the descriptor).
     void reset() noexcept;
-    // A new owned descriptor for the same file, CLOEXEC (F_DUPFD_CLOEXEC).
+    // A new owned descriptor for the same file, CLOEXEC (F_DUPFD_CLOEXEC), numbered 3 or more.
     Result<UniqueFd> dup() const;
 
 private:
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     int fd_ = -1;
 };
+
+// Takes ownership of fd, a descriptor the kernel has just created for us, and makes sure it is
+// numbered 3 or more: a host that closed its stdio gets new descriptors at 0, 1 or 2, and when
+// it later restores its stdio with dup2(…, 0) the library's descriptor would silently be
+// replaced (libuv keeps every descriptor above 2 for this reason). Below 3 the descriptor is
+// moved up with F_DUPFD_CLOEXEC and the low one closed. Every creator in lib/sys returns its
+// descriptor through here, so no caller has to think of it. Errors: EMFILE (fd is closed then).
+Result<UniqueFd> adopt_above_stdio(int fd);
+// As adopt_above_stdio, for a descriptor already owned: moved up in place when below 3; left as
+// it is (and still owned) on failure.
+Result<void> lift_above_stdio(UniqueFd& fd);
 
 // A pipe, both ends CLOEXEC from birth (pipe2 O_CLOEXEC); flags may add O_NONBLOCK, O_DIRECT.
 struct Pipe {

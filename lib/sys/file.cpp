@@ -26,7 +26,7 @@ Result<UniqueFd> open_impl(const std::string& path, int flags, unsigned mode) {
         fd = ::open(path.c_str(), flags | O_CLOEXEC, static_cast<mode_t>(mode));
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return fail(E_errno("open", path, errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 }  // namespace

@@ -121,7 +121,7 @@ Result<UniqueFd> open_devnull() {
     if (int err = fault::hit("open")) return fail(E_errno("open", "/dev/null", err));
     for (;;) {
         const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-        if (fd >= 0) return UniqueFd::adopt(fd);
+        if (fd >= 0) return adopt_above_stdio(fd);
         if (errno == EINTR) continue;  // open(2) of a device may be interrupted; nothing done yet
         return fail(E_errno("open", "/dev/null", errno));
     }

@@ -14,8 +14,11 @@
 
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
+#include "core/deadline.hpp"
 #include "sys/fault.hpp"
+#include "sys/signals.hpp"
 
 namespace core::sys::net {
 
@@ -54,8 +57,11 @@ sockaddr_in to_sockaddr(const Endpoint& ep) {
 Result<UniqueFd> tcp_listen(const Endpoint& ep, int backlog) {
     const std::string where = to_string(ep);
     if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    UniqueFd fd = UniqueFd::adopt(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return fail(E_errno("socket", where, errno));
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (raw < 0) return fail(E_errno("socket", where, errno));
+    auto owned = adopt_above_stdio(raw);
+    if (!owned) return fail(owned.error());
+    UniqueFd fd = std::move(*owned);
     int one = 1;
     // SO_REUSEADDR: a restarted daemon can bind its port while old connections sit in TIME_WAIT.
     if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0)
@@ -81,7 +87,7 @@ Result<UniqueFd> accept(int listen_fd) {
     if (int err = fault::hit("accept4")) return fail(E_errno("accept4", "", err));
     for (;;) {
         int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0) return UniqueFd::adopt(fd);
+        if (fd >= 0) return adopt_above_stdio(fd);
         if (errno == EINTR) continue;
         // Nothing pending, or the client gave up between the event and our accept: not errors.
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ECONNABORTED) return UniqueFd{};
@@ -93,8 +99,11 @@ Result<UniqueFd> tcp_connect_start(const Endpoint& ep, bool* in_progress) {
     const std::string where = to_string(ep);
     *in_progress = false;
     if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    UniqueFd fd = UniqueFd::adopt(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) return fail(E_errno("socket", where, errno));
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (raw < 0) return fail(E_errno("socket", where, errno));
+    auto owned = adopt_above_stdio(raw);
+    if (!owned) return fail(owned.error());
+    UniqueFd fd = std::move(*owned);
     sockaddr_in sa = to_sockaddr(ep);
     if (int err = fault::hit("connect")) return fail(E_errno("connect", where, err));
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) return fd;
@@ -143,16 +152,20 @@ void shutdown_write(int fd) noexcept { ::shutdown(fd, SHUT_WR); }
 
 Result<bool> wait_fd(int fd, bool want_write, std::chrono::milliseconds timeout) {
     using Clock = std::chrono::steady_clock;
-    const auto deadline = Clock::now() + timeout;
+    const auto deadline = saturating_add(Clock::now(), timeout);  // huge: never, not the past
     for (;;) {
         if (int err = fault::hit("poll")) return fail(E_errno("poll", "", err));
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+        // Rounded up, so a wake-up never comes just before the deadline and spins.
+        auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() < 0) left = std::chrono::milliseconds(0);
+        // poll takes an int: a longer wait is cut to ~24 days and the loop waits again.
+        constexpr auto kMaxPoll = std::chrono::milliseconds(std::numeric_limits<int>::max());
+        if (left > kMaxPoll) left = kMaxPoll;
         pollfd p{fd, static_cast<short>(want_write ? POLLOUT : POLLIN), 0};
         int rc = ::poll(&p, 1, static_cast<int>(left.count()));
         if (rc > 0) return true;
-        if (rc == 0) return false;
-        if (errno == EINTR) continue;  // recompute the remaining time and wait again
+        if (rc == 0 && Clock::now() >= deadline) return false;
+        if (rc == 0 || errno == EINTR) continue;  // recompute the remaining time and wait again
         return fail(E_errno("poll", "", errno));
     }
 }
@@ -161,7 +174,7 @@ Result<UniqueFd> epoll_create() {
     if (int err = fault::hit("epoll_create1")) return fail(E_errno("epoll_create1", "", err));
     int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return fail(E_errno("epoll_create1", "", errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 Result<void> epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t data) {
@@ -205,7 +218,7 @@ Result<UniqueFd> make_eventfd() {
     if (int err = fault::hit("eventfd")) return fail(E_errno("eventfd", "", err));
     int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) return fail(E_errno("eventfd", "", errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 void eventfd_notify(int fd) noexcept {
@@ -230,13 +243,7 @@ int sig_int() noexcept { return SIGINT; }
 int sig_kill() noexcept { return SIGKILL; }
 
 Result<void> block_stop_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    if (int rc = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0)
-        return fail(E_errno("pthread_sigmask", "SIG_BLOCK", rc));
-    return {};
+    return core::sys::block_signals({SIGTERM, SIGINT});
 }
 
 Result<StopSignals> StopSignals::open() {
@@ -255,7 +262,9 @@ Result<StopSignals> StopSignals::open() {
         const int err = errno;
         return fail(E_errno("signalfd", "SIGTERM, SIGINT", err));  // s's destructor restores
     }
-    s.fd_ = UniqueFd::adopt(fd);
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());  // s's destructor restores
+    s.fd_ = std::move(*owned);
     return s;
 }
 

@@ -21,8 +21,10 @@ Result<Epoll> Epoll::create() {
     if (int err = fault::hit("epoll_create1")) return fail(E_errno("epoll_create1", "", err));
     const int fd = ::epoll_create1(EPOLL_CLOEXEC);
     if (fd < 0) return fail(E_errno("epoll_create1", "", errno));
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());
     Epoll e;
-    e.fd_ = UniqueFd::adopt(fd);
+    e.fd_ = std::move(*owned);
     return e;
 }
 
@@ -76,8 +78,10 @@ Result<EventFd> EventFd::create() {
     if (int err = fault::hit("eventfd")) return fail(E_errno("eventfd", "", err));
     const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0) return fail(E_errno("eventfd", "", errno));
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());
     EventFd e;
-    e.fd_ = UniqueFd::adopt(fd);
+    e.fd_ = std::move(*owned);
     return e;
 }
 
@@ -98,8 +102,10 @@ Result<TimerFd> TimerFd::create() {
     if (int err = fault::hit("timerfd_create")) return fail(E_errno("timerfd_create", "", err));
     const int fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (fd < 0) return fail(E_errno("timerfd_create", "", errno));
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());
     TimerFd t;
-    t.fd_ = UniqueFd::adopt(fd);
+    t.fd_ = std::move(*owned);
     return t;
 }
 

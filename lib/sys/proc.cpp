@@ -23,7 +23,7 @@ Result<UniqueFd> pidfd_open(int pid) {
     // is the same. The descriptor is always O_CLOEXEC.
     const long fd = ::syscall(SYS_pidfd_open, pid, 0);
     if (fd < 0) return fail(E_errno("pidfd_open", "pid " + std::to_string(pid), errno));
-    return UniqueFd::adopt(static_cast<int>(fd));
+    return adopt_above_stdio(static_cast<int>(fd));
 }
 
 Result<void> pidfd_send_signal(int pidfd, int sig) {

@@ -3,11 +3,15 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+
+#include "sys/fault.hpp"
 
 namespace core::sys {
 
@@ -126,6 +130,71 @@ void consume_pending_sigpipe() noexcept {
     // sent by the kernel to the writing thread, so that is no loss. EINTR: nothing to retry, the
     // signal stays pending and the next call takes it.
     (void)sigtimedwait(&pipe_only, nullptr, &zero);
+}
+
+bool blockable_signal(int sig) noexcept {
+    // 32 and 33 are glibc's own (cancellation, setxid): sigaddset refuses them.
+    return sig >= 1 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP && sig != 32 && sig != 33;
+}
+
+namespace {
+
+Result<sigset_t> make_set(const std::vector<int>& sigs, const char* op) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : sigs) {
+        if (!blockable_signal(sig))
+            return fail(E_errno(op, "signal " + std::to_string(sig) + " cannot be blocked", EINVAL));
+        sigaddset(&set, sig);
+    }
+    return set;
+}
+
+}  // namespace
+
+Result<void> block_signals(const std::vector<int>& sigs, std::vector<bool>* was_blocked) {
+    auto set = make_set(sigs, "pthread_sigmask");
+    if (!set) return fail(set.error());
+    sigset_t old;
+    if (int rc = ::pthread_sigmask(SIG_BLOCK, &*set, &old); rc != 0)
+        return fail(E_errno("pthread_sigmask", "SIG_BLOCK", rc));
+    if (was_blocked) {
+        was_blocked->clear();
+        for (int sig : sigs) was_blocked->push_back(sigismember(&old, sig) == 1);
+    }
+    return {};
+}
+
+void unblock_signals(const std::vector<int>& sigs) noexcept {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : sigs)
+        if (blockable_signal(sig)) sigaddset(&set, sig);
+    ::pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+}
+
+Result<SignalFd> SignalFd::open(const std::vector<int>& sigs) {
+    auto set = make_set(sigs, "signalfd");
+    if (!set) return fail(set.error());
+    if (int err = fault::hit("signalfd")) return fail(E_errno("signalfd", "", err));
+    const int fd = ::signalfd(-1, &*set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) return fail(E_errno("signalfd", "", errno));
+    auto owned = adopt_above_stdio(fd);
+    if (!owned) return fail(owned.error());
+    SignalFd s;
+    s.fd_ = std::move(*owned);
+    return s;
+}
+
+int SignalFd::read() noexcept {
+    if (!fd_) return 0;
+    signalfd_siginfo si{};
+    for (;;) {
+        const ssize_t n = ::read(fd_.get(), &si, sizeof si);
+        if (n == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
+        if (n < 0 && errno == EINTR) continue;  // nothing was read: retrying is exact
+        return 0;  // EAGAIN: none pending
+    }
 }
 
 }  // namespace core::sys

@@ -5,6 +5,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "core/result.hpp"
+#include "sys/fd.hpp"
 
 namespace core::sys {
 
@@ -32,6 +36,31 @@ std::optional<int> parse_signal(std::string_view text) noexcept;
 // handlers never run on them and a SIGPIPE from a write to a closed pipe stays pending (and is
 // consumed) instead of killing the host.
 void block_all_signals_in_thread() noexcept;
+// Blocks sigs in the calling thread (pthread_sigmask SIG_BLOCK); threads it creates afterwards
+// inherit the mask. *was_blocked (when given) gets, per signal, whether it was blocked before.
+// Errors: EINVAL naming a signal that cannot be blocked (SIGKILL, SIGSTOP, glibc's 32 and 33,
+// out of range).
+Result<void> block_signals(const std::vector<int>& sigs, std::vector<bool>* was_blocked = nullptr);
+// Unblocks sigs in the calling thread.
+void unblock_signals(const std::vector<int>& sigs) noexcept;
+// Whether sig can be waited for with a signalfd (1 <= sig < NSIG, not SIGKILL, SIGSTOP, 32, 33).
+bool blockable_signal(int sig) noexcept;
+
+// A signalfd for a set of signals (CLOEXEC, non-blocking, above fd 2). It changes no signal
+// mask: the signals must be blocked in every thread, or one delivered to a thread that does not
+// block it gets its default action instead of reaching the descriptor. Move-only; one reader.
+class SignalFd {
+public:
+    // Errors: EINVAL (a signal blockable_signal refuses), signalfd's errno (EMFILE, ENOMEM).
+    static Result<SignalFd> open(const std::vector<int>& sigs);
+    int fd() const noexcept { return fd_.get(); }
+    // The next pending signal's number, 0 when none is pending (never blocks).
+    int read() noexcept;
+
+private:
+    UniqueFd fd_;
+};
+
 // Consumes a pending SIGPIPE aimed at the calling thread, if any (after an EPIPE while SIGPIPE was
 // blocked in this thread). Never blocks.
 void consume_pending_sigpipe() noexcept;

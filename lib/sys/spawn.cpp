@@ -25,16 +25,30 @@ namespace core::sys {
 
 namespace {
 
-// Every signal but glibc's internal 32 and 33 (SIGCANCEL, SIGSETXID: sigaddset refuses them,
-// corefx PR #33289). A SIG_IGN inherited from the host (SIGPIPE!) survives exec otherwise.
+// Sets sig's bit in s directly. glibc's sigaddset refuses its internal signals 32 and 33
+// (SIGCANCEL, SIGSETXID) with EINVAL (corefx PR #33289); the layout is the kernel's: bit sig-1
+// of an array of unsigned long (glibc's __sigset_t, sysdeps/unix/sysv/linux/sigsetops.h).
+void set_signal_bit(sigset_t& s, int sig) noexcept {
+    constexpr unsigned kBits = 8 * sizeof(unsigned long);
+    auto* words = reinterpret_cast<unsigned long*>(&s);
+    const unsigned bit = static_cast<unsigned>(sig - 1);
+    words[bit / kBits] |= 1UL << (bit % kBits);
+}
+
+// Every signal that can be caught, glibc's internal 32 and 33 included. A SIG_IGN inherited from
+// the host (SIGPIPE!) survives exec otherwise. 32 and 33 must be in the set although the host
+// never sees them: glibc's __spawni_child (posix/spawni.c, sysdeps/unix/sysv/linux/spawni.c,
+// glibc 2.24 to at least 2.40) walks every signal with all of them blocked and, for one not in
+// the SETSIGDEF set, sets an internal signal to SIG_IGN (the others keep SIG_IGN or SIG_DFL),
+// so a child that is not glibc (musl, Go, Rust runtimes use 32 and 33) started ignoring them:
+// "SigIgn: 0000000180000000" in /proc/<child>/status (issue 18).
 const sigset_t& default_signals() {
     static const sigset_t set = [] {
         sigset_t s;
         sigemptyset(&s);
         for (int sig = 1; sig < NSIG; ++sig) {
-            if (sig == 32 || sig == 33) continue;
             if (sig == SIGKILL || sig == SIGSTOP) continue;  // cannot be caught or ignored
-            sigaddset(&s, sig);
+            set_signal_bit(s, sig);
         }
         return s;
     }();
@@ -396,6 +410,18 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
         const long rc = spawn_clone3(spec, out, exec_err);
         if (rc == 0) {
             if (exec_err != 0) return fail(E_errno("clone3", spec.path, exec_err));
+            // The kernel numbers the pidfd from 0 up like any descriptor: keep it above stdio
+            // (adopt_above_stdio). Without a slot above 2 (EMFILE) the child cannot be watched:
+            // end it and reap it here, so the caller owns no child on failure.
+            if (auto lifted = lift_above_stdio(out.pidfd); !lifted) {
+                ::syscall(SYS_pidfd_send_signal, out.pidfd.get(), SIGKILL, nullptr, 0);
+                siginfo_t si{};
+                while (::waitid(static_cast<idtype_t>(3) /* P_PIDFD */,
+                                static_cast<id_t>(out.pidfd.get()), &si, WEXITED) != 0 &&
+                       errno == EINTR) {
+                }
+                return fail(E_errno("spawn", spec.path, lifted.error().code()));
+            }
             return out;
         }
         const int err = static_cast<int>(-rc);

@@ -424,3 +424,55 @@ TEST_CASE("Options_ParseDuration_Bad", "[core][options]") {
         CHECK_FALSE(r.error().message().empty());
     }
 }
+
+// Issue 12 §4: huge but accepted durations. A typed or integer duration beyond nanoseconds
+// saturates ("effectively never"); a string beyond it is an Error naming the key; nothing
+// overflows (before: "9223372036.854775808s" was cast from 2^63 and came back negative).
+TEST_CASE("Options_WantDuration_Ugly", "[core][options]") {
+    CORE_LEAK_GUARD();
+    SECTION("typed durations too large for nanoseconds saturate") {
+        const Options o{{"ms", std::chrono::milliseconds::max()},
+                        {"h", std::chrono::hours::max()},
+                        {"dbl", std::chrono::duration<double>(1e300)},
+                        {"int_ms", INT64_MAX}};
+        for (const char* key : {"ms", "h", "dbl", "int_ms"}) {
+            INFO(key);
+            auto r = o.want_duration("process.run", key);
+            REQUIRE(r);
+            CHECK(*r == std::chrono::nanoseconds::max());
+        }
+    }
+    SECTION("a typed duration too negative is still a negative duration") {
+        const Options o{{"timeout", std::chrono::milliseconds::min()}};
+        auto r = o.want_duration("process.run", "timeout");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what() == "process.run: option \"timeout\": negative duration");
+    }
+    SECTION("the largest string that fits parses exactly") {
+        const Options o{{"timeout", "9223372036s"}};
+        auto r = o.want_duration("process.run", "timeout");
+        REQUIRE(r);
+        CHECK(*r == std::chrono::seconds(9223372036));
+    }
+    SECTION("a string beyond the range is an Error naming the key") {
+        for (const char* text : {"9223372037s", "9223372036.854775808s", "2562048h", "1e19ns"}) {
+            INFO(text);
+            const Options o{{"timeout", text}};
+            auto r = o.want_duration("process.run", "timeout");
+            REQUIRE_FALSE(r);
+            CHECK(r.error().what().find("process.run: option \"timeout\"") == 0);
+            CHECK(r.error().what().find("duration too large") != std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("Options_ParseDuration_Ugly", "[core][options]") {
+    CORE_LEAK_GUARD();
+    // 2^63 ns exactly is one past the range: refused, never cast.
+    auto edge = core::parse_duration("9223372036854775808ns");
+    REQUIRE_FALSE(edge);
+    CHECK(edge.error().what().find("duration too large") != std::string::npos);
+    auto below = core::parse_duration("9223372036854774784ns");  // the largest double below 2^63
+    REQUIRE(below);
+    CHECK(below->count() == 9223372036854774784LL);
+}

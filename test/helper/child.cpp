@@ -26,6 +26,10 @@
 //   fail-after MS N          sleep MS, then exit N
 //   output-exit N COUNT      write COUNT bytes 'o' then "END\n" to stdout, exit N
 //   http-health PORT         (daemon tests) serve "GET /health" → 200 on 127.0.0.1:PORT forever
+//   (helper A: descriptors, signals)
+//   proc-sigs                print the kernel's view of its signals, the SigBlk and SigIgn lines
+//                            of /proc/self/status (which sigaction cannot show for glibc's
+//                            internal 32 and 33), as "SigBlk: <hex> SigIgn: <hex>"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -308,6 +312,28 @@ int main(int argc, char** argv) {
         struct winsize ws {};
         ioctl(1, TIOCGWINSZ, &ws);
         out("size " + std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) + "\n");
+        return 0;
+    }
+    // ---- helper A: descriptors, signals ----
+    if (mode == "proc-sigs") {
+        FILE* f = std::fopen("/proc/self/status", "r");
+        if (!f) return 5;
+        char line[256];
+        std::string blk = "?", ign = "?";
+        while (std::fgets(line, sizeof line, f)) {
+            std::string l(line);
+            while (!l.empty() && (l.back() == '\n' || l.back() == ' ' || l.back() == '\t'))
+                l.pop_back();
+            const auto tab = l.find_first_of("\t ");
+            if (tab == std::string::npos) continue;
+            const auto start = l.find_first_not_of("\t ", tab);
+            if (start == std::string::npos) continue;
+            const std::string value = l.substr(start);
+            if (l.compare(0, 7, "SigBlk:") == 0) blk = value;
+            if (l.compare(0, 7, "SigIgn:") == 0) ign = value;
+        }
+        std::fclose(f);
+        out("SigBlk: " + blk + " SigIgn: " + ign + "\n");
         return 0;
     }
     return usage();

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "common.hpp"
 #include "sys/fault.hpp"
 #include "sys/io.hpp"
+#include "sys/net.hpp"
 #include "sys/poll.hpp"
 #include "sys/proc.hpp"
 #include "sys/signals.hpp"
@@ -450,4 +452,36 @@ TEST_CASE("Spawn_Clone3_Ugly", "[process]") {
         REQUIRE(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 0);
     }
+}
+
+// Issue 12 §4: net::wait_fd(…, milliseconds::max()) is "forever", not a deadline that
+// overflowed into the past (it returned false at once). The waiter must still be asleep in poll
+// when the writer writes: the writer waits until the waiting thread's state is S.
+TEST_CASE("Spawn_WaitFd_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto p = sys::make_pipe();
+    REQUIRE(p);
+    std::atomic<int> tid{0};
+    std::atomic<bool> returned{false};
+    core::Result<bool> got = false;
+    std::thread waiter([&] {
+        tid = static_cast<int>(::gettid());
+        got = sys::net::wait_fd(p->read.get(), false, std::chrono::milliseconds::max());
+        returned = true;
+    });
+    auto sleeping = [&] {
+        const int t = tid.load();
+        if (t == 0 || returned.load()) return false;
+        std::ifstream f("/proc/self/task/" + std::to_string(t) + "/stat");
+        std::string line;
+        if (!std::getline(f, line)) return false;
+        const auto close = line.rfind(')');
+        return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'S';
+    };
+    const bool slept = core::test::eventually(sleeping, std::chrono::seconds(10));
+    REQUIRE(::write(p->write.get(), "x", 1) == 1);
+    waiter.join();
+    CHECK(slept);
+    REQUIRE(got);
+    CHECK(*got);
 }

@@ -1,6 +1,7 @@
 // coreproc pipeline FILE: a Runner spec file, with each step's state shown as it changes and
 // a summary table at the end. Exit 0 only when nothing failed (failures of steps with
 // allow_failure excepted), 1 otherwise, 2 when the file is unreadable or invalid.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
+#include "core/signal_context.hpp"
 #include "core/process/runner.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
@@ -97,10 +99,16 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
         return kExitFailed;
     }
 
-    core::Result<core::process::RunAllResult> res = core::fail(core::E("pipeline", "not run"));
-    const int sig = run_interruptible(g.log, [&](const core::Context& ctx) {
-        res = a.sequential ? runner->run_sequential(ctx, *specs) : runner->run_all(ctx, *specs);
-    });
+    // SIGINT (Ctrl-C) or SIGTERM cancels ctx: the Runner stops its running steps (each in a
+    // process group of its own, killed whole) and skips the rest. main() blocked both signals
+    // before any thread started.
+    auto sc = core::SignalContext::create({SIGINT, SIGTERM});
+    if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
+    const core::Context ctx = sc ? sc->context() : core::Context::background();
+    core::Result<core::process::RunAllResult> res =
+        a.sequential ? runner->run_sequential(ctx, *specs) : runner->run_all(ctx, *specs);
+    const int sig = sc ? sc->signal() : 0;
+    if (sig != 0) g.log->info("signal {} received: stopped", sig);
     (void)(*core)->shutdown(core::Context::background());
     if (!res) {
         std::cerr << "coreproc pipeline: " << res.error().what() << "\n";

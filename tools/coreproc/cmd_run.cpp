@@ -6,11 +6,13 @@
 // same code path process.run takes (start, then wait). Without --json the child inherits our
 // stdout and stderr, so its output is live and keeps its interleaving; with --json they are
 // captured apart. Our stdin is passed through (--stdin null to opt out).
+#include <csignal>
 #include <iostream>
 
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
+#include "core/signal_context.hpp"
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
@@ -37,7 +39,11 @@ int cmd_run(const Globals& g, const RunArgs& a) {
     o.command = a.command.front();
     o.args.assign(a.command.begin() + 1, a.command.end());
     o.dir = a.dir;
-    o.kill_group = a.kill_group;
+    // Always its own process group, killed whole: Ctrl-C, SIGTERM and --timeout must take what
+    // the command started too (`sh -c 'sleep 100 & sleep 100'` left both sleeps running: a
+    // non-interactive shell starts `&` jobs with SIGINT ignored). --kill-group is the default.
+    o.kill_group = true;
+    (void)a.kill_group;
     // Our stdin is the command's (a filter works: `echo hi | coreproc run -- cat`), unless
     // --stdin null. With --json both streams are captured apart; otherwise they are ours.
     if (a.stdin_mode == "null") {
@@ -87,9 +93,15 @@ int cmd_run(const Globals& g, const RunArgs& a) {
     }
     auto svc = (*core)->service<core::process::Service>("process");
 
+    // SIGINT (Ctrl-C) or SIGTERM cancels ctx: the Service then stops the command's group
+    // (SIGTERM, SIGKILL after --grace). main() blocked both signals before any thread started.
+    auto sc = core::SignalContext::create({SIGINT, SIGTERM});
+    if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
+    const core::Context sig_ctx = sc ? sc->context() : core::Context::background();
+
     int code = kExitCannotStart;
     nlohmann::json out = base_json(a);
-    const int sig = run_interruptible(g.log, [&](const core::Context& ctx) {
+    auto work = [&](const core::Context& ctx) {
         // The timeout is a child context: the Service kills the child (its group with
         // --kill-group) when it expires, and deadline_exceeded() names the cause afterwards.
         const core::Context run_ctx = timeout.count() > 0 ? ctx.with_timeout(timeout) : ctx;
@@ -136,7 +148,10 @@ int cmd_run(const Globals& g, const RunArgs& a) {
             out["error"] = info.error;
             code = kExitCannotStart;
         }
-    });
+    };
+    work(sig_ctx);
+    const int sig = sc ? sc->signal() : 0;
+    if (sig != 0) g.log->info("signal {} received: stopped", sig);
     (void)(*core)->shutdown(core::Context::background());
 
     if (g.json) {
