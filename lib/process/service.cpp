@@ -889,7 +889,8 @@ std::vector<std::string> Service::list(bool running_only) const {
     for (const auto& [seq, p] : impl_->running) {
         // run()/exec() entries are private to their caller until removed: not listed, as the
         // registry's names() does not list them once removed either.
-        if (impl_->managed.has(p->id())) out.push_back(p->id());
+        // Done but not yet unindexed (the reaper's on_finished runs just after): not running.
+        if (p->is_running() && impl_->managed.has(p->id())) out.push_back(p->id());
     }
     return out;
 }

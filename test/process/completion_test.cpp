@@ -152,7 +152,10 @@ TEST_CASE("ManagedProcess_OnExit_Good", "[process][completion]") {
     auto c = make_core();
     auto svc = service(c);
     SECTION("called once, off the caller's thread, with the final info") {
-        auto p = svc->start(Context::background(), child({"output-exit", "5", "3"}));
+        // It cannot end before the hook is registered: it waits for its stdin's EOF.
+        auto o = child({"echo"});
+        o.std_in = Stdio::pipe();
+        auto p = svc->start(Context::background(), o);
         REQUIRE(p);
         std::mutex mu;
         std::vector<cp::ProcessInfo> seen;
@@ -162,6 +165,8 @@ TEST_CASE("ManagedProcess_OnExit_Good", "[process][completion]") {
             seen.push_back(i);
             hook_thread = std::this_thread::get_id();
         });
+        REQUIRE((*p)->write_input("bye"));
+        REQUIRE((*p)->close_input());
         (*p)->wait();
         REQUIRE(core::test::eventually([&] {
             std::lock_guard lk(mu);
@@ -169,7 +174,7 @@ TEST_CASE("ManagedProcess_OnExit_Good", "[process][completion]") {
         }));
         std::lock_guard lk(mu);
         REQUIRE(seen.size() == 1);
-        CHECK(seen[0].exit.code == 5);
+        CHECK(seen[0].exit.code == 0);
         CHECK_FALSE(seen[0].running);
         CHECK(hook_thread != std::this_thread::get_id());
     }
