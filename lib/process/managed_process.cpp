@@ -4,6 +4,7 @@
 #include <chrono>
 #include <thread>
 
+#include "process/cgroup.hpp"
 #include "process/reaper.hpp"
 #include "process/state.hpp"
 #include "sys/io.hpp"
@@ -60,6 +61,7 @@ ProcessInfo info_locked(const ProcessState& s) {
     i.duration = end - s.started_steady;
     i.output_dropped = static_cast<std::size_t>(s.output.dropped());
     i.error = s.done ? s.error : std::string();
+    detail::fill_containment_locked(s, i);
     return i;
 }
 }  // namespace

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "process/cgroup.hpp"
 #include "sys/io.hpp"
 #include "sys/signals.hpp"
 
@@ -14,6 +15,7 @@ using Clock = std::chrono::steady_clock;
 
 Result<void> signal_locked(ProcessState& st, int sig) {
     if (st.reaped) return {};
+    if (st.cgroup) cgroup_signal(*st.cgroup, sig);  // SIGTERM/SIGKILL: the whole tree too
     Result<void> r;
     if (st.kill_group) {
         // The leader is not reaped, so its pid (= the group id) cannot have been reused.
@@ -334,6 +336,7 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
     // The child's own pipe ends were closed before its exit was signalled (exit_files runs
     // before exit_notify), so what is in the pipes now is all it wrote; read it (bounded: a
     // grandchild may keep writing).
+    if (st->cgroup) end_cgroup_tree(*st);  // what is left of the tree dies with the leader
     read_pipe(st, false, 16);
     read_pipe(st, true, 16);
     if (st->kill_group && (st->out_fd || st->err_fd)) {
@@ -455,6 +458,7 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
                     st->error = "killed by signal " + std::to_string(st->signal) + " (" +
                                 sys::signal_name(st->signal) + ")";
                 }
+                if (st->cgroup) oom_reason_locked(*st);  // "killed by the OOM killer: …"
                 break;
         }
         if (st->status == Status::killed && st->kill_requested) killed_by = st->signal;
@@ -598,6 +602,7 @@ void Reaper::poll_children() {
         }
         polled_[i] = std::move(polled_.back());
         polled_.pop_back();
+        if (st->cgroup) end_cgroup_tree(*st);
         read_pipe(st, false, 16);
         read_pipe(st, true, 16);
         if (!w) {

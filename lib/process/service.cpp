@@ -13,6 +13,8 @@
 
 #include "core/id.hpp"
 #include "core/log.hpp"
+#include "process/cgroup.hpp"
+#include "process/containment.hpp"
 #include "process/events.hpp"
 #include "process/reaper.hpp"
 #include "process/state.hpp"
@@ -225,11 +227,24 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     spec.stderr_fd = o.capture ? err_pipe.write.get() : -1;
     spec.new_session = o.detach && !transient;
     spec.new_group = o.kill_group;
+    // Containment and identity (issue 13): the cgroup exists before the child, born in it.
+    detail::IdentitySpec identity_store;
+    if (auto c = detail::check_containment(op, o); !c) return fail(c.error());
+    detail::apply_identity(o.identity, identity_store, spec);
+    if (detail::wants_cgroup(o)) {
+        auto cg = detail::make_cgroup(op, opts.cgroup_parent, o);
+        if (!cg) return fail(cg.error());
+        st->cgroup = std::move(*cg);
+        spec.cgroup_fd = st->cgroup->fd();
+    }
     st->started_at = std::chrono::system_clock::now();
     st->started_steady = Clock::now();
     auto spawned = sys::spawn(spec);
     if (!spawned) {
         const int code = spawned.error().code();
+        // A containment or identity step of the child: its own text (`setuid 65534: …`).
+        if (spawned.error().op() == "child")
+            return fail(Error(op, "\"" + o.command + "\": " + spawned.error().message(), code));
         return fail(E_errno(
             op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"", code));
     }
@@ -614,6 +629,7 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
     auto keep = opts.want_boolean(op, "keepStdin");
     if (!keep) return fail(keep.error());
     o.keep_stdin = *keep;
+    if (auto c = detail::parse_containment_options(op, opts, o); !c) return fail(c.error());
     return o;
 }
 

@@ -23,6 +23,10 @@ struct ServiceOptions {
     bool events = true;
     // Output lines queued for slow subscribers before further lines are dropped (counted).
     std::size_t max_queued_lines = 65536;
+    // Where per-process cgroups (RunOptions::cgroup) are created: an absolute path inside the
+    // cgroup2 mount, or a path relative to that mount. Empty: our own v2 cgroup when it is
+    // writable (delegated), else the v2 mount's root on a hybrid (v1 + v2) host.
+    std::string cgroup_parent;
 };
 
 class CORE_API Service : public core::Service {

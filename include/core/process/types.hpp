@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/export.hpp"
+#include "core/process/containment.hpp"
 
 namespace core::process {
 
@@ -31,6 +32,10 @@ struct ProcessInfo {
     std::chrono::nanoseconds duration{0};  // so far, while running
     std::size_t output_dropped = 0;        // bytes dropped from the front of the output
     std::string error;                     // why it failed (status failed), else empty
+    // The child's cgroup (a path; empty without one) and what it counted: current memory and
+    // CPU while running, the final figures (peak memory, OOM kills) once finished.
+    std::string cgroup;
+    Accounting accounting;
 };
 
 struct RunOptions {
@@ -52,6 +57,11 @@ struct RunOptions {
     // keep_stdin, stdin is /dev/null.
     std::optional<std::string> input;
     bool keep_stdin = false;  // stdin stays a pipe for write_input()/close_input(); not with input
+    // A cgroup v2 of its own (clone3 path only; see containment.hpp and ServiceOptions::
+    // cgroup_parent): born in it, its whole tree killed with cgroup.kill, finished when empty.
+    bool cgroup = false;
+    Limits limits;      // cgroup limits; any set one implies cgroup
+    Identity identity;  // uid, gid, groups, umask, rlimits, nice, no_new_privs, death signal
 };
 
 // IPC events broadcast on the Core bus (as Values holding these types).
