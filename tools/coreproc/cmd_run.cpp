@@ -63,6 +63,11 @@ int cmd_run(const Globals& g, const RunArgs& a) {
         o.grace_period = std::chrono::ceil<std::chrono::milliseconds>(*d);
     }
 
+    if (auto bad = apply_containment_flags(a.contain, o); !bad.empty()) {
+        std::cerr << "coreproc run: " << bad << "\n";
+        return kExitUsage;
+    }
+
     auto core = start_core(g.log);
     if (!core) {
         std::cerr << "coreproc run: " << core.error().what() << "\n";
@@ -104,8 +109,10 @@ int cmd_run(const Globals& g, const RunArgs& a) {
             code = info.exit_code;
         } else if (info.status == core::process::Status::killed) {
             out["status"] = "killed";
-            out["error"] = "killed by signal " + std::to_string(info.signal) + " (" +
-                           core::process::signal_name(info.signal) + ")";
+            out["error"] = info.error.rfind("killed by the OOM killer", 0) == 0
+                               ? info.error
+                               : "killed by signal " + std::to_string(info.signal) + " (" +
+                                     core::process::signal_name(info.signal) + ")";
             code = kExitSignalBase + info.signal;
         } else {
             out["status"] = "failed";

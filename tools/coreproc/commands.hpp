@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "containment_flags.hpp"
 
 namespace coreproc {
 
@@ -16,6 +17,7 @@ struct RunArgs {
     std::string grace;    // SIGTERM→SIGKILL delay on timeout/interrupt, empty: the default
     bool kill_group = false;
     std::vector<std::string> command;  // CMD ARG…
+    ContainmentArgs contain;           // --cgroup, --memory-max, --user, … (issue 13)
 };
 int cmd_run(const Globals& g, const RunArgs& a);
 

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
     run->add_flag("--kill-group", run_args.kill_group,
                   "Start the command in its own process group and kill the whole group");
     run->add_flag("--json", json, "Print a JSON result (with the captured output) on stdout");
+    add_containment_flags(*run, run_args.contain);
     run->add_option("command", run_args.command, "CMD [ARG…] (after --)")->required();
     run->positionals_at_end(true);
 
