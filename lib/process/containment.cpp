@@ -218,9 +218,9 @@ Result<std::string> text_or_number(const std::string& op, const char* key, const
 Result<std::uint64_t> size_of(const std::string& op, const char* key, const Value& v) {
     std::int64_t n = 0;
     if (value_to_integer(v, n)) {
-        if (n <= 0)
+        if (n < 0)  // 0 is a size too: memorySwapMax 0 is "no swap"
             return fail(
-                Error(op, std::string("option \"") + key + "\": want a positive size", EINVAL));
+                Error(op, std::string("option \"") + key + "\": want a size >= 0", EINVAL));
         return static_cast<std::uint64_t>(n);
     }
     if (auto s = v.get<std::string>()) {

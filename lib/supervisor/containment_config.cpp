@@ -26,13 +26,13 @@ Result<std::string> name_or_number(const std::string& key, const json& v) {
 }
 
 Result<std::uint64_t> size_of(const std::string& key, const json& v) {
-    if (v.is_number_unsigned() && v.get<std::uint64_t>() > 0) return v.get<std::uint64_t>();
+    if (v.is_number_unsigned()) return v.get<std::uint64_t>();  // 0: e.g. no swap
     if (v.is_string()) {
         auto s = parse_size(v.get<std::string>());
         if (!s) return fail(key_err(key, s.error().message()));
         return *s;
     }
-    return fail(want(key, "a size (\"256M\" or a positive number of bytes)", v));
+    return fail(want(key, "a size (\"256M\" or a number of bytes)", v));
 }
 
 Result<void> parse_limits(const json& v, Limits& l) {
