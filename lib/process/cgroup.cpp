@@ -1,8 +1,5 @@
 #include "process/cgroup.hpp"
 
-#include <signal.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -11,6 +8,8 @@
 
 #include "process/state.hpp"
 #include "sys/cgroup.hpp"
+#include "sys/file.hpp"
+#include "sys/signals.hpp"
 #include "sys/proc.hpp"
 
 namespace core::process::detail {
@@ -76,8 +75,8 @@ Result<std::string> find_cgroup_parent(const std::string& configured) {
                             ? configured
                             : *mount + (configured[0] == '/' ? "" : "/") + configured;
         while (p.size() > 1 && p.back() == '/') p.pop_back();
-        if (::access((p + "/cgroup.procs").c_str(), F_OK) != 0)
-            return fail(E_errno("cgroup", "parent cgroup " + p + " (cgroup_parent)", errno));
+        if (int err = cg::missing(p + "/cgroup.procs"))
+            return fail(E_errno("cgroup", "parent cgroup " + p + " (cgroup_parent)", err));
         return p;
     }
     if (auto self = cg::self_path()) {
@@ -117,7 +116,7 @@ Result<std::shared_ptr<Cgroup>> Cgroup::create(const std::string& parent, const 
             if (auto e = enable_controller(parent, pfd->get(), n.controller, n.option); !e)
                 return fail(e.error());
 
-    const std::string name = "core-process-" + std::to_string(::getpid()) + "-" +
+    const std::string name = "core-process-" + std::to_string(sys::file::self_pid()) + "-" +
                              std::to_string(g_serial.fetch_add(1) + 1);
     c->path_ = parent + "/" + name;
     if (auto m = cg::make(c->path_); !m) return fail(E("cgroup", "create", m.error()));
@@ -217,7 +216,7 @@ Result<void> Cgroup::kill_locked() const {
     if (w.error().code() != ENOENT) return fail(w.error());
     // No cgroup.kill (kernel < 5.14): SIGKILL each member; forks racing with it are caught by
     // the caller's repeated calls while the cgroup stays populated.
-    return signal_members_locked(SIGKILL);
+    return signal_members_locked(sys::sig_kill());
 }
 
 Result<bool> Cgroup::populated_locked() const {
@@ -282,9 +281,9 @@ bool Cgroup::end_tree(Accounting& out) {
 
 void cgroup_signal(const Cgroup& c, int sig) noexcept {
     try {
-        if (sig == SIGKILL) {
+        if (sig == sys::sig_kill()) {
             (void)c.kill();
-        } else if (sig == SIGTERM) {
+        } else if (sig == sys::sig_term()) {
             (void)c.signal_members(sig);
         }
     } catch (...) {
@@ -302,7 +301,7 @@ void end_cgroup_tree(ProcessState& st) {
 }
 
 void oom_reason_locked(ProcessState& st) {
-    if (st.status != Status::killed || st.signal != SIGKILL || st.accounting.oom_kills == 0) return;
+    if (st.status != Status::killed || st.signal != sys::sig_kill() || st.accounting.oom_kills == 0) return;
     st.error = "killed by the OOM killer";
     if (!st.cgroup->memory_text().empty()) st.error += ": " + st.cgroup->memory_text();
 }

@@ -1,10 +1,8 @@
 #include "process/containment.hpp"
 
-#include <signal.h>
-#include <sys/resource.h>
-
 #include <cerrno>
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -72,7 +70,7 @@ Result<Rlimit> parse_rlimit(std::string_view text) {
     auto res = sys::ident::rlimit_resource(text.substr(0, eq));
     if (!res) return fail(res.error());
     auto value = [&](std::string_view v) -> Result<std::uint64_t> {
-        if (v == "unlimited" || v == "infinity" || v == "max") return RLIM_INFINITY;
+        if (v == "unlimited" || v == "infinity" || v == "max") return UINT64_MAX;  // RLIM_INFINITY on Linux
         std::uint64_t n = 0;
         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (v.empty() || ec != std::errc() || p != v.data() + v.size())
@@ -142,7 +140,7 @@ Result<void> check_containment(const std::string& op, const RunOptions& o) {
             "option \"parentDeathSignal\": not a signal: " + std::to_string(id.parent_death_signal),
             EINVAL));
     for (const auto& r : id.rlimits) {
-        if (r.resource < 0 || r.resource >= RLIM_NLIMITS)
+        if (r.resource < 0 || r.resource >= sys::ident::rlimit_count())
             return fail(Error(
                 op, "option \"rlimits\": unknown resource " + std::to_string(r.resource), EINVAL));
         if (r.soft > r.hard)
@@ -350,7 +348,7 @@ Result<void> parse_containment_options(const std::string& op, const Options& opt
                                   EINVAL));
             id.parent_death_signal = *sig;
         } else if (auto b = v->get<bool>()) {
-            id.parent_death_signal = *b ? SIGKILL : 0;
+            id.parent_death_signal = *b ? sys::sig_kill() : 0;
         } else if (value_to_integer(*v, n)) {
             id.parent_death_signal = static_cast<int>(n);
         } else {

@@ -101,6 +101,10 @@ Result<UniqueFd> open_dir(const std::string& path) {
     return UniqueFd::adopt(fd);
 }
 
+int missing(const std::string& path) noexcept {
+    return ::access(path.c_str(), F_OK) == 0 ? 0 : errno;
+}
+
 bool writable(const std::string& path) {
     return ::access(path.c_str(), W_OK) == 0 &&
            ::access((path + "/cgroup.procs").c_str(), W_OK) == 0;

@@ -30,6 +30,8 @@ Result<void> make(const std::string& path);
 Result<void> remove(const std::string& path);
 // open(path, O_RDONLY|O_DIRECTORY|O_CLOEXEC): for CLONE_INTO_CGROUP and the *at calls.
 Result<UniqueFd> open_dir(const std::string& path);
+// 0 when path exists, else the errno of access(path, F_OK).
+int missing(const std::string& path) noexcept;
 // Whether we may create cgroups in path (access W_OK on it and on its cgroup.procs).
 bool writable(const std::string& path);
 

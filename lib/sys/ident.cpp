@@ -114,6 +114,10 @@ Result<int> rlimit_resource(std::string_view name) {
                       EINVAL));
 }
 
+int rlimit_count() noexcept {
+    return RLIM_NLIMITS;
+}
+
 std::string rlimit_name(int resource) {
     for (const auto& r : kRlimits)
         if (r.resource == resource) return r.name;

@@ -29,6 +29,8 @@ Result<std::uint32_t> group(std::string_view name_or_gid);
 Result<std::vector<std::uint32_t>> groups_of(const User& u);
 // An RLIMIT_* number by name: "nofile", "NOFILE" or "RLIMIT_NOFILE". Errors: EINVAL naming it.
 Result<int> rlimit_resource(std::string_view name);
+// RLIM_NLIMITS: resource numbers are 0 … rlimit_count() - 1.
+int rlimit_count() noexcept;
 // The short lower-case name of an RLIMIT_* number ("nofile"), or its number as text.
 std::string rlimit_name(int resource);
 
