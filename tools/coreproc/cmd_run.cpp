@@ -93,6 +93,12 @@ int cmd_run(const Globals& g, const RunArgs& a) {
         out["duration_ms"] = millis(info.duration);
         out["exit_code"] = info.exit_code;
         out["signal"] = info.signal;
+        if (info.accounting.accounted) {  // --cgroup (issue 13): what the cgroup counted
+            out["cgroup"] = {{"path", info.cgroup},
+                             {"memory_peak", info.accounting.memory_peak},
+                             {"cpu_usage_us", info.accounting.cpu_usage.count()},
+                             {"oom_kills", info.accounting.oom_kills}};
+        }
         if (g.json) {
             out["output"] = (*mp)->output();
             out["output_dropped"] = info.output_dropped;
