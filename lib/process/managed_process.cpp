@@ -5,6 +5,7 @@
 #include <functional>
 #include <thread>
 
+#include "process/cgroup.hpp"
 #include "process/reaper.hpp"
 #include "process/state.hpp"
 #include "sys/io.hpp"
@@ -67,6 +68,7 @@ ProcessInfo detail::info_of(const ProcessState& s) {
         i.exit = s.exit;
         i.usage = s.usage;
     }
+    detail::fill_containment_locked(s, i);
     return i;
 }
 

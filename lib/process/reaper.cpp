@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include "process/notifier.hpp"
+#include "process/cgroup.hpp"
 #include "sys/io.hpp"
 #include "sys/signals.hpp"
 
@@ -24,6 +25,7 @@ Clock::time_point deadline_after(Clock::time_point now, std::chrono::millisecond
 
 Result<void> signal_locked(ProcessState& st, int sig) {
     if (st.reaped) return {};
+    if (st.cgroup) cgroup_signal(*st.cgroup, sig);  // SIGTERM/SIGKILL: the whole tree too
     Result<void> r;
     if (st.kill_group) {
         // The leader is not reaped, so its pid (= the group id) cannot have been reused.
@@ -363,6 +365,7 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
     // The child's own pipe ends were closed before its exit was signalled (exit_files runs
     // before exit_notify), so what is in the pipes now is all it wrote; read it (bounded: a
     // grandchild may keep writing).
+    if (st->cgroup) end_cgroup_tree(*st);  // what is left of the tree dies with the leader
     read_pipe(st, false, 16);
     read_pipe(st, true, 16);
     if (st->kill_group && (st->out_fd || st->err_fd)) {
@@ -499,6 +502,11 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
             x.signal = st->signal;
         }
         if (x.reason == ExitReason::cancelled) x.detail = st->reason_text;
+        if (st->cgroup && x.kind == ExitKind::signalled) {
+            // An OOM kill in the process's cgroup says more than the bare SIGKILL.
+            oom_reason_locked(*st);  // sets st->error: "killed by the OOM killer: memory.max 64M"
+            if (!st->error.empty()) x.detail = st->error;
+        }
         const bool clean = x.kind == ExitKind::exited && x.code == 0 && !x.output_cut &&
                            x.reason != ExitReason::timeout && x.reason != ExitReason::cancelled;
         st->error = clean ? std::string() : x.describe();
@@ -684,6 +692,7 @@ void Reaper::poll_children() {
         }
         polled_[i] = std::move(polled_.back());
         polled_.pop_back();
+        if (st->cgroup) end_cgroup_tree(*st);
         read_pipe(st, false, 16);
         read_pipe(st, true, 16);
         if (!w) {

@@ -14,6 +14,8 @@
 
 #include "core/id.hpp"
 #include "core/log.hpp"
+#include "process/cgroup.hpp"
+#include "process/containment.hpp"
 #include "process/events.hpp"
 #include "process/notifier.hpp"
 #include "process/reaper.hpp"
@@ -474,11 +476,24 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
     spec.pass_count = static_cast<int>(plan->pass_src.size());
     spec.controlling_tty = plan->pty;
     spec.ctty_path = plan->pty ? plan->pty_pair.slave_path.c_str() : nullptr;
+    // Containment and identity (issue 13): the cgroup exists before the child, born in it.
+    detail::IdentitySpec identity_store;
+    if (auto c = detail::check_containment(op, o); !c) return fail(c.error());
+    detail::apply_identity(o.identity, identity_store, spec);
+    if (detail::wants_cgroup(o)) {
+        auto cg = detail::make_cgroup(op, opts.cgroup_parent, o);
+        if (!cg) return fail(cg.error());
+        st->cgroup = std::move(*cg);
+        spec.cgroup_fd = st->cgroup->fd();
+    }
     st->started_at = std::chrono::system_clock::now();
     st->started_steady = Clock::now();
     auto spawned = sys::spawn(spec);
     if (!spawned) {
         const int code = spawned.error().code();
+        // A containment or identity step of the child: its own text (`setuid 65534: …`).
+        if (spawned.error().op() == "child")
+            return fail(Error(op, "\"" + o.command + "\": " + spawned.error().message(), code));
         return fail(E_errno(
             op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"", code));
     }
@@ -956,7 +971,10 @@ namespace {
 constexpr const char* kRunKeys[] = {
     "command", "args", "dir", "env", "timeout", "gracePeriod", "killGroup", "disableCapture",
     "input", "maxOutput", "detach", "keepStdin", "stdin", "stdout", "stderr", "envMode",
-    "unsetEnv"};
+    "unsetEnv",
+    // containment and identity (issue 13), read by detail::parse_containment_options
+    "cgroup", "memoryMax", "memorySwapMax", "pidsMax", "cpuMax", "ioWeight", "user", "group",
+    "groups", "umask", "rlimits", "nice", "noNewPrivs", "parentDeathSignal"};
 
 Result<Stdio> parse_stdio(const std::string& op, const char* key, const Value& v) {
     const std::string where = std::string("option \"") + key + "\"";
@@ -1089,6 +1107,7 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
     auto detach = opts.want_boolean(op, "detach");
     if (!detach) return fail(detach.error());
     o.detach = *detach;
+    if (auto c = detail::parse_containment_options(op, opts, o); !c) return fail(c.error());
     return o;
 }
 

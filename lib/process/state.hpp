@@ -24,6 +24,7 @@
 namespace core::process::detail {
 
 class Reaper;
+class Cgroup;
 
 // Why a kill was requested (the first request wins; it decides run()'s Error).
 enum class EndReason { none, killed, timeout, cancelled, shutdown };
@@ -110,6 +111,10 @@ struct ProcessState {
     bool drain_armed = false;
     bool finished = false;            // finish() ran
     std::uint32_t timers_queued = 0;  // entries for this child in the reaper's timer heap
+
+    // --- containment (issue 13) ---
+    std::shared_ptr<Cgroup> cgroup;  // immutable after start; null without one
+    Accounting accounting;           // under mu: the cgroup's final figures, set at exit
 };
 
 }  // namespace core::process::detail

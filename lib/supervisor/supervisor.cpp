@@ -347,6 +347,9 @@ struct SupervisorImpl {
         o.detach = true;
         o.max_output = opts.max_output;
         o.grace_period = s.stop_timeout;  // for the Service's own shutdown of our children
+        o.cgroup = s.cgroup;  // containment and identity (issue 13)
+        o.limits = s.limits;
+        o.identity = s.identity;
         return o;
     }
 

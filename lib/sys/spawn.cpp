@@ -4,6 +4,8 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -14,16 +16,21 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <unordered_map>
 
 #include "core_config.h"
 #include "sys/fault.hpp"
+#include "sys/ident.hpp"
 
 extern char** environ;
 
 namespace core::sys {
 
 namespace {
+
+// The child's identity steps, for errors and the fault seam.
+enum class Step { none, rlimit, nice, groups, gid, uid, no_new_privs, pdeathsig };
 
 // Sets sig's bit in s directly. glibc's sigaddset refuses its internal signals 32 and 33
 // (SIGCANCEL, SIGSETXID) with EINVAL (corefx PR #33289); the layout is the kernel's: bit sig-1
@@ -187,8 +194,17 @@ struct CloneArgs {
     std::uint64_t stack;
     std::uint64_t stack_size;
     std::uint64_t tls;
+    // Version 2 (88 bytes, Linux 5.7): passed only when cgroup is used, so that older kernels
+    // still take the 64-byte form.
+    std::uint64_t set_tid;
+    std::uint64_t set_tid_size;
+    std::uint64_t cgroup;
 };
-static_assert(sizeof(CloneArgs) == 64);
+static_assert(sizeof(CloneArgs) == 88);
+constexpr std::size_t kCloneArgsV0 = 64;
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 
 // clone3 cannot be called through syscall(): the child comes back on a different stack, inside
 // a C function whose frame is not there. This trampoline makes the syscall and, in the child
@@ -228,13 +244,86 @@ core_sys_clone3:
 )");
 
 // What the child needs, on the parent's (suspended) stack. err: the errno of the step that
-// failed, written by the child before it exits 127; 0 when exec succeeded.
+// failed, written by the child before it exits 127; 0 when exec succeeded. step (and index, for
+// rlimits) says which identity step failed; Step::none: the hygiene steps or exec.
 struct ChildCtx {
     const SpawnSpec* spec;
     char* const* envp;
     const sigset_t* mask;  // the child's mask for exec: empty
     volatile int err;
+    volatile int step;
+    volatile int index;
+    long parent_pid;  // for the getppid() re-check after PR_SET_PDEATHSIG
+    // Errnos the fault seam chose for each step, decided in the parent (the child must not take
+    // the seam's lock: it may be held by a thread of ours that the child does not have).
+    int fault[8];
 };
+
+// One raw syscall: its -errno-free result, or the errno (glibc's syscall() sets errno, which in
+// this child is the suspended parent thread's TLS slot: harmless, that thread rewrites it).
+int raw_errno(long rc) noexcept {
+    return rc < 0 ? (errno ? errno : EINVAL) : 0;
+}
+
+// The identity steps of the child, in the order that lets each one still be allowed: limits
+// and priority while still privileged (raising a hard limit or lowering nice needs
+// CAP_SYS_RESOURCE / CAP_SYS_NICE), then umask, then groups, gid, uid (groups and gid need
+// CAP_SETGID, which the uid change drops), then no_new_privs, then the parent-death signal
+// (the uid change clears it, so it must come after). Raw syscalls only: glibc's setuid and
+// setgroups signal every thread of the process (SIGSETXID), and ours are the parent's.
+// 0, or the errno with c.step / c.index naming the step.
+int identity_steps(ChildCtx& c) noexcept {
+    const SpawnSpec& s = *c.spec;
+    auto fail = [&c](Step step, int err, int index = 0) {
+        c.step = static_cast<int>(step);
+        c.index = index;
+        return err;
+    };
+    for (std::size_t i = 0; i < s.nrlimits; ++i) {
+        const std::uint64_t lim[2] = {s.rlimits[i].soft, s.rlimits[i].hard};
+        int e = c.fault[static_cast<int>(Step::rlimit)];
+        if (e == 0) e = raw_errno(::syscall(SYS_prlimit64, 0, s.rlimits[i].resource, lim, nullptr));
+        if (e != 0) return fail(Step::rlimit, e, static_cast<int>(i));
+    }
+    if (s.set_nice) {
+        int e = c.fault[static_cast<int>(Step::nice)];
+        if (e == 0) e = raw_errno(::syscall(SYS_setpriority, PRIO_PROCESS, 0, s.nice));
+        if (e != 0) return fail(Step::nice, e);
+    }
+    if (s.umask >= 0) ::syscall(SYS_umask, s.umask & 0777);  // cannot fail
+    if (s.set_groups) {
+        int e = c.fault[static_cast<int>(Step::groups)];
+        if (e == 0) e = raw_errno(::syscall(SYS_setgroups, s.ngroups, s.groups));
+        if (e != 0) return fail(Step::groups, e);
+    }
+    if (s.gid >= 0) {
+        int e = c.fault[static_cast<int>(Step::gid)];
+        if (e == 0) e = raw_errno(::syscall(SYS_setresgid, s.gid, s.gid, s.gid));
+        if (e != 0) return fail(Step::gid, e);
+    }
+    if (s.uid >= 0) {
+        int e = c.fault[static_cast<int>(Step::uid)];
+        if (e == 0) e = raw_errno(::syscall(SYS_setresuid, s.uid, s.uid, s.uid));
+        if (e != 0) return fail(Step::uid, e);
+    }
+    if (s.no_new_privs) {
+        int e = c.fault[static_cast<int>(Step::no_new_privs)];
+        if (e == 0) e = raw_errno(::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1L, 0L, 0L, 0L));
+        if (e != 0) return fail(Step::no_new_privs, e);
+    }
+    if (s.parent_death_signal > 0) {
+        int e = c.fault[static_cast<int>(Step::pdeathsig)];
+        if (e == 0)
+            e = raw_errno(
+                ::syscall(SYS_prctl, PR_SET_PDEATHSIG, static_cast<long>(s.parent_death_signal)));
+        if (e != 0) return fail(Step::pdeathsig, e);
+        // The parent may have died before the prctl (then nothing would ever fire): getppid()
+        // no longer names it (bst PR #74). Deliver the signal ourselves, as the kernel would.
+        if (::syscall(SYS_getppid) != c.parent_pid)
+            ::syscall(SYS_kill, ::syscall(SYS_getpid), s.parent_death_signal);
+    }
+    return 0;
+}
 
 // Runs in the child, on the private stack, sharing our memory and our thread's TLS while the
 // calling thread is suspended (CLONE_VFORK). Raw syscalls only: no allocation, no lock, no
@@ -288,6 +377,10 @@ int clone_child(void* p) {
         if (::syscall(SYS_close_range, next, ~0U, 0U) != 0) goto failed;
     }
     if (s.dir && *s.dir && ::chdir(s.dir) != 0) goto failed;
+    if (int e = identity_steps(*c); e != 0) {
+        c->err = e;
+        return 127;
+    }
     if (::syscall(SYS_rt_sigprocmask, SIG_SETMASK, c->mask, nullptr, _NSIG / 8) != 0) goto failed;
     ::execve(s.path, s.argv, c->envp);
 failed:
@@ -308,11 +401,20 @@ bool close_range_works() noexcept {
 constexpr std::size_t kChildStack = 16 * 1024;
 
 // clone3 or the errno it was refused with (-errno), in which case no child exists.
-long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err) {
+long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err, int& step, int& index) {
     alignas(64) unsigned char stack[kChildStack];
     sigset_t empty;
     sigemptyset(&empty);
-    ChildCtx ctx{&spec, spec.envp ? spec.envp : environ, &empty, 0};
+    ChildCtx ctx{&spec, spec.envp ? spec.envp : environ, &empty, 0, 0, 0, ::getpid(), {}};
+    // The fault seam, consulted here for each step the spec asks for.
+    if (spec.nrlimits) ctx.fault[static_cast<int>(Step::rlimit)] = fault::hit("setrlimit");
+    if (spec.set_nice) ctx.fault[static_cast<int>(Step::nice)] = fault::hit("setpriority");
+    if (spec.set_groups) ctx.fault[static_cast<int>(Step::groups)] = fault::hit("setgroups");
+    if (spec.gid >= 0) ctx.fault[static_cast<int>(Step::gid)] = fault::hit("setgid");
+    if (spec.uid >= 0) ctx.fault[static_cast<int>(Step::uid)] = fault::hit("setuid");
+    if (spec.no_new_privs) ctx.fault[static_cast<int>(Step::no_new_privs)] = fault::hit("prctl");
+    if (spec.parent_death_signal > 0)
+        ctx.fault[static_cast<int>(Step::pdeathsig)] = fault::hit("prctl");
     int pidfd = -1;
     CloneArgs args{};
     args.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
@@ -320,6 +422,13 @@ long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err) {
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<std::uintptr_t>(stack);
     args.stack_size = sizeof stack;
+    std::size_t args_size = kCloneArgsV0;
+    if (spec.cgroup_fd >= 0) {
+        // Born in the cgroup: no window in which the child (or a fork of it) lives outside.
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<std::uint64_t>(spec.cgroup_fd);
+        args_size = sizeof args;
+    }
 
     // Every signal blocked, glibc's internal ones too (the raw syscall; sigfillset leaves them
     // out), so that no handler runs in the child before it has reset them.
@@ -330,7 +439,7 @@ long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err) {
     if (int err = fault::hit("clone3")) {
         rc = -err;
     } else {
-        rc = core_sys_clone3(&args, sizeof args, clone_child, &ctx);
+        rc = core_sys_clone3(&args, args_size, clone_child, &ctx);
     }
     ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, _NSIG / 8);
     if (rc < 0) return rc;  // raw syscall: -errno
@@ -338,6 +447,8 @@ long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err) {
     out.pid = static_cast<int>(rc);
     out.pidfd = UniqueFd::adopt(pidfd);
     exec_err = ctx.err;
+    step = ctx.step;
+    index = ctx.index;
     if (exec_err != 0) {
         // The child exits 127 without exec: reap it here, as posix_spawn does, so the caller
         // owns no child on failure. It has already run _exit (CLONE_VFORK), so this is short.
@@ -393,6 +504,49 @@ SpawnMethod spawn_method() noexcept {
     return SpawnMethod::posix_spawn;
 }
 
+const char* spawn_unsupported(const SpawnSpec& spec) noexcept {
+    if (spec.uid >= 0) return "user";
+    if (spec.gid >= 0) return "group";
+    if (spec.set_groups) return "groups";
+    if (spec.umask >= 0) return "umask";
+    if (spec.nrlimits > 0) return "rlimits";
+    if (spec.set_nice) return "nice";
+    if (spec.no_new_privs) return "noNewPrivs";
+    if (spec.parent_death_signal > 0) return "parentDeathSignal";
+    if (spec.cgroup_fd >= 0) return "cgroup";
+    return nullptr;
+}
+
+namespace {
+std::string step_text(const SpawnSpec& s, Step step, int index) {
+    switch (step) {
+        case Step::rlimit: {
+            const auto& r = s.rlimits[index];
+            auto num = [](std::uint64_t v) {
+                return v == RLIM_INFINITY ? std::string("unlimited") : std::to_string(v);
+            };
+            return "setrlimit " + ident::rlimit_name(r.resource) + " " + num(r.soft) + ":" +
+                   num(r.hard);
+        }
+        case Step::nice:
+            return "setpriority " + std::to_string(s.nice);
+        case Step::groups:
+            return "setgroups (" + std::to_string(s.ngroups) + " groups)";
+        case Step::gid:
+            return "setgid " + std::to_string(s.gid);
+        case Step::uid:
+            return "setuid " + std::to_string(s.uid);
+        case Step::no_new_privs:
+            return "prctl PR_SET_NO_NEW_PRIVS";
+        case Step::pdeathsig:
+            return "prctl PR_SET_PDEATHSIG " + std::to_string(s.parent_death_signal);
+        case Step::none:
+            break;
+    }
+    return "exec";
+}
+}  // namespace
+
 Result<Spawned> spawn(const SpawnSpec& spec) {
     // "spawn" fails a start whichever way it goes; "clone3" and "posix_spawn" fail one way.
     if (int err = fault::hit("spawn"))
@@ -401,14 +555,18 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
     for (int src : {spec.stdin_fd, spec.stdout_fd, spec.stderr_fd})
         if (src >= 0 && src < 3) return fail(E_errno("spawn", "stdio source fd below 3", EINVAL));
     const SpawnMethod want = requested_method();
+    const char* clone3_only = spawn_unsupported(spec);
 #if CORE_SPAWN_CLONE3
     if (want == SpawnMethod::clone3 ||
         (want == SpawnMethod::automatic && !g_clone3_refused.load(std::memory_order_relaxed) &&
          close_range_works())) {
         Spawned out;
-        int exec_err = 0;
-        const long rc = spawn_clone3(spec, out, exec_err);
+        int exec_err = 0, step = 0, index = 0;
+        const long rc = spawn_clone3(spec, out, exec_err, step, index);
         if (rc == 0) {
+            if (exec_err != 0 && step != 0)
+                return fail(E_errno(
+                    "child", step_text(spec, static_cast<Step>(step), index), exec_err));
             if (exec_err != 0) return fail(E_errno("clone3", spec.path, exec_err));
             // The kernel numbers the pidfd from 0 up like any descriptor: keep it above stdio
             // (adopt_above_stdio). Without a slot above 2 (EMFILE) the child cannot be watched:
@@ -425,6 +583,12 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
             return out;
         }
         const int err = static_cast<int>(-rc);
+        // With a cgroup or identity option the posix_spawn path is no way out, and clone3's
+        // refusal may be about the cgroup (EPERM, EBUSY, EOPNOTSUPP on its fd): say so, and do
+        // not switch every later spawn over for it.
+        if (clone3_only)
+            return fail(E_errno("child",
+                                spec.cgroup_fd >= 0 ? "clone3 into the cgroup" : "clone3", err));
         // Refused by the kernel or a seccomp profile (container runtimes answer ENOSYS or EPERM
         // for clone3): posix_spawn from now on. Resource errors are the caller's to see.
         const bool refused = err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG;
@@ -435,6 +599,14 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
     if (want == SpawnMethod::clone3)
         return fail(E_errno("clone3", "not built in (x86-64 only, not under ASan/TSan)", ENOSYS));
 #endif
+    if (clone3_only)
+        return fail(Error("child",
+                          std::string(clone3_only) + ": not supported on the posix_spawn path" +
+                              (spec.cgroup_fd >= 0 && std::strcmp(clone3_only, "cgroup") == 0
+                                   ? " (no race-free placement: a child moved after it started "
+                                     "could fork outside first)"
+                                   : ""),
+                          ENOTSUP));
     auto pid = spawn_posix(spec);
     if (!pid) return fail(pid.error());
     Spawned out;

@@ -9,6 +9,8 @@
 // Also PATH resolution and environment merging. Thread-safe.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +19,14 @@
 #include "sys/fd.hpp"
 
 namespace core::sys {
+
+// One resource limit for the child: resource is an RLIMIT_* number; values as rlim_t
+// (RLIM_INFINITY: unlimited).
+struct SpawnRlimit {
+    int resource = 0;
+    std::uint64_t soft = 0;
+    std::uint64_t hard = 0;
+};
 
 struct SpawnSpec {
     const char* path = nullptr;   // the executable, already resolved (see find_executable)
@@ -38,7 +48,26 @@ struct SpawnSpec {
     // posix_spawn path the slave at ctty_path is opened after setsid instead).
     bool controlling_tty = false;
     const char* ctty_path = nullptr;
+
+    // --- containment and identity (clone3 path only: on the posix_spawn path each one set is
+    // an Error naming it, ENOTSUP; see spawn_unsupported) ---
+    int cgroup_fd = -1;  // CLONE_INTO_CGROUP: born in this cgroup (an O_DIRECTORY fd; 5.7+)
+    // Credentials, changed in this order: groups, gid, uid (setgroups, setresgid, setresuid:
+    // raw syscalls, only in the child, not glibc's all-threads broadcast).
+    bool set_groups = false;
+    const std::uint32_t* groups = nullptr;  // supplementary groups (ngroups of them; 0: none)
+    std::size_t ngroups = 0;
+    long gid = -1;  // real, effective and saved gid; -1: unchanged
+    long uid = -1;  // real, effective and saved uid; -1: unchanged
+    int umask = -1;  // the child's umask; -1: inherited
+    const SpawnRlimit* rlimits = nullptr;  // prlimit64 on the child itself, in order
+    std::size_t nrlimits = 0;
+    bool set_nice = false;  // setpriority(PRIO_PROCESS, 0, nice)
+    int nice = 0;
+    bool no_new_privs = false;    // prctl(PR_SET_NO_NEW_PRIVS, 1)
+    int parent_death_signal = 0;  // prctl(PR_SET_PDEATHSIG) after the uid change; 0: none
 };
+
 
 struct Spawned {
     int pid = -1;
@@ -47,8 +76,17 @@ struct Spawned {
 
 // Starts the child with the hygiene above. The exec's errno (ENOENT, EACCES, ENOEXEC: no
 // /bin/sh retry) comes back as the Error's code, the failed child already reaped. Errors: EAGAIN,
-// ENOMEM, EMFILE from the kernel; the exec's errno.
+// ENOMEM, EMFILE from the kernel; the exec's errno; a failed identity step names the step and
+// its argument (`setuid 65534: Operation not permitted`, the step's errno as the code, no
+// child left); an identity or cgroup option on the posix_spawn path (ENOTSUP, naming it).
 Result<Spawned> spawn(const SpawnSpec& spec);
+
+// The first containment or identity option spec sets that the posix_spawn path cannot apply
+// ("user", "group", "groups", "umask", "rlimits", "nice", "noNewPrivs", "parentDeathSignal",
+// "cgroup"), or null when it sets none. glibc's posix_spawn has no step for them, and running
+// them in the parent around the spawn would change the whole process; placing the child in a
+// cgroup after it started leaves a window in which a fork escapes.
+const char* spawn_unsupported(const SpawnSpec& spec) noexcept;
 
 // How spawn starts children, process-wide. automatic: clone3 where built and allowed, else
 // posix_spawn (the first refusal switches for good); clone3: clone3 only, its refusal is the

@@ -30,6 +30,20 @@
 //   proc-sigs                print the kernel's view of its signals, the SigBlk and SigIgn lines
 //                            of /proc/self/status (which sigaction cannot show for glibc's
 //                            internal 32 and 33), as "SigBlk: <hex> SigIgn: <hex>"
+//   --- containment and identity (issue 13) ---
+//   ids                      print "uid gid groups…" (real ids; groups space-separated)
+//   umask                    print the umask in octal (e.g. "027")
+//   rlimit NAME              print "soft hard" of RLIMIT_NAME (nofile, nproc, core; -1: infinity)
+//   nice                     print the nice value
+//   nnp                      print the NoNewPrivs flag (0/1)
+//   pdeathsig                print the parent-death signal (0: none)
+//   setsid-tree MS           fork a grandchild that calls setsid, forks again and sleeps MS (both
+//                            hold stdout); print "tree <gc> <ggc>" once both exist; sleep MS
+//   alloc MB                 allocate and touch MB MiB, print "allocated", exit 0
+//   forks N                  fork N sleeping children (60 s); print how many forks succeeded
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -334,6 +348,97 @@ int main(int argc, char** argv) {
         }
         std::fclose(f);
         out("SigBlk: " + blk + " SigIgn: " + ign + "\n");
+        return 0;
+    }
+    // --- containment and identity (issue 13) ---
+    if (mode == "ids") {
+        std::string s = std::to_string(getuid()) + " " + std::to_string(getgid());
+        gid_t g[256];
+        const int n = getgroups(256, g);
+        for (int i = 0; i < n; ++i) s += " " + std::to_string(g[i]);
+        out(s + "\n");
+        return 0;
+    }
+    if (mode == "umask") {
+        const mode_t m = ::umask(0);
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "%03o", static_cast<unsigned>(m));
+        out(std::string(buf) + "\n");
+        return 0;
+    }
+    if (mode == "rlimit") {
+        const std::string n = arg(2) ? arg(2) : "nofile";
+        const int res = n == "nproc" ? RLIMIT_NPROC : n == "core" ? RLIMIT_CORE : RLIMIT_NOFILE;
+        rlimit rl{};
+        getrlimit(res, &rl);
+        auto v = [](rlim_t x) { return x == RLIM_INFINITY ? std::string("-1") : std::to_string(x); };
+        out(v(rl.rlim_cur) + " " + v(rl.rlim_max) + "\n");
+        return 0;
+    }
+    if (mode == "nice") {
+        errno = 0;
+        const int n = getpriority(PRIO_PROCESS, 0);
+        out(std::to_string(n) + "\n");
+        return 0;
+    }
+    if (mode == "nnp") {
+        out(std::to_string(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)) + "\n");
+        return 0;
+    }
+    if (mode == "pdeathsig") {
+        int sig = 0;
+        prctl(PR_GET_PDEATHSIG, &sig, 0, 0, 0);
+        out(std::to_string(sig) + "\n");
+        return 0;
+    }
+    if (mode == "setsid-tree") {
+        const long ms = num(2, 60000);
+        int p[2];
+        if (pipe(p) != 0) return 5;
+        if (fork() == 0) {
+            setsid();
+            const pid_t ggc = fork();
+            if (ggc == 0) {
+                sleep_ms(ms);
+                std::_Exit(0);
+            }
+            const std::string line =
+                "tree " + std::to_string(getpid()) + " " + std::to_string(ggc) + "\n";
+            write_all(p[1], line.data(), line.size());
+            sleep_ms(ms);
+            std::_Exit(0);
+        }
+        ::close(p[1]);
+        char buf[128];
+        const ssize_t n = ::read(p[0], buf, sizeof buf);
+        if (n > 0) write_all(1, buf, static_cast<size_t>(n));
+        sleep_ms(ms);
+        return 0;
+    }
+    if (mode == "alloc") {
+        const size_t mb = static_cast<size_t>(num(2, 1));
+        std::vector<char*> blocks;
+        for (size_t i = 0; i < mb; ++i) {
+            char* b = static_cast<char*>(std::malloc(1 << 20));
+            if (!b) return 6;
+            std::memset(b, 1, 1 << 20);
+            blocks.push_back(b);
+        }
+        out("allocated\n");
+        return 0;
+    }
+    if (mode == "forks") {
+        const long n = num(2, 1);
+        long ok = 0;
+        for (long i = 0; i < n; ++i) {
+            const pid_t pid = fork();
+            if (pid == 0) {
+                sleep_ms(60000);
+                std::_Exit(0);
+            }
+            if (pid > 0) ++ok;
+        }
+        out(std::to_string(ok) + "\n");
         return 0;
     }
     return usage();

@@ -86,6 +86,11 @@ int cmd_run(const Globals& g, const RunArgs& a) {
         o.grace_period = std::chrono::ceil<std::chrono::milliseconds>(*d);
     }
 
+    if (auto bad = apply_containment_flags(a.contain, o); !bad.empty()) {
+        std::cerr << "coreproc run: " << bad << "\n";
+        return kExitUsage;
+    }
+
     auto core = start_core(g.log);
     if (!core) {
         std::cerr << "coreproc run: " << core.error().what() << "\n";
@@ -117,6 +122,12 @@ int cmd_run(const Globals& g, const RunArgs& a) {
         out["duration_ms"] = millis(info.duration);
         out["exit_code"] = info.exit_code;
         out["signal"] = info.signal;
+        if (info.accounting.accounted) {  // --cgroup (issue 13): what the cgroup counted
+            out["cgroup"] = {{"path", info.cgroup},
+                             {"memory_peak", info.accounting.memory_peak},
+                             {"cpu_usage_us", info.accounting.cpu_usage.count()},
+                             {"oom_kills", info.accounting.oom_kills}};
+        }
         if (g.json) {
             out["stdout"] = (*mp)->output(core::process::Stream::stdout_);
             out["stderr"] = (*mp)->output(core::process::Stream::stderr_);

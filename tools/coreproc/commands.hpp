@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "containment_flags.hpp"
 
 namespace coreproc {
 
@@ -17,6 +18,7 @@ struct RunArgs {
     bool kill_group = false;
     std::string stdin_mode = "inherit";  // inherit | null
     std::vector<std::string> command;  // CMD ARG…
+    ContainmentArgs contain;           // --cgroup, --memory-max, --user, … (issue 13)
 };
 int cmd_run(const Globals& g, const RunArgs& a);
 

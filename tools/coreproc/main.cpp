@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
     run->add_option("--stdin", run_args.stdin_mode,
                     "Where the command's stdin comes from: inherit (ours, the default) or null")
         ->check(CLI::IsMember({"inherit", "null"}));
+    add_containment_flags(*run, run_args.contain);
     run->add_option("command", run_args.command, "CMD [ARG…] (after --)")->required();
     run->positionals_at_end(true);
 

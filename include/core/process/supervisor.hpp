@@ -88,6 +88,12 @@ struct DaemonSpec {
     StartLimit start_limit;
     int stop_signal = 15;                           // SIGTERM; sent to the daemon's process group
     std::chrono::milliseconds stop_timeout{10000};  // then SIGKILL to the group
+    // Containment and identity (issue 13), as RunOptions: with cgroup the daemon runs in a
+    // cgroup of its own, the stop signal reaches every member and the SIGKILL after
+    // stop_timeout is cgroup.kill, so double-forked children die with it.
+    bool cgroup = false;
+    Limits limits;
+    Identity identity;
 };
 
 // Checks a spec as add() does. Errors name the daemon and the key (`backoff.factor: …`).

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/export.hpp"
+#include "core/process/containment.hpp"
 
 namespace core::process {
 
@@ -88,6 +89,10 @@ struct ProcessInfo {
     Usage usage;                     // once finished
     std::size_t stderr_dropped = 0;  // with std_err = Stdio::pipe(): bytes dropped from its front
     std::size_t callback_dropped = 0;  // on_output bytes dropped because the queue was full
+    // The child's cgroup (a path; empty without one) and what it counted: current memory and
+    // CPU while running, the final figures (peak memory, OOM kills) once finished.
+    std::string cgroup;
+    Accounting accounting;
 };
 
 // Where one standard stream of a child goes (reproc's REPROC_REDIRECT_*, tokio's Stdio).
@@ -203,6 +208,11 @@ struct RunOptions : Command {
     // Called off the reaper thread with each chunk of captured output, in order, before the
     // process's on_exit hooks; bounded like the bus (what overflows is dropped and counted).
     std::function<void(const OutputChunk&)> on_output;
+    // A cgroup v2 of its own (clone3 path only; see containment.hpp and ServiceOptions::
+    // cgroup_parent): born in it, its whole tree killed with cgroup.kill, finished when empty.
+    bool cgroup = false;
+    Limits limits;      // cgroup limits; any set one implies cgroup
+    Identity identity;  // uid, gid, groups, umask, rlimits, nice, no_new_privs, death signal
 };
 
 // What Service::exec returns: how the process ended and what it wrote, each stream apart
