@@ -5,7 +5,6 @@
 //
 // This process is itself a Daemon (the library's) for its health server; the signal wait is a
 // SignalWaiter (a signalfd; main() blocked SIGTERM, SIGINT and SIGHUP before any thread).
-#include <csignal>
 #include <filesystem>
 #include <iostream>
 
@@ -88,7 +87,7 @@ int stop_survivors(const Globals& g, const std::string& state_file,
         return kExitOk;
     }
     for (const auto& s : *found) {
-        int sig = SIGTERM;
+        int sig = cp::signal_term();
         std::chrono::milliseconds timeout{10000};
         for (const auto& spec : specs)
             if (spec.name == s.name) {
@@ -204,7 +203,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                 code = kExitFailed;
                 break;
             }
-            if (*s == SIGHUP) {
+            if (*s == cp::signal_hup()) {
                 g.log->info("SIGHUP: reloading {}", a.file);
                 reload(g, a, host);
                 continue;

@@ -1,7 +1,6 @@
 #include "common.hpp"
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <ostream>
@@ -18,7 +17,8 @@
 
 namespace coreproc {
 
-const std::vector<int> kStopSignals{SIGTERM, SIGINT, SIGHUP};
+const std::vector<int> kStopSignals{core::process::signal_term(), core::process::signal_int(),
+                                    core::process::signal_hup()};
 
 core::Result<void> prepare_signals(bool block) {
     // A closed stdout or stderr (`coreproc supervise f.json | head -1`, a log collector that

@@ -33,6 +33,11 @@ class CORE_API SignalWaiter {
     std::unique_ptr<Impl> impl_;
 };
 
+// Signal numbers for hosts that keep <csignal> out (this project's tools).
+CORE_API int signal_term() noexcept;
+CORE_API int signal_int() noexcept;
+CORE_API int signal_hup() noexcept;
+
 // Blocks signals in the calling thread (threads created afterwards inherit the mask). Errors:
 // an invalid signal number, the pthread_sigmask failure.
 [[nodiscard]] CORE_API Result<void> block_signals(const std::vector<int>& signals);
