@@ -433,6 +433,9 @@ struct SupervisorImpl {
                 d.stable_since = now;
             }
         }
+        // The state file names the new process at once: a supervisor killed right after this
+        // spawn leaves it findable by the next one.
+        sync_state();
         if (d.sink)
             for (auto& l : lines)
                 (void)logs->push(d.sink, l.stream == Stream::stderr_, std::move(l.line),

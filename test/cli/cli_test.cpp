@@ -653,10 +653,14 @@ TEST_CASE("Cli_Supervise_Reload_Good", "[cli]") {
     REQUIRE(applied);
     CHECK(after["same"] == before["same"]);
     CHECK(pid_gone(before["goes"]));
-    CHECK_THAT(mp->output(), ContainsSubstring("reloaded"));
-    st = status_of(addr);
-    CHECK(st["reload"]["ok"] == true);
+    // /status's "reload" is written once apply() has returned, just after the last start.
+    CHECK(core::test::eventually([&] {
+        st = status_of(addr);
+        return !st.is_discarded() && st["reload"].is_object() && st["reload"]["ok"] == true;
+    }));
     CHECK(st["reload"]["added"] == json{"new"});
+    CHECK(core::test::eventually(
+        [&] { return mp->output().find("reloaded") != std::string::npos; }));
 
     REQUIRE(mp->signal(SIGTERM));
     auto r = Cli::finish(mp);
@@ -811,6 +815,13 @@ TEST_CASE("Cli_Supervise_Survivors_Ugly", "[cli]") {
             CHECK_THAT(mp->output(), ContainsSubstring("left running by an earlier supervisor"));
         }
         last_pid = pids["only"];
+        // The state file records it (written right after the spawn).
+        const fs::path state = dir.path / "logs" / "s" / "supervisor.state";
+        CHECK(core::test::eventually([&] {
+            std::ifstream f(state);
+            std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            return text.find("\"pid\": " + std::to_string(last_pid)) != std::string::npos;
+        }));
         if (round < 2) {
             REQUIRE(mp->signal(SIGKILL));  // no chance to stop anything
             (void)Cli::finish(mp);
@@ -821,4 +832,5 @@ TEST_CASE("Cli_Supervise_Survivors_Ugly", "[cli]") {
         }
     }
     CHECK(core::test::eventually([&] { return processes_with(argv).empty(); }));
+    for (int pid : processes_with(argv)) ::kill(pid, SIGKILL);  // a failed run leaves none
 }
