@@ -177,8 +177,8 @@ void LogWriter::write(Item& it) {
         // Noted in the file where the gap is, so a reader knows lines are missing there.
         const std::uint64_t n = dropped - s.dropped_noted;
         s.dropped_noted = dropped;
-        text += (s.spec.timestamps ? rfc3339_ms(it.at) + " " : std::string()) + "[coreproc: " +
-                std::to_string(n) + " line(s) dropped: log queue full]\n";
+        text += (s.spec.timestamps ? rfc3339_ms(it.at) + " " : std::string()) +
+                "[coreproc: " + std::to_string(n) + " line(s) dropped: log queue full]\n";
         if (problem_) problem_(s.daemon, std::to_string(n) + " log line(s) dropped: queue full");
     }
     if (s.spec.timestamps) {

@@ -55,9 +55,15 @@ void SignalWaiter::notify() noexcept {
     if (impl_) impl_->wake.signal();
 }
 
-int signal_term() noexcept { return sys::sig_term(); }
-int signal_int() noexcept { return sys::sig_int(); }
-int signal_hup() noexcept { return sys::sig_hup(); }
+int signal_term() noexcept {
+    return sys::sig_term();
+}
+int signal_int() noexcept {
+    return sys::sig_int();
+}
+int signal_hup() noexcept {
+    return sys::sig_hup();
+}
 
 Result<void> block_signals(const std::vector<int>& signals) {
     if (auto r = sys::sup::block_signals(signals); !r)

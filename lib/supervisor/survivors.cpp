@@ -45,8 +45,8 @@ Result<std::vector<Survivor>> find_survivors(const std::string& state_file) {
         return fail(E(op, "\"" + state_file + "\": not a supervisor state file"));
     std::vector<Survivor> out;
     for (const auto& d : j["daemons"]) {
-        if (!d.is_object() || !d.contains("name") || !d["name"].is_string() ||
-            !d.contains("pid") || !d["pid"].is_number_integer() || !d.contains("start_time") ||
+        if (!d.is_object() || !d.contains("name") || !d["name"].is_string() || !d.contains("pid") ||
+            !d["pid"].is_number_integer() || !d.contains("start_time") ||
             !d["start_time"].is_number_unsigned())
             return fail(E(op, "\"" + state_file + "\": malformed entry " + d.dump()));
         Survivor s{d["name"].get<std::string>(), d["pid"].get<int>(),
