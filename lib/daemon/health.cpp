@@ -4,6 +4,9 @@
 
 #include <atomic>
 #include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <optional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -71,7 +74,9 @@ struct Conn {
     std::string out;
     std::size_t out_off = 0;
     Clock::time_point deadline;
-    enum class Phase { reading, writing, draining } phase = Phase::reading;
+    // waiting: a /health request whose checks run on the checks thread.
+    enum class Phase { reading, waiting, writing, draining } phase = Phase::reading;
+    bool head_only = false;
     std::size_t drained = 0;
 };
 
@@ -98,6 +103,74 @@ struct HealthServer::Impl {
     UniqueFd listen_fd;
     UniqueFd epoll_fd;
     UniqueFd wake_fd;
+
+    // GET /health runs the checks on their own thread, one run at a time whose result answers
+    // every request waiting when it ends (single flight): a slow check never holds up /ready,
+    // the other routes or accepting, and the number of check runs in flight is one.
+    std::mutex check_mu;  // guards the four below
+    std::condition_variable check_cv;
+    bool check_wanted = false;
+    bool check_quit = false;
+    std::optional<Result<void>> check_result;  // a finished run, for the server thread
+    std::thread check_thread;
+    // Server thread only.
+    std::vector<std::uint64_t> waiting;  // connections waiting for the run in flight
+    bool check_in_flight = false;
+
+    void check_loop() {
+        std::unique_lock lk(check_mu);
+        for (;;) {
+            check_cv.wait(lk, [&] { return check_quit || check_wanted; });
+            if (check_quit) return;
+            check_wanted = false;
+            lk.unlock();
+            Result<void> r = run_checks();
+            lk.lock();
+            check_result = std::move(r);
+            net::eventfd_notify(wake_fd.get());
+        }
+    }
+
+    void want_check() {
+        if (check_in_flight) return;
+        check_in_flight = true;
+        {
+            std::lock_guard lk(check_mu);
+            check_wanted = true;
+        }
+        check_cv.notify_one();
+    }
+
+    static HttpResponse health_response(const Result<void>& r) {
+        if (r) return {200, "ok\n"};
+        return {503, "unhealthy: " + r.error().what() + "\n"};
+    }
+
+    // Answers a waiting connection; false when it is finished and must be closed.
+    bool answer(Conn& c, const HttpResponse& resp) {
+        respond(c, resp, c.head_only);
+        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in, c.tag)) return false;
+        return service(c);
+    }
+
+    // The run in flight ended: every waiting request gets its result.
+    void deliver_checks(std::unordered_map<std::uint64_t, Conn>& conns) {
+        std::optional<Result<void>> r;
+        {
+            std::lock_guard lk(check_mu);
+            r.swap(check_result);
+        }
+        if (!r) return;
+        check_in_flight = false;
+        const HttpResponse resp = health_response(*r);
+        auto tags = std::move(waiting);
+        waiting.clear();
+        for (auto tag : tags) {
+            auto it = conns.find(tag);
+            if (it == conns.end() || it->second.phase != Conn::Phase::waiting) continue;
+            if (!answer(it->second, resp)) conns.erase(it);
+        }
+    }
 
     Result<void> run_checks() const {
         std::vector<std::pair<std::string, HealthCheck>> snap;
@@ -156,6 +229,7 @@ struct HealthServer::Impl {
 
     // Advances one connection; false when it is finished and must be closed.
     bool service(Conn& c) {
+        if (c.phase == Conn::Phase::waiting) return false;  // an error or hang-up: it is gone
         if (c.phase == Conn::Phase::reading) {
             char buf[4096];
             // Level-triggered, so stopping early is safe; but read what is there, so a head
@@ -172,6 +246,15 @@ struct HealthServer::Impl {
                     if (!req) {
                         SPDLOG_LOGGER_DEBUG(log, "health: bad request: {}", req.error().what());
                         respond(c, {400, "bad request\n"});
+                    } else if (req->path == "/health" &&
+                               (req->method == "GET" || req->method == "HEAD")) {
+                        // Nothing more is read from it: no events but errors while waiting.
+                        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), 0, c.tag)) return false;
+                        c.phase = Conn::Phase::waiting;
+                        c.head_only = req->method == "HEAD";
+                        waiting.push_back(c.tag);
+                        want_check();
+                        return true;
                     } else {
                         respond(c, route(*req), req->method == "HEAD");
                     }
@@ -250,6 +333,7 @@ struct HealthServer::Impl {
                 const std::uint64_t tag = evs[i].data;
                 if (tag == kWakeTag) {
                     net::eventfd_drain(wake_fd.get());
+                    deliver_checks(conns);
                     continue;
                 }
                 if (tag == kListenTag) {
@@ -263,11 +347,17 @@ struct HealthServer::Impl {
             // Slow clients: a connection past its deadline is closed, whatever its phase.
             const auto after = Clock::now();
             for (auto it = conns.begin(); it != conns.end();) {
-                if (it->second.deadline <= after) {
+                if (it->second.deadline > after) {
+                    ++it;
+                } else if (it->second.phase == Conn::Phase::waiting) {
+                    // The checks outlived the request's time: say so rather than hang up.
+                    const bool keep = answer(
+                        it->second, {503, "unhealthy: checks still running after " +
+                                              std::to_string(opts.read_timeout.count()) + "ms\n"});
+                    it = keep ? std::next(it) : conns.erase(it);
+                } else {
                     SPDLOG_LOGGER_DEBUG(log, "health: closing a connection after the read timeout");
                     it = conns.erase(it);
-                } else {
-                    ++it;
                 }
             }
         }
@@ -291,7 +381,16 @@ struct HealthServer::Impl {
                 return;
             }
             if (!fd->valid()) return;
-            if (conns.size() >= opts.max_connections) {
+            // Connections already answered and only draining before their close do not count:
+            // they end on their own, and counting them let fast clients lock everyone out.
+            // They still hold descriptors, so past a hard bound the draining ones are closed.
+            std::size_t active = 0;
+            for (const auto& [t, c] : conns) active += c.phase != Conn::Phase::draining;
+            if (conns.size() >= 4 * opts.max_connections) {
+                for (auto it = conns.begin(); it != conns.end();)
+                    it = it->second.phase == Conn::Phase::draining ? conns.erase(it) : std::next(it);
+            }
+            if (active >= opts.max_connections) {
                 // Best effort: one non-blocking send of a tiny reply, then close.
                 (void)net::send_some(fd->get(),
                                      detail::format_response({503, "too many connections\n"}));
@@ -354,9 +453,24 @@ Result<void> HealthServer::start() {
     m.wake_fd = std::move(*wake);
     m.stopping.store(false);
     m.accept_paused = false;
+    m.waiting.clear();
+    m.check_in_flight = false;
+    {
+        std::lock_guard clk(m.check_mu);
+        m.check_wanted = false;
+        m.check_quit = false;
+        m.check_result.reset();
+    }
     try {
+        m.check_thread = std::thread([&m] { m.check_loop(); });
         m.thread = std::thread([&m] { m.loop(); });
     } catch (const std::system_error& e) {
+        {
+            std::lock_guard clk(m.check_mu);
+            m.check_quit = true;
+        }
+        m.check_cv.notify_one();
+        if (m.check_thread.joinable()) m.check_thread.join();
         m.listen_fd.reset();
         m.epoll_fd.reset();
         m.wake_fd.reset();
@@ -364,6 +478,13 @@ Result<void> HealthServer::start() {
     }
     m.running = true;
     SPDLOG_LOGGER_DEBUG(m.log, "health: listening on {}", m.bound);
+    unsigned char octets[4];
+    std::memcpy(octets, &bound.addr_be, sizeof octets);  // network order: first octet first
+    if (octets[0] != 127)
+        m.log->warn(
+            "health: listening on {}, which is not a loopback address: /health, /ready and every "
+            "added route (e.g. /status) can be reached from other hosts",
+            m.bound);
     return {};
 }
 
@@ -379,6 +500,14 @@ void HealthServer::stop() {
     m.stopping.store(true);
     net::eventfd_notify(m.wake_fd.get());
     if (t.joinable()) t.join();
+    std::thread ct;
+    {
+        std::lock_guard clk(m.check_mu);
+        m.check_quit = true;
+        ct = std::move(m.check_thread);
+    }
+    m.check_cv.notify_one();
+    if (ct.joinable()) ct.join();  // after a check that is running returns
     // The loop's connections closed when it returned; now the shared descriptors.
     m.listen_fd.reset();
     m.epoll_fd.reset();

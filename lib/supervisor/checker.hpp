@@ -1,7 +1,8 @@
-// The health checker: one thread that runs the supervisor's health checks one at a time (an
-// HTTP probe or a command through the process Service, each bounded by its timeout) and
-// reports each result through a callback. Thread-safe; the destructor cancels a running check
-// and joins.
+// The health checker: up to kMaxWorkers threads that run the supervisor's health checks (an
+// HTTP probe or a command through the process Service, each bounded by its timeout) and report
+// each result through a callback. Checks of different daemons run concurrently, so one slow
+// check does not delay the others; workers start on demand. Thread-safe; the destructor
+// cancels the running checks and joins.
 #pragma once
 
 #include <condition_variable>
@@ -9,9 +10,9 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/context.hpp"
 #include "core/process/service.hpp"
@@ -21,6 +22,7 @@ namespace core::process::detail {
 
 class Checker {
   public:
+    static constexpr std::size_t kMaxWorkers = 4;
     using Report =
         std::function<void(const std::string& name, std::uint64_t generation, Result<void> result)>;
     Checker(Service& service, Report report);
@@ -47,8 +49,9 @@ class Checker {
     std::condition_variable cv_;
     std::deque<Job> jobs_;
     bool quit_ = false;
-    std::optional<Context> current_;  // the running check's context, cancelled on quit
-    std::thread thread_;
+    std::size_t idle_ = 0;
+    std::vector<Context> current_;  // the running checks' contexts, cancelled on quit
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace core::process::detail

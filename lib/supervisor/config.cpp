@@ -2,6 +2,8 @@
 // otherwise silently give the default, so unknown keys are errors; keys starting with '_' are
 // ignored so that a file can carry comments.
 #include <cerrno>
+#include <charconv>
+#include <cstring>
 #include <cmath>
 #include <iterator>
 #include <set>
@@ -12,6 +14,7 @@
 #include "core/options.hpp"
 #include "core/process/supervisor.hpp"
 #include "json/type_name.hpp"
+#include "supervisor/containment_config.hpp"
 #include "sys/file.hpp"
 
 namespace core::process {
@@ -218,6 +221,73 @@ Result<void> parse_health(const Where& w, const json& v, HealthSpec& h) {
     return {};
 }
 
+// A number of bytes, or "512K", "10M", "1G" (powers of 1024; a trailing "B"/"iB" allowed).
+Result<std::uint64_t> get_size(const Where& w, const std::string& key, const json& v) {
+    constexpr std::uint64_t kMax = std::uint64_t{1} << 50;
+    if (v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0)) {
+        const auto n = v.get<std::uint64_t>();
+        if (n > kMax) return fail(w.err(key, "too large: " + v.dump()));
+        return n;
+    }
+    if (!v.is_string()) return fail(w.want(key, "a size (bytes, or \"512K\", \"10M\", \"1G\")", v));
+    std::string t = v.get<std::string>();
+    for (const char* suffix : {"iB", "B"})
+        if (t.size() > std::strlen(suffix) && t.compare(t.size() - std::strlen(suffix),
+                                                        std::string::npos, suffix) == 0) {
+            t.resize(t.size() - std::strlen(suffix));
+            break;
+        }
+    std::uint64_t mult = 1;
+    if (!t.empty()) {
+        switch (t.back()) {
+            case 'K': case 'k': mult = 1u << 10; break;
+            case 'M': case 'm': mult = 1u << 20; break;
+            case 'G': case 'g': mult = 1u << 30; break;
+            default: break;
+        }
+        if (mult != 1) t.pop_back();
+    }
+    std::uint64_t n = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
+    if (t.empty() || ec != std::errc() || p != t.data() + t.size())
+        return fail(w.err(key, "want a size (bytes, or \"512K\", \"10M\", \"1G\"), got " + v.dump()));
+    if (n > kMax / mult) return fail(w.err(key, "too large: " + v.dump()));
+    return n * mult;
+}
+
+Result<void> parse_log(const Where& w, const json& v, LogSpec& l) {
+    if (!v.is_object()) return fail(w.want("log", "an object", v));
+    if (auto r = check_keys(w, "log.", v,
+                            {"dir", "file", "max_size", "backups", "timestamps", "separate"});
+        !r)
+        return r;
+    for (const char* key : {"dir", "file"}) {
+        if (!v.contains(key)) continue;
+        auto str = get_string(w, std::string("log.") + key, v[key]);
+        if (!str) return fail(str.error());
+        if (str->empty()) return fail(w.err(std::string("log.") + key, "must not be empty"));
+        (std::string_view(key) == "dir" ? l.dir : l.file) = *str;
+    }
+    if (!l.dir.empty() && !l.file.empty())
+        return fail(w.err("log", "set either \"dir\" or \"file\", not both"));
+    if (v.contains("max_size")) {
+        auto n = get_size(w, "log.max_size", v["max_size"]);
+        if (!n) return fail(n.error());
+        l.max_size = *n;
+    }
+    if (v.contains("backups")) {
+        auto n = get_count(w, "log.backups", v["backups"], 1000);
+        if (!n) return fail(n.error());
+        l.backups = *n;
+    }
+    for (const char* key : {"timestamps", "separate"}) {
+        if (!v.contains(key)) continue;
+        if (!v[key].is_boolean()) return fail(w.want(std::string("log.") + key, "true or false", v[key]));
+        (std::string_view(key) == "timestamps" ? l.timestamps : l.separate) = v[key].get<bool>();
+    }
+    return {};
+}
+
 Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, const json& v) {
     Where w{source, "daemons[" + std::to_string(index) + "]"};
     if (!v.is_object())
@@ -233,7 +303,10 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
     if (auto r = check_keys(
             w, "", v,
             {"name", "command", "args", "dir", "env", "pidfile", "pid_file", "restart", "backoff",
-             "reset_after", "start_limit", "health", "stop_signal", "stop_timeout"});
+             "reset_after", "start_limit", "health", "stop_signal", "stop_timeout", "log",
+             // containment and identity (issue 13): parse_containment_keys
+             "cgroup", "limits", "user", "group", "groups", "umask", "rlimits", "nice",
+             "no_new_privs", "parent_death_signal"});
         !r)
         return fail(r.error());
     if (!v.contains("command")) return fail(w.err("command", "missing"));
@@ -279,6 +352,11 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
         if (!sig) return fail(sig.error());
         s.stop_signal = *sig;
     }
+    if (v.contains("log"))
+        if (auto r = parse_log(w, v["log"], s.log); !r) return fail(r.error());
+    if (auto r = core::process::detail::parse_containment_keys(v, s.cgroup, s.limits, s.identity);
+        !r)
+        return fail(E(kOp, "\"" + source + "\": " + w.daemon + ": " + r.error().message()));
     // The semantic checks (ranges, name characters, …) are validate()'s, as for add().
     if (auto r = validate(s); !r)
         return fail(E(kOp, "\"" + source + "\": " + w.daemon + ": " + r.error().message()));

@@ -30,6 +30,12 @@ void StartWindow::record(const StartLimit& limit, Clock::time_point now) {
     while (starts_.size() > limit.burst) starts_.pop_front();
 }
 
+bool resets_backoff(std::optional<Clock::time_point> stable_since, Clock::time_point stable_until,
+                    std::chrono::milliseconds reset_after) noexcept {
+    return stable_since && stable_until >= *stable_since &&
+           stable_until - *stable_since >= reset_after;
+}
+
 bool is_failure(const ExitInfo& e) noexcept {
     return e.spawn_failed || e.unhealthy || e.signal != 0 || e.exit_code != 0;
 }

@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstddef>
 #include <deque>
+#include <optional>
+#include <string>
 
 #include "core/process/supervisor.hpp"
 
@@ -37,6 +39,12 @@ struct ExitInfo {
     bool spawn_failed = false;  // the process never ran
     bool unhealthy = false;     // we stopped it because its health check failed
 };
+
+// Does a run reset the backoff? It was stable (running without a health check, or healthy)
+// from stable_since until stable_until (when it turned unhealthy, or ended) for at least
+// reset_after. No stable period: no.
+bool resets_backoff(std::optional<Clock::time_point> stable_since, Clock::time_point stable_until,
+                    std::chrono::milliseconds reset_after) noexcept;
 
 // A clean end: exit code 0, no signal, no spawn failure, not unhealthy.
 bool is_failure(const ExitInfo& e) noexcept;

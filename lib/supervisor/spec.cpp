@@ -129,6 +129,11 @@ Result<void> validate(const DaemonSpec& s) {
     if (s.stop_signal < 1 || s.stop_signal > sys::sig_max())
         return bad("stop_signal", "not a signal number: " + std::to_string(s.stop_signal));
     if (auto r = duration("stop_timeout", s.stop_timeout, false); !r) return r;
+    if (!s.log.dir.empty() && !s.log.file.empty())
+        return bad("log", "set either dir or file, not both");
+    if (s.log.backups > 1000) return bad("log.backups", "must be at most 1000");
+    if (s.log.max_size != 0 && s.log.max_size < 1024)
+        return bad("log.max_size", "must be 0 (never rotate) or at least 1024 bytes");
     return {};
 }
 

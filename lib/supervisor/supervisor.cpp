@@ -25,8 +25,11 @@
 
 #include "core/process/supervisor.hpp"
 #include "supervisor/checker.hpp"
+#include "supervisor/logfile.hpp"
 #include "supervisor/policy.hpp"
 #include "supervisor/probe.hpp"
+#include "supervisor/state.hpp"
+#include "sys/file.hpp"
 #include "sys/signals.hpp"
 
 namespace core::process::detail {
@@ -80,6 +83,7 @@ struct DaemonRec {
     unsigned attempt = 0;  // consecutive failures since the last backoff reset
     StartWindow window;
     std::optional<Clock::time_point> stable_since;  // running (no check) or healthy since
+    std::optional<Clock::time_point> stable_until;  // when it then turned unhealthy
 
     bool exited = false;
     int last_exit_code = 0;
@@ -94,12 +98,18 @@ struct DaemonRec {
     std::optional<Clock::time_point> kill_at;     // SIGKILL deadline while stopping
     std::optional<Clock::time_point> restart_at;  // backoff deadline
     std::vector<CompletionPtr> waiters;           // completed when the stop/restart ends
+
+    std::optional<DaemonSpec> next_spec;  // apply(): the spec to use once the process ended
+    std::shared_ptr<LogSink> sink;        // its log files, null without
+    std::uint64_t start_time = 0;         // of the current process (/proc/<pid>/stat field 22)
+    std::deque<std::string> last_lines;   // newest output lines (written by the bus handler)
 };
 
 struct CommandMsg {
-    enum Kind { start, stop, restart, remove } kind;
+    enum Kind { start, stop, restart, remove, update } kind;
     std::string name;
     CompletionPtr done;
+    std::optional<DaemonSpec> spec;  // update: the new spec
 };
 struct ExitMsg {
     std::string name;
@@ -115,6 +125,8 @@ struct HealthMsg {
 using Msg = std::variant<CommandMsg, ExitMsg, HealthMsg>;
 
 constexpr std::size_t kRecentExits = 256;
+constexpr std::size_t kEarlyLines = 1024;    // output lines of ids not (yet) ours
+constexpr std::size_t kLastLineChars = 300;  // of the line quoted in a failure's reason
 
 }  // namespace
 
@@ -129,6 +141,7 @@ struct SupervisorImpl {
     std::vector<std::string> order;                      // add order
     std::map<std::string, std::string> by_proc;          // process id → daemon name
     std::deque<std::pair<std::string, ExitMsg>> recent;  // exits of ids not (yet) ours
+    std::deque<ProcessOutput> early;                     // output of ids not (yet) ours
     std::deque<Msg> inbox;
     bool quit = false;
 
@@ -136,8 +149,11 @@ struct SupervisorImpl {
     std::vector<DaemonStateChanged> events;
     std::vector<std::pair<CompletionPtr, Result<void>>> completions;
     std::mt19937_64 rng{std::random_device{}()};
+    std::vector<Survivor> state_written;  // what the state file says now
+    bool state_known = false;             // state_written reflects the file
 
     std::unique_ptr<Checker> checker;
+    std::unique_ptr<LogWriter> logs;
     Subscription sub;
     std::thread thread;
     std::thread::id thread_id;
@@ -160,6 +176,10 @@ struct SupervisorImpl {
     // Bus handler: runs on whichever thread broadcast (the Service's reaper). Never blocks
     // beyond mu_.
     void on_bus(const Value& v) {
+        if (const auto* out = v.get<ProcessOutput>()) {
+            on_output(*out);
+            return;
+        }
         const auto* ev = v.get<ProcessExited>();
         if (!ev) return;
         ExitMsg m{{}, ev->id, ev->exit_code, ev->error};
@@ -179,8 +199,43 @@ struct SupervisorImpl {
         cv.notify_one();
     }
 
+    // Caller holds mu.
+    void keep_line_locked(DaemonRec& d, const std::string& line) {
+        if (opts.last_lines == 0) return;
+        d.last_lines.push_back(line);
+        while (d.last_lines.size() > opts.last_lines) d.last_lines.pop_front();
+    }
+
+    std::shared_ptr<LogSink> make_sink(const DaemonSpec& spec) {
+        return logs->sink(spec.name, spec.log, opts.log_dir);
+    }
+
+    // A line of some process's output (on the Service's event thread): kept for the failure
+    // report and queued for the log file; never blocks beyond mu and the log queue's lock.
+    void on_output(const ProcessOutput& out) {
+        std::shared_ptr<LogSink> sink;
+        {
+            std::lock_guard lk(mu);
+            auto it = by_proc.find(out.id);
+            auto d = it == by_proc.end() ? daemons.end() : daemons.find(it->second);
+            if (d == daemons.end()) {
+                // Service::start may not have returned yet: do_start takes these. Bounded;
+                // other users' lines (a health-check command's) age out.
+                early.push_back(out);
+                if (early.size() > kEarlyLines) early.pop_front();
+                return;
+            }
+            keep_line_locked(*d->second, out.line);
+            sink = d->second->sink;
+        }
+        if (sink)
+            (void)logs->push(sink, out.stream == Stream::stderr_, out.line,
+                             std::chrono::system_clock::now());
+    }
+
     Result<void> call(CommandMsg::Kind kind, const std::string& name,
-                      std::chrono::milliseconds bound) {
+                      std::chrono::milliseconds bound,
+                      std::optional<DaemonSpec> spec = std::nullopt) {
         if (std::this_thread::get_id() == thread_id)
             return fail(E("supervisor",
                           "called from the supervisor thread (a state-change "
@@ -190,7 +245,7 @@ struct SupervisorImpl {
             std::lock_guard lk(mu);
             if (!daemons.count(name)) return fail(E("supervisor", "unknown daemon: " + name));
         }
-        post(CommandMsg{kind, name, done});
+        post(CommandMsg{kind, name, done, std::move(spec)});
         auto r = done->wait_for(bound);
         if (!r)
             return fail(E("supervisor", "daemon \"" + name + "\": no result within " +
@@ -249,9 +304,45 @@ struct SupervisorImpl {
                 }
             }
         }
+        sync_state();
         auto cs = std::move(completions);
         completions.clear();
         for (auto& [c, r] : cs) c->set(r);
+    }
+
+    // Keeps the state file in step with the running daemons (supervisor thread; after the
+    // destructor's join, the calling thread). Removed once nothing runs.
+    void sync_state() {
+        if (opts.state_file.empty()) return;
+        std::vector<Survivor> now;
+        {
+            std::lock_guard lk(mu);
+            for (const auto& name : order) {
+                const auto& d = *daemons.at(name);
+                if (d.pid > 0) now.push_back(Survivor{name, d.pid, d.start_time});
+            }
+        }
+        auto same = [](const std::vector<Survivor>& a, const std::vector<Survivor>& b) {
+            if (a.size() != b.size()) return false;
+            for (std::size_t i = 0; i < a.size(); ++i)
+                if (a[i].name != b[i].name || a[i].pid != b[i].pid) return false;
+            return true;
+        };
+        if (state_known && same(now, state_written)) return;
+        Result<void> r;
+        if (now.empty()) {
+            r = sys::file::unlink(opts.state_file);
+            if (!r && r.error().code() == ENOENT) r = {};
+        } else {
+            r = write_state_file(opts.state_file, now);
+        }
+        if (!r) {
+            log()->debug("supervisor: state file: {}", r.error().what());
+            state_known = false;
+            return;
+        }
+        state_written = std::move(now);
+        state_known = true;
     }
 
     // ------------------------------------------------------------ starting
@@ -296,6 +387,8 @@ struct SupervisorImpl {
             d.next_check.reset();
             d.check_in_flight = false;
             d.stable_since.reset();
+            d.stable_until.reset();
+            d.last_lines.clear();
             set_state_locked(d, DaemonState::starting, why);
         }
         Result<std::shared_ptr<ManagedProcess>> proc = check_pid_file(d).and_then(
@@ -308,12 +401,23 @@ struct SupervisorImpl {
             return fail(err);
         }
         std::optional<ExitMsg> early;
+        std::vector<ProcessOutput> lines;
         {
             std::lock_guard lk(mu);
             d.proc = *proc;
             d.proc_id = (*proc)->id();
             d.pid = (*proc)->pid();
+            d.start_time = start_time_of(d.pid);  // our unreaped child: the pid is still its
             by_proc[d.proc_id] = d.spec.name;
+            for (auto it = this->early.begin(); it != this->early.end();) {
+                if (it->id == d.proc_id) {
+                    keep_line_locked(d, it->line);
+                    lines.push_back(std::move(*it));
+                    it = this->early.erase(it);
+                } else {
+                    ++it;
+                }
+            }
             for (auto it = recent.begin(); it != recent.end(); ++it) {
                 if (it->first == d.proc_id) {
                     early = std::move(it->second);
@@ -329,6 +433,13 @@ struct SupervisorImpl {
                 d.stable_since = now;
             }
         }
+        // The state file names the new process at once: a supervisor killed right after this
+        // spawn leaves it findable by the next one.
+        sync_state();
+        if (d.sink)
+            for (auto& l : lines)
+                (void)logs->push(d.sink, l.stream == Stream::stderr_, std::move(l.line),
+                                 std::chrono::system_clock::now());
         if (early) {
             early->name = d.spec.name;
             std::lock_guard lk(mu);
@@ -365,10 +476,18 @@ struct SupervisorImpl {
         const auto now = Clock::now();
         const After after = d.after;
         if (after == After::unhealthy) e.unhealthy = true;
-        const std::string what = e.spawn_failed ? detail : describe(e);
+        std::string what = e.spawn_failed ? detail : describe(e);
         bool erase = false;
         {
             std::lock_guard lk(mu);
+            // A failure's reason quotes its last line of output ("exited with code 1: OSError:
+            // [Errno 98] Address already in use"): what an operator needs first.
+            if ((after == After::policy || after == After::unhealthy) && is_failure(e) &&
+                !e.spawn_failed && !d.last_lines.empty()) {
+                std::string last = d.last_lines.back();
+                if (last.size() > kLastLineChars) last = last.substr(0, kLastLineChars) + "…";
+                what += ": " + last;
+            }
             if (!d.proc_id.empty()) by_proc.erase(d.proc_id);
             d.proc.reset();
             d.proc_id.clear();
@@ -385,8 +504,18 @@ struct SupervisorImpl {
             if (after == After::policy || after == After::unhealthy) {
                 if (is_failure(e)) d.last_error = what;
             }
-            if (d.stable_since && now - *d.stable_since >= d.spec.reset_after) d.attempt = 0;
+            // The stable period ended when the daemon turned unhealthy, if it did, else now:
+            // either way a long enough one resets the backoff.
+            if (resets_backoff(d.stable_since, d.stable_until.value_or(now), d.spec.reset_after))
+                d.attempt = 0;
             d.stable_since.reset();
+            d.stable_until.reset();
+            if (d.next_spec && after != After::remove) {
+                // apply() changed the spec while this process ran: the next one uses it.
+                if (d.next_spec->log != d.spec.log) d.sink = make_sink(*d.next_spec);
+                d.spec = std::move(*d.next_spec);
+                d.next_spec.reset();
+            }
             d.after = After::policy;
 
             switch (after) {
@@ -468,6 +597,11 @@ struct SupervisorImpl {
             d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::sig_kill();
         if (auto r = proc->signal(sig); !r)
             log()->debug("supervisor: {}: signal: {}", d.spec.name, r.error().what());
+        // A SIGSTOPped daemon would hold the stop signal pending until the kill deadline:
+        // SIGCONT right after it, as systemd does, lets it act on it now.
+        if (sig != sys::sig_kill() && sig != sys::sig_cont())
+            if (auto r = proc->signal(sys::sig_cont()); !r)
+                log()->debug("supervisor: {}: SIGCONT: {}", d.spec.name, r.error().what());
     }
 
     void on_kill_deadline(DaemonRec& d) {
@@ -526,6 +660,42 @@ struct SupervisorImpl {
                     completions.emplace_back(c.done, do_start(*d, "restart"));
                 }
                 break;
+            case CommandMsg::update: {
+                DaemonSpec next = std::move(*c.spec);
+                if (d->state == DaemonState::stopping &&
+                    (d->after == After::stop || d->after == After::remove)) {
+                    // Being stopped on request: it takes the spec when it ends, and stays down.
+                    std::lock_guard lk(mu);
+                    d->next_spec = std::move(next);
+                    d->waiters.push_back(c.done);
+                    break;
+                }
+                if (d->proc) {
+                    {
+                        std::lock_guard lk(mu);
+                        d->next_spec = std::move(next);
+                        d->window.clear();
+                        d->attempt = 0;
+                    }
+                    d->waiters.push_back(c.done);
+                    begin_stop(*d, After::restart, "restarting: spec changed");
+                    break;
+                }
+                const bool was_down =
+                    d->state == DaemonState::backoff || d->state == DaemonState::failed;
+                {
+                    std::lock_guard lk(mu);
+                    if (next.log != d->spec.log) d->sink = make_sink(next);
+                    d->spec = std::move(next);
+                    d->window.clear();
+                    d->attempt = 0;
+                    d->restart_at.reset();
+                }
+                // A stopped daemon stays stopped; one waiting or given up is started anew.
+                completions.emplace_back(c.done, was_down ? do_start(*d, "spec changed")
+                                                          : Result<void>{});
+                break;
+            }
             case CommandMsg::stop:
             case CommandMsg::remove: {
                 const After after = c.kind == CommandMsg::stop ? After::stop : After::remove;
@@ -568,6 +738,7 @@ struct SupervisorImpl {
                 d->health_failures = 0;
                 if (d->state != DaemonState::healthy) {
                     d->stable_since = Clock::now();
+                    d->stable_until.reset();
                     set_state_locked(*d, DaemonState::healthy, "health check passed");
                 }
                 return;
@@ -576,7 +747,8 @@ struct SupervisorImpl {
             d->last_error = "health: " + m.result.error().what();
             if (d->health_failures < d->spec.health.failures || d->state == DaemonState::unhealthy)
                 return;
-            d->stable_since.reset();
+            // Not reset here: the exit compares the stable period with reset_after.
+            if (d->stable_since && !d->stable_until) d->stable_until = Clock::now();
             set_state_locked(
                 *d, DaemonState::unhealthy,
                 d->last_error + " (" + std::to_string(d->health_failures) + " in a row)");
@@ -690,6 +862,14 @@ struct SupervisorImpl {
         s.last_error = d.last_error;
         s.health_failures = d.health_failures;
         s.since = d.since;
+        s.last_lines.assign(d.last_lines.begin(), d.last_lines.end());
+        if (d.sink) {
+            s.log_path = d.sink->paths.out;
+            s.err_log_path = d.sink->paths.err;
+            s.log_dropped = d.sink->dropped.load(std::memory_order_relaxed);
+            s.log_errors = d.sink->errors.load(std::memory_order_relaxed);
+            s.log_error = logs->last_error(*d.sink);
+        }
         return s;
     }
 };
@@ -703,6 +883,17 @@ using detail::CommandMsg;
 Supervisor::Supervisor(core::Core& core, Service& service, SupervisorOptions opts)
     : impl_(std::make_unique<detail::SupervisorImpl>(core, service, std::move(opts))) {
     auto* impl = impl_.get();
+    impl->logs = std::make_unique<detail::LogWriter>(
+        impl->opts.log_queue_bytes, [impl](const std::string& daemon, const std::string& what) {
+            impl->log()->debug("supervisor: {}: log: {}", daemon, what);
+            if (impl->opts.on_log_problem) {
+                try {
+                    impl->opts.on_log_problem(daemon, what);
+                } catch (...) {
+                    impl->log()->debug("supervisor: on_log_problem threw");
+                }
+            }
+        });
     impl->checker = std::make_unique<detail::Checker>(
         service, [impl](const std::string& name, std::uint64_t gen, Result<void> r) {
             impl->post(detail::HealthMsg{name, gen, std::move(r)});
@@ -722,6 +913,8 @@ Supervisor::~Supervisor() {
     }
     impl_->cv.notify_one();
     impl_->thread.join();
+    impl_->sync_state();  // nothing runs any more: the state file goes
+    impl_->logs.reset();  // writes what is queued, then joins the writer
 }
 
 Result<void> Supervisor::add(DaemonSpec spec) {
@@ -731,6 +924,7 @@ Result<void> Supervisor::add(DaemonSpec spec) {
         return fail(E("supervisor.add", "daemon \"" + spec.name + "\" already exists"));
     auto rec = std::make_unique<detail::DaemonRec>();
     const std::string name = spec.name;
+    rec->sink = impl_->make_sink(spec);
     rec->spec = std::move(spec);
     impl_->daemons.emplace(name, std::move(rec));
     impl_->order.push_back(name);
@@ -771,7 +965,7 @@ Result<void> Supervisor::stop_all() {
     std::vector<std::pair<std::string, std::shared_ptr<detail::Completion>>> pending;
     for (const auto& name : names()) {
         auto done = std::make_shared<detail::Completion>();
-        impl_->post(CommandMsg{CommandMsg::stop, name, done});
+        impl_->post(CommandMsg{CommandMsg::stop, name, done, std::nullopt});
         pending.emplace_back(name, done);
     }
     Result<void> first;
@@ -786,6 +980,51 @@ Result<void> Supervisor::stop_all() {
         }
     }
     return first;
+}
+
+Result<ReloadResult> Supervisor::apply(std::vector<DaemonSpec> next) {
+    constexpr const char* op = "supervisor.apply";
+    if (std::this_thread::get_id() == impl_->thread_id)
+        return fail(E(op, "called from the supervisor thread"));
+    // Everything is checked before anything changes.
+    std::set<std::string> wanted;
+    for (const auto& s : next) {
+        if (auto r = validate(s); !r) return fail(E(op, "invalid spec", r.error()));
+        if (!wanted.insert(s.name).second)
+            return fail(E(op, "duplicate daemon name \"" + s.name + "\""));
+    }
+    ReloadResult rr;
+    for (const auto& name : names())
+        if (!wanted.count(name)) rr.removed.push_back(name);
+    std::vector<DaemonSpec> added, changed;
+    for (auto& s : next) {
+        auto cur = spec(s.name);
+        if (!cur) {
+            rr.added.push_back(s.name);
+            added.push_back(std::move(s));
+        } else if (*cur == s) {
+            rr.unchanged.push_back(s.name);
+        } else {
+            rr.changed.push_back(s.name);
+            changed.push_back(std::move(s));
+        }
+    }
+    auto keep = [&rr](const std::string& name, const Result<void>& r) {
+        if (!r) rr.errors.push_back(name + ": " + r.error().what());
+    };
+    for (const auto& name : rr.removed) keep(name, remove(name));
+    for (auto& s : changed) {
+        const std::string name = s.name;
+        keep(name, impl_->call(CommandMsg::update, name,
+                               impl_->stop_bound(name) + std::chrono::seconds(30), std::move(s)));
+    }
+    for (auto& s : added) {
+        const std::string name = s.name;
+        auto r = add(std::move(s));
+        keep(name, r);
+        if (r) keep(name, start(name));
+    }
+    return rr;
 }
 
 Result<DaemonStatus> Supervisor::get(const std::string& name) const {

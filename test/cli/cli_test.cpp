@@ -7,10 +7,18 @@
 #include <string>
 #include <vector>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <map>
+#include <sstream>
+
 #include <catch2/catch_test_macros.hpp>
+#include <catch2/generators/catch_generators.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
 #include <nlohmann/json.hpp>
 
@@ -527,4 +535,341 @@ TEST_CASE("Cli_Demo_Good", "[cli]") {
     // The demo's daemons are gone: the registry it used holds no live entry.
     auto listed = cli.run({"daemons", "--registry", dir.path.string(), "--json"});
     CHECK(parse_json(listed.output).empty());
+}
+
+// ---------------------------------------------------------------- issue 14 (helper B): never
+// orphan on a closed stdout/stderr or SIGHUP, reload on SIGHUP, daemons' log files
+
+namespace {
+
+// A TCP port on 127.0.0.1 where nothing listens now (bound then closed).
+int free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+// /status of a supervisor, or a discarded json when it does not answer.
+json status_of(const std::string& addr) {
+    auto resp = core::process::http_get(addr, "/status", 2s);
+    if (!resp || resp->status != 200) return json(json::value_t::discarded);
+    return json::parse(resp->body, nullptr, false);
+}
+
+// name → pid of every daemon that is running.
+std::map<std::string, int> running_pids(const json& status) {
+    std::map<std::string, int> out;
+    if (status.is_discarded()) return out;
+    for (const auto& d : status["daemons"])
+        if (d["state"] == "running") out[d["name"].get<std::string>()] = d["pid"].get<int>();
+    return out;
+}
+
+json daemon_cfg(const std::string& name, std::vector<std::string> args) {
+    return json{{"name", name},
+                {"command", child()},
+                {"args", args},
+                {"restart", "always"},
+                {"stop_timeout", "2s"}};
+}
+
+// The pids whose parent is pid.
+std::vector<int> children_of(int pid) {
+    std::vector<int> out;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const std::string n = e.path().filename().string();
+        if (n.empty() || !std::isdigit(static_cast<unsigned char>(n[0]))) continue;
+        std::ifstream f(e.path() / "stat");
+        std::string line;
+        if (!std::getline(f, line)) continue;
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        std::string state;
+        int ppid = 0;
+        rest >> state >> ppid;
+        if (ppid == pid) out.push_back(std::stoi(n));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Cli_Supervise_Ugly", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    const std::string registry = (dir.path / "registry").string();
+    json cfg{{"daemons",
+              {daemon_cfg("steady", {"sleep", "60000"}),
+               {{"name", "crasher"},
+                {"command", child()},
+                {"args", {"fail-after", "30", "3"}},
+                {"backoff", {{"initial", "10ms"}, {"max", "20ms"}, {"jitter", 0}}},
+                {"start_limit", {{"burst", 0}}},
+                {"stop_timeout", "2s"}}}}};
+    const std::string file = dir.write("d.json", cfg.dump());
+    const std::string addr = "127.0.0.1:" + std::to_string(free_port());
+    const std::string mode = GENERATE(as<std::string>{}, "dead-stdout", "dead-stderr");
+    INFO(mode);
+    // -v: the state changes are logged on stderr too, so each stream is written all along.
+    core::process::RunOptions o;
+    o.command = child();
+    o.args = {mode, core::test::coreproc_path(), "-v", "supervise", file, "--registry", registry,
+              "--listen", addr};
+    auto sup = cli.svc->start(Context::background(), o);
+    REQUIRE(sup);
+    // Alive after many writes to the dead pipe: the crasher's restarts are each a line.
+    json st;
+    const bool alive = core::test::eventually(
+        [&] {
+            st = status_of(addr);
+            if (st.is_discarded()) return false;
+            for (const auto& d : st["daemons"])
+                if (d["name"] == "crasher" && d["restarts"].get<unsigned>() >= 5) return true;
+            return false;
+        },
+        20s);
+    INFO("status: " << st.dump() << "\noutput: " << (*sup)->output());
+    REQUIRE(alive);
+    const auto pids = running_pids(st);
+    REQUIRE(pids.count("steady"));
+    REQUIRE((*sup)->signal(SIGTERM));
+    auto r = Cli::finish(*sup);
+    INFO("output: " << r.output);
+    CHECK(r.code == 0);
+    CHECK(core::test::eventually([&] { return pid_gone(pids.at("steady")); }, 10s));
+}
+
+TEST_CASE("Cli_Supervise_Reload_Good", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    const std::string registry = (dir.path / "registry").string();
+    json cfg{{"daemons",
+              {daemon_cfg("same", {"sleep", "60000"}), daemon_cfg("changes", {"sleep", "60000"}),
+               daemon_cfg("goes", {"sleep", "60000"})}}};
+    const std::string file = dir.write("r.json", cfg.dump());
+    const std::string addr = "127.0.0.1:" + std::to_string(free_port());
+    auto mp = cli.start({"supervise", file, "--registry", registry, "--listen", addr});
+    std::map<std::string, int> before;
+    REQUIRE(core::test::eventually(
+        [&] {
+            before = running_pids(status_of(addr));
+            return before.size() == 3;
+        },
+        15s));
+
+    // SIGHUP with a file that does not parse: nothing changes, the failure is reported.
+    dir.write("r.json", "{\"daemons\": [");
+    REQUIRE(mp->signal(SIGHUP));
+    REQUIRE(core::test::eventually(
+        [&] { return mp->output().find("reload failed") != std::string::npos; }, 10s));
+    json st = status_of(addr);
+    CHECK(running_pids(st) == before);
+    CHECK(st["reload"]["ok"] == false);
+
+    json next{{"daemons",
+               {daemon_cfg("same", {"sleep", "60000"}), daemon_cfg("changes", {"sleep", "50000"}),
+                daemon_cfg("new", {"sleep", "60000"})}}};
+    dir.write("r.json", next.dump());
+    REQUIRE(mp->signal(SIGHUP));
+    std::map<std::string, int> after;
+    const bool applied = core::test::eventually(
+        [&] {
+            after = running_pids(status_of(addr));
+            return after.size() == 3 && after.count("new") && !after.count("goes") &&
+                   after.count("changes") && after["changes"] != before["changes"];
+        },
+        15s);
+    INFO("output: " << mp->output());
+    REQUIRE(applied);
+    CHECK(after["same"] == before["same"]);
+    CHECK(pid_gone(before["goes"]));
+    // /status's "reload" is written once apply() has returned, just after the last start.
+    CHECK(core::test::eventually([&] {
+        st = status_of(addr);
+        return !st.is_discarded() && st["reload"].is_object() && st["reload"]["ok"] == true;
+    }));
+    CHECK(st["reload"]["added"] == json{"new"});
+    CHECK(core::test::eventually(
+        [&] { return mp->output().find("reloaded") != std::string::npos; }));
+
+    REQUIRE(mp->signal(SIGTERM));
+    auto r = Cli::finish(mp);
+    CHECK(r.code == 0);
+    for (const auto& [name, pid] : after) CHECK(core::test::eventually([&] { return pid_gone(pid); }));
+}
+
+TEST_CASE("Cli_Supervise_Logs_Good", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    const std::string registry = (dir.path / "state" / "registry").string();
+    json cfg{{"daemons",
+              {{{"name", "web"},
+                {"command", child()},
+                {"args", {"print-fail", "OSError: [Errno 98] Address already in use"}},
+                {"restart", "no"}},
+               {{"name", "own"},
+                {"command", child()},
+                {"args", {"print", "hello"}},
+                {"restart", "no"},
+                {"log", {{"file", (dir.path / "own.txt").string()}, {"timestamps", true}}}}}}};
+    const std::string file = dir.write("logs.json", cfg.dump());
+    const std::string addr = "127.0.0.1:" + std::to_string(free_port());
+    auto mp = cli.start({"supervise", file, "--registry", registry, "--listen", addr});
+    // The default log directory is beside the registry: <registry>/../logs/<file stem>.
+    const fs::path web_log = dir.path / "state" / "logs" / "logs" / "web.log";
+    json st;
+    const bool failed = core::test::eventually(
+        [&] {
+            st = status_of(addr);
+            if (st.is_discarded()) return false;
+            for (const auto& d : st["daemons"])
+                if (d["name"] == "web" && d["state"] == "failed") return true;
+            return false;
+        },
+        15s);
+    INFO("status: " << st.dump() << "\noutput: " << mp->output());
+    REQUIRE(failed);
+    for (const auto& d : st["daemons"]) {
+        if (d["name"] != "web") continue;
+        CHECK(d["last_lines"].back() == "OSError: [Errno 98] Address already in use");
+        CHECK(d["log"]["path"] == web_log.string());
+    }
+    CHECK_THAT(mp->output(),
+               ContainsSubstring("failed: exited with code 1: OSError: [Errno 98] Address "
+                                 "already in use"));
+    CHECK(core::test::eventually([&] {
+        std::ifstream f(web_log);
+        std::string line;
+        return std::getline(f, line) && line == "OSError: [Errno 98] Address already in use";
+    }));
+    CHECK(core::test::eventually([&] {
+        std::ifstream f(dir.path / "own.txt");
+        std::string line;
+        return std::getline(f, line) && line.size() > 25 && line.substr(line.size() - 6) == " hello";
+    }));
+    REQUIRE(mp->signal(SIGTERM));
+    CHECK(Cli::finish(mp).code == 0);
+}
+
+TEST_CASE("Cli_Run_Signal_Ugly", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    SECTION("run: SIGHUP stops the command as SIGTERM does") {
+        auto mp = cli.start({"run", "--", child(), "sleep", "60000"});
+        std::vector<int> kids;
+        REQUIRE(core::test::eventually([&] {
+            kids = children_of(mp->pid());
+            return !kids.empty();
+        }));
+        REQUIRE(mp->signal(SIGHUP));
+        auto r = Cli::finish(mp);
+        INFO("output: " << r.output);
+        CHECK(r.code != 0);
+        for (int pid : kids) CHECK(core::test::eventually([&] { return pid_gone(pid); }));
+    }
+    SECTION("pipeline: SIGHUP stops the running steps") {
+        json p{{"steps", {step("long", {"sleep", "60000"})}}};
+        const std::string file = dir.write("p.json", p.dump());
+        auto mp = cli.start({"pipeline", file});
+        std::vector<int> kids;
+        REQUIRE(core::test::eventually([&] {
+            kids = children_of(mp->pid());
+            return !kids.empty();
+        }));
+        REQUIRE(mp->signal(SIGHUP));
+        auto r = Cli::finish(mp);
+        INFO("output: " << r.output);
+        CHECK(r.code == 128 + SIGHUP);
+        for (int pid : kids) CHECK(core::test::eventually([&] { return pid_gone(pid); }));
+    }
+    SECTION("run: a dead stdout does not kill coreproc before its command ends") {
+        core::process::RunOptions o;
+        o.command = child();
+        o.args = {"dead-stdout", core::test::coreproc_path(), "run", "--json", "--", child(),
+                  "print", "hi"};
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);  // not 141 (SIGPIPE)
+    }
+}
+
+namespace {
+
+// Processes whose command line is exactly argv (as /proc/<pid>/cmdline says), zombies aside.
+std::vector<int> processes_with(const std::vector<std::string>& argv) {
+    std::string want;
+    for (const auto& a : argv) want += a + '\0';
+    std::vector<int> out;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const std::string n = e.path().filename().string();
+        if (n.empty() || !std::isdigit(static_cast<unsigned char>(n[0]))) continue;
+        std::ifstream f(e.path() / "cmdline");
+        std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        if (cmd == want && !pid_gone(std::stoi(n))) out.push_back(std::stoi(n));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Cli_Supervise_Survivors_Ugly", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    const std::string registry = (dir.path / "registry").string();
+    // A sleep length no other test uses: the daemon's command line is its fingerprint.
+    const std::string ms = std::to_string(600000 + ::getpid() % 1000);
+    json cfg{{"daemons", {daemon_cfg("only", {"sleep", ms})}}};
+    const std::string file = dir.write("s.json", cfg.dump());
+    const std::vector<std::string> argv{child(), "sleep", ms};
+    int last_pid = 0;
+    for (int round = 0; round < 3; ++round) {
+        INFO("round " << round);
+        const std::string addr = "127.0.0.1:" + std::to_string(free_port());
+        auto mp = cli.start({"supervise", file, "--registry", registry, "--listen", addr});
+        std::map<std::string, int> pids;
+        REQUIRE(core::test::eventually(
+            [&] {
+                pids = running_pids(status_of(addr));
+                return pids.count("only") && pids["only"] != last_pid;
+            },
+            15s));
+        // Exactly one copy: the one the earlier (killed) supervisor left was stopped first.
+        CHECK(core::test::eventually([&] { return processes_with(argv).size() == 1; }));
+        CHECK(processes_with(argv) == std::vector<int>{pids["only"]});
+        if (round > 0) {
+            CHECK(pid_gone(last_pid));
+            CHECK_THAT(mp->output(), ContainsSubstring("left running by an earlier supervisor"));
+        }
+        last_pid = pids["only"];
+        // The state file records it (written right after the spawn).
+        const fs::path state = dir.path / "logs" / "s" / "supervisor.state";
+        CHECK(core::test::eventually([&] {
+            std::ifstream f(state);
+            std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            return text.find("\"pid\": " + std::to_string(last_pid)) != std::string::npos;
+        }));
+        if (round < 2) {
+            REQUIRE(mp->signal(SIGKILL));  // no chance to stop anything
+            (void)Cli::finish(mp);
+            CHECK_FALSE(pid_gone(last_pid));  // the survivor
+        } else {
+            REQUIRE(mp->signal(SIGTERM));
+            CHECK(Cli::finish(mp).code == 0);
+        }
+    }
+    CHECK(core::test::eventually([&] { return processes_with(argv).empty(); }));
+    for (int pid : processes_with(argv)) ::kill(pid, SIGKILL);  // a failed run leaves none
 }

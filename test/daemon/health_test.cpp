@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <mutex>
 #include <catch2/catch_test_macros.hpp>
 #include <cerrno>
@@ -527,4 +528,83 @@ TEST_CASE("Http_ParseResponse_Ugly", "[daemon][health]") {
     REQUIRE(eof);
     CHECK(eof->status == 503);
     CHECK(eof->body == "busy");
+}
+
+// ---------------------------------------------------------------- issue 14 (helper B): checks off
+// the server thread, closing connections outside the cap
+
+TEST_CASE("HealthServer_Checks_Ugly", "[daemon][health]") {
+    CORE_LEAK_GUARD();
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false;
+    std::atomic<int> runs{0};
+    auto slow = [&]() -> core::Result<void> {
+        ++runs;
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, 10s, [&] { return release; });  // bounded: never hangs the test
+        return {};
+    };
+    auto open_gate = [&] {
+        {
+            std::lock_guard lk(mu);
+            release = true;
+        }
+        cv.notify_all();
+    };
+    SECTION("a slow check holds up neither /ready nor other routes; waiters share one run") {
+        cp::HealthOptions o;
+        o.read_timeout = 20s;
+        cp::HealthServer s(o);
+        s.add_check("slow", slow);
+        s.add_handler("/status", [] { return cp::HttpResponse{200, "fine\n"}; });
+        REQUIRE(s.start());
+        RawClient a(s.addr()), b(s.addr());
+        REQUIRE(a.send("GET /health HTTP/1.1\r\n\r\n"));
+        REQUIRE(b.send("GET /health HTTP/1.1\r\n\r\n"));
+        REQUIRE(core::test::eventually([&] { return runs.load() >= 1; }));
+        // While the check blocks, the server thread answers everything else.
+        CHECK(cp::probe_ready(s.addr(), 2s));
+        auto st = cp::http_get(s.addr(), "/status", 2s);
+        REQUIRE(st);
+        CHECK(st->body == "fine\n");
+        open_gate();
+        CHECK(status_line(a.read_to_close()) == "HTTP/1.1 200 OK");
+        CHECK(status_line(b.read_to_close()) == "HTTP/1.1 200 OK");
+        CHECK(runs.load() <= 2);  // b joined a's run, or had one of its own: never one each more
+        s.stop();
+    }
+    SECTION("a check that outlives the read timeout: 503, not a hang") {
+        cp::HealthOptions o;
+        o.read_timeout = 300ms;
+        cp::HealthServer s(o);
+        s.add_check("slow", slow);
+        REQUIRE(s.start());
+        RawClient c(s.addr());
+        REQUIRE(c.send("GET /health HTTP/1.1\r\n\r\n"));
+        const std::string raw = c.read_to_close(10s);
+        CHECK(status_line(raw) == "HTTP/1.1 503 Service Unavailable");
+        CHECK(raw.find("checks still running") != std::string::npos);
+        open_gate();
+        s.stop();
+    }
+    SECTION("answered connections the client keeps open do not count against the cap") {
+        cp::HealthOptions o;
+        o.max_connections = 4;
+        o.read_timeout = 60s;
+        cp::HealthServer s(o);
+        REQUIRE(s.start());
+        std::vector<std::unique_ptr<RawClient>> lingering;
+        for (int i = 0; i < 8; ++i) {
+            lingering.push_back(std::make_unique<RawClient>(s.addr()));
+            REQUIRE(lingering.back()->send("GET /ready HTTP/1.1\r\n\r\n"));
+            bool closed = false;  // the server's half-close; our side stays open
+            CHECK(status_line(lingering.back()->read_to_close(10s, &closed)) ==
+                  "HTTP/1.1 200 OK");
+        }
+        CHECK(cp::probe_health(s.addr(), 2s));
+        open_gate();
+        s.stop();
+    }
+    open_gate();
 }

@@ -44,6 +44,9 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+//   print-fail TEXT          write TEXT and a newline to stderr, exit 1
+//   dead-stdout PATH ARG…    exec PATH with stdout a pipe whose read end is closed
+//   dead-stderr PATH ARG…    the same for stderr
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -440,6 +443,22 @@ int main(int argc, char** argv) {
         }
         out(std::to_string(ok) + "\n");
         return 0;
+    }
+    // --- supervisor logs and a CLI whose stdout/stderr is a dead pipe (issue 14, helper B) ---
+    if (mode == "print-fail") {  // TEXT on stderr, exit 1 (a daemon that cannot bind)
+        const std::string e = std::string(arg(2) ? arg(2) : "") + "\n";
+        write_all(2, e.data(), e.size());
+        return 1;
+    }
+    if (mode == "dead-stdout" || mode == "dead-stderr") {  // exec argv[2…] with fd 1 or 2 a
+        int p[2];                                           // pipe whose reader is gone
+        if (argc < 3 || ::pipe(p) != 0) return usage();
+        ::close(p[0]);
+        const int target = mode == "dead-stdout" ? 1 : 2;
+        ::dup2(p[1], target);
+        ::close(p[1]);
+        ::execv(argv[2], argv + 2);
+        return 127;
     }
     return usage();
 }

@@ -60,6 +60,37 @@ TEST_CASE("Backoff_Delay_Ugly", "[supervisor]") {
     }
 }
 
+TEST_CASE("Backoff_Reset_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    using core::process::detail::resets_backoff;
+    const auto t0 = Clock::now();
+    SECTION("a stable period of reset_after or more resets, whatever ended it") {
+        CHECK(resets_backoff(t0, t0 + 10s, 10s));
+        CHECK(resets_backoff(t0, t0 + 11s, 10s));
+        // Healthy for 12s, then unhealthy: the stable period ends when it turned unhealthy,
+        // not when the stop that followed reaped it (the end handed in is that time).
+        CHECK(resets_backoff(t0, t0 + 12s, 10s));
+    }
+    SECTION("a zero reset_after resets after any stable period") {
+        CHECK(resets_backoff(t0, t0, 0ms));
+    }
+}
+
+TEST_CASE("Backoff_Reset_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    using core::process::detail::resets_backoff;
+    const auto t0 = Clock::now();
+    SECTION("too short a stable period") {
+        CHECK_FALSE(resets_backoff(t0, t0 + 9999ms, 10s));
+    }
+    SECTION("never stable (crashed while starting, never healthy)") {
+        CHECK_FALSE(resets_backoff(std::nullopt, t0 + 1h, 10s));
+    }
+    SECTION("an end before the start (clock order broken) is no period") {
+        CHECK_FALSE(resets_backoff(t0 + 20s, t0, 10s));
+    }
+}
+
 TEST_CASE("StartWindow_Allows_Good", "[supervisor]") {
     CORE_LEAK_GUARD();
     const StartLimit limit{3, 1000ms};

@@ -235,3 +235,81 @@ TEST_CASE("Config_Load_Bad", "[supervisor]") {
         CHECK(has(r.error().what(), "/tmp"));
     }
 }
+
+// ---------------------------------------------------------------- "log" (issue 14, helper B)
+
+TEST_CASE("Config_Log_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    SECTION("defaults: 10 MiB x 5, merged, no timestamps, the supervisor's directory") {
+        auto r = parse_supervise_config(R"({"daemons":[{"name":"a","command":"a"}]})");
+        REQUIRE(r);
+        const auto& l = r->at(0).log;
+        CHECK(l.dir.empty());
+        CHECK(l.file.empty());
+        CHECK(l.max_size == 10u << 20);
+        CHECK(l.backups == 5);
+        CHECK_FALSE(l.timestamps);
+        CHECK_FALSE(l.separate);
+    }
+    SECTION("every key, sizes with suffixes") {
+        auto r = parse_supervise_config(R"({"daemons":[
+            {"name":"a","command":"a","log":{"dir":"/var/log/a","max_size":"512K","backups":2,
+             "timestamps":true,"separate":true}},
+            {"name":"b","command":"b","log":{"file":"/tmp/b.log","max_size":"1MiB"}},
+            {"name":"c","command":"c","log":{"max_size":4096}},
+            {"name":"d","command":"d","log":{"max_size":"2G","backups":0}}]})");
+        REQUIRE(r);
+        CHECK(r->at(0).log.dir == "/var/log/a");
+        CHECK(r->at(0).log.max_size == 512u * 1024);
+        CHECK(r->at(0).log.backups == 2);
+        CHECK(r->at(0).log.timestamps);
+        CHECK(r->at(0).log.separate);
+        CHECK(r->at(1).log.file == "/tmp/b.log");
+        CHECK(r->at(1).log.max_size == 1u << 20);
+        CHECK(r->at(2).log.max_size == 4096);
+        CHECK(r->at(3).log.max_size == std::uint64_t{2} << 30);
+        CHECK(r->at(3).log.backups == 0);
+    }
+    SECTION("equal specs compare equal; any field differing does not") {
+        auto a = parse_supervise_config(R"({"daemons":[{"name":"a","command":"a"}]})");
+        auto b = parse_supervise_config(R"({"daemons":[{"name":"a","command":"a"}]})");
+        auto c = parse_supervise_config(
+            R"({"daemons":[{"name":"a","command":"a","log":{"timestamps":true}}]})");
+        auto d = parse_supervise_config(
+            R"({"daemons":[{"name":"a","command":"a","health":{"url":"http://127.0.0.1:1/"}}]})");
+        REQUIRE((a && b && c && d));
+        CHECK(a->at(0) == b->at(0));
+        CHECK_FALSE(a->at(0) == c->at(0));
+        CHECK_FALSE(a->at(0) == d->at(0));
+    }
+}
+
+TEST_CASE("Config_Log_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    const std::vector<std::pair<const char*, std::vector<const char*>>> cases = {
+        {R"({"daemons":[{"name":"a","command":"a","log":{"dir":"/x","file":"/y"}}]})",
+         {"key \"log\"", "either"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"rotate":true}}]})",
+         {"key \"log.rotate\"", "unknown key"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"max_size":"big"}}]})",
+         {"key \"log.max_size\"", "big"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"max_size":-1}}]})",
+         {"key \"log.max_size\""}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"max_size":100}}]})",
+         {"log.max_size", "1024"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"backups":"5"}}]})",
+         {"key \"log.backups\""}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"timestamps":"yes"}}]})",
+         {"key \"log.timestamps\"", "true or false"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":{"dir":""}}]})",
+         {"key \"log.dir\"", "empty"}},
+        {R"({"daemons":[{"name":"a","command":"a","log":"/var/log"}]})",
+         {"key \"log\"", "an object"}},
+    };
+    for (const auto& [text, want] : cases) {
+        const std::string e = error_of(text);
+        INFO(text << "\n-> " << e);
+        CHECK_FALSE(e.empty());
+        for (const char* w : want) CHECK(has(e, w));
+    }
+}

@@ -11,6 +11,8 @@
 #include <atomic>
 #include <catch2/catch_test_macros.hpp>
 #include <cerrno>
+#include <filesystem>
+#include <regex>
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
@@ -791,4 +793,268 @@ TEST_CASE("Supervisor_Concurrent_Ugly", "[supervisor]") {
         }
     }
     CHECK(core::test::child_pids().empty());
+}
+
+// ---------------------------------------------------------------- issue 14: reload, logs,
+// stopping a SIGSTOPped daemon (helper B)
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it.
+struct TmpDir {
+    std::string path;
+    TmpDir() {
+        std::string tmpl = "/tmp/core-sup-logs-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TmpDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+};
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("Supervisor_Apply_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    REQUIRE(sup.add(child_spec("same", {"sleep", "60000"})));
+    REQUIRE(sup.add(child_spec("changes", {"sleep", "60000"})));
+    REQUIRE(sup.add(child_spec("goes", {"sleep", "60000"})));
+    REQUIRE(sup.start_all());
+    const int same_pid = sup.get("same")->pid;
+    const int changes_pid = sup.get("changes")->pid;
+    const int goes_pid = sup.get("goes")->pid;
+
+    auto changed = child_spec("changes", {"sleep", "50000"});
+    std::vector<DaemonSpec> next{child_spec("same", {"sleep", "60000"}), changed,
+                                 child_spec("new", {"sleep", "60000"})};
+    auto rr = sup.apply(next);
+    REQUIRE(rr);
+    CHECK(rr->added == std::vector<std::string>{"new"});
+    CHECK(rr->removed == std::vector<std::string>{"goes"});
+    CHECK(rr->changed == std::vector<std::string>{"changes"});
+    CHECK(rr->unchanged == std::vector<std::string>{"same"});
+    CHECK(rr->errors.empty());
+
+    CHECK(sup.get("same")->pid == same_pid);  // untouched
+    auto st = sup.get("changes");
+    REQUIRE(st);
+    CHECK(st->state == DaemonState::running);
+    CHECK(st->pid != changes_pid);
+    CHECK(sup.spec("changes")->args == changed.args);
+    CHECK(sup.get("new")->state == DaemonState::running);
+    CHECK_FALSE(sup.get("goes"));
+    CHECK(core::test::eventually([&] { return dead(goes_pid) && dead(changes_pid); }));
+    CHECK(sup.names() == std::vector<std::string>{"same", "changes", "new"});
+
+    SECTION("the same set again changes nothing") {
+        auto again = sup.apply({child_spec("same", {"sleep", "60000"}), changed,
+                                child_spec("new", {"sleep", "60000"})});
+        REQUIRE(again);
+        CHECK(again->unchanged.size() == 3);
+        CHECK(sup.get("same")->pid == same_pid);
+    }
+    SECTION("a stopped daemon whose spec changes stays stopped with the new spec") {
+        REQUIRE(sup.stop("same"));
+        auto r = sup.apply({child_spec("same", {"sleep", "40000"}), changed,
+                            child_spec("new", {"sleep", "60000"})});
+        REQUIRE(r);
+        CHECK(r->changed == std::vector<std::string>{"same"});
+        CHECK(sup.get("same")->state == DaemonState::stopped);
+        CHECK(sup.spec("same")->args == std::vector<std::string>{"sleep", "40000"});
+    }
+    REQUIRE(sup.stop_all());
+}
+
+TEST_CASE("Supervisor_Apply_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    REQUIRE(sup.add(child_spec("a", {"sleep", "60000"})));
+    REQUIRE(sup.start("a"));
+    const int pid = sup.get("a")->pid;
+    SECTION("an invalid spec changes nothing") {
+        auto bad = child_spec("b", {});
+        bad.backoff.factor = 0.5;
+        auto r = sup.apply({child_spec("a", {"sleep", "1"}), bad});
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("backoff.factor") != std::string::npos);
+    }
+    SECTION("a duplicate name changes nothing") {
+        auto r = sup.apply({child_spec("c", {}), child_spec("c", {})});
+        REQUIRE_FALSE(r);
+        CHECK(r.error().what().find("duplicate") != std::string::npos);
+    }
+    CHECK(sup.names() == std::vector<std::string>{"a"});
+    CHECK(sup.get("a")->pid == pid);
+    CHECK(sup.spec("a")->args == std::vector<std::string>{"sleep", "60000"});
+    SECTION("a start that fails is reported, the rest applied") {
+        auto gone = child_spec("gti", {});
+        gone.command = "/nonexistent/gti";
+        gone.restart = RestartPolicy::no;
+        auto r = sup.apply({child_spec("a", {"sleep", "60000"}), gone});
+        REQUIRE(r);
+        CHECK(r->added == std::vector<std::string>{"gti"});
+        REQUIRE(r->errors.size() == 1);
+        CHECK(r->errors[0].find("/nonexistent/gti") != std::string::npos);
+        CHECK(sup.get("gti")->state == DaemonState::failed);
+    }
+    REQUIRE(sup.stop_all());
+}
+
+TEST_CASE("Supervisor_Logs_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    TmpDir dir;
+    SupervisorOptions o;
+    o.log_dir = dir.path;
+    Supervisor sup(*env.core, *env.svc, o);
+
+    SECTION("both streams merged in <dir>/<name>.log, in order") {
+        auto s = child_spec("talk", {"interleave", "3"});
+        s.restart = RestartPolicy::no;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("talk"));
+        REQUIRE(env.log.wait("talk", DaemonState::stopped));
+        const std::string path = dir.path + "/talk.log";
+        CHECK(sup.get("talk")->log_path == path);
+        CHECK(core::test::eventually([&] {
+            const std::string t = slurp(path);
+            return t.find("out 2") != std::string::npos && t.find("err 2") != std::string::npos;
+        }));
+    }
+    SECTION("separate files and timestamps") {
+        auto s = child_spec("two", {"interleave", "2"});
+        s.restart = RestartPolicy::no;
+        s.log.separate = true;
+        s.log.timestamps = true;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("two"));
+        REQUIRE(env.log.wait("two", DaemonState::stopped));
+        CHECK(sup.get("two")->err_log_path == dir.path + "/two.err.log");
+        std::string out, err;
+        CHECK(core::test::eventually([&] {
+            out = slurp(dir.path + "/two.log");
+            err = slurp(dir.path + "/two.err.log");
+            return out.find("out 1") != std::string::npos && err.find("err 1") != std::string::npos;
+        }));
+        INFO("out: " << out << "\nerr: " << err);
+        CHECK(out.find("err") == std::string::npos);
+        CHECK(err.find("out") == std::string::npos);
+        // "2026-12-01T19:30:00.123Z out 0"
+        CHECK(std::regex_search(
+            out, std::regex(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z out 0\n)")));
+    }
+    SECTION("rotation at max_size keeps `backups` files") {
+        auto s = child_spec("many", {"lines", "2000"});  // "line <i>\n": ~10 bytes each
+        s.restart = RestartPolicy::no;
+        s.log.max_size = 4096;
+        s.log.backups = 2;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("many"));
+        REQUIRE(env.log.wait("many", DaemonState::stopped));
+        const std::string path = dir.path + "/many.log";
+        CHECK(core::test::eventually(
+            [&] { return slurp(path).find("line 1999\n") != std::string::npos; }));
+        for (const auto& p : {path, path + ".1", path + ".2"}) {
+            INFO(p);
+            CHECK(std::filesystem::exists(p));
+            CHECK(std::filesystem::file_size(p) <= 4096);
+        }
+        CHECK_FALSE(std::filesystem::exists(path + ".3"));
+        CHECK(std::filesystem::file_size(path + ".1") > 4000);  // rotated when full
+        // The newest lines are in the newest files, in order.
+        const std::string all = slurp(path + ".2") + slurp(path + ".1") + slurp(path);
+        CHECK(all.find("line 1998\nline 1999\n") != std::string::npos);
+    }
+    SECTION("a failure's last line is in its status and its reason") {
+        auto s = child_spec("bind", {"print-fail", "OSError: [Errno 98] Address already in use"});
+        s.restart = RestartPolicy::no;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("bind"));
+        REQUIRE(env.log.wait("bind", DaemonState::failed));
+        auto st = sup.get("bind");
+        REQUIRE(st);
+        REQUIRE_FALSE(st->last_lines.empty());
+        CHECK(st->last_lines.back() == "OSError: [Errno 98] Address already in use");
+        CHECK(st->last_error ==
+              "exited with code 1: OSError: [Errno 98] Address already in use");
+        const auto evs = env.log.of("bind");
+        CHECK(evs.back().reason ==
+              "exited with code 1: OSError: [Errno 98] Address already in use");
+    }
+    REQUIRE(sup.stop_all());
+}
+
+TEST_CASE("Supervisor_Logs_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    TmpDir dir;
+    // A regular file where the log directory should be: every open fails (ENOTDIR).
+    const std::string not_dir = dir.path + "/file";
+    { std::ofstream(not_dir) << "x"; }
+    std::mutex mu;
+    std::vector<std::string> problems;
+    SupervisorOptions o;
+    o.log_dir = not_dir + "/logs";
+    o.on_log_problem = [&](const std::string& d, const std::string& what) {
+        std::lock_guard lk(mu);
+        problems.push_back(d + ": " + what);
+    };
+    Supervisor sup(*env.core, *env.svc, o);
+    auto s = child_spec("chatty", {"lines", "5"});
+    s.restart = RestartPolicy::no;
+    REQUIRE(sup.add(s));
+    auto s2 = child_spec("stays", {"sleep", "60000"});
+    REQUIRE(sup.add(s2));
+    REQUIRE(sup.start("stays"));
+    REQUIRE(sup.start("chatty"));
+    REQUIRE(env.log.wait("chatty", DaemonState::stopped));  // exit 0: not a failure
+    CHECK(core::test::eventually([&] { return sup.get("chatty")->log_errors >= 5; }));
+    auto st = sup.get("chatty");
+    INFO("log_error: " << st->log_error);
+    CHECK(st->log_error.find("Not a directory") != std::string::npos);
+    CHECK(st->last_exit_code == 0);
+    {
+        std::lock_guard lk(mu);
+        REQUIRE_FALSE(problems.empty());
+        CHECK(problems[0].rfind("chatty: ", 0) == 0);
+    }
+    CHECK(sup.get("stays")->state == DaemonState::running);
+    REQUIRE(sup.stop_all());
+}
+
+TEST_CASE("Supervisor_Stop_Ugly", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    SECTION("a SIGSTOPped daemon stops at once (SIGCONT follows the stop signal)") {
+        auto s = child_spec("frozen", {"sleep", "60000"});
+        s.stop_timeout = 30000ms;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("frozen"));
+        const int pid = sup.get("frozen")->pid;
+        REQUIRE(::kill(pid, SIGSTOP) == 0);
+        REQUIRE(core::test::eventually([&] {
+            std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+            std::string line;
+            std::getline(f, line);
+            auto close = line.rfind(')');
+            return close != std::string::npos && line[close + 2] == 'T';
+        }));
+        const auto t0 = std::chrono::steady_clock::now();
+        REQUIRE(sup.stop("frozen"));
+        CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // not the 30s stop_timeout
+        CHECK(sup.get("frozen")->last_signal == SIGTERM);
+    }
 }

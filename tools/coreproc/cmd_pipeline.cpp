@@ -102,7 +102,7 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
     // SIGINT (Ctrl-C) or SIGTERM cancels ctx: the Runner stops its running steps (each in a
     // process group of its own, killed whole) and skips the rest. main() blocked both signals
     // before any thread started.
-    auto sc = core::SignalContext::create({SIGINT, SIGTERM});
+    auto sc = core::SignalContext::create({SIGINT, SIGTERM, SIGHUP});
     if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
     const core::Context ctx = sc ? sc->context() : core::Context::background();
     core::Result<core::process::RunAllResult> res =

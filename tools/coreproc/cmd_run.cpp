@@ -100,7 +100,7 @@ int cmd_run(const Globals& g, const RunArgs& a) {
 
     // SIGINT (Ctrl-C) or SIGTERM cancels ctx: the Service then stops the command's group
     // (SIGTERM, SIGKILL after --grace). main() blocked both signals before any thread started.
-    auto sc = core::SignalContext::create({SIGINT, SIGTERM});
+    auto sc = core::SignalContext::create({SIGINT, SIGTERM, SIGHUP});
     if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
     const core::Context sig_ctx = sc ? sc->context() : core::Context::background();
 

@@ -1,9 +1,11 @@
 // coreproc supervise FILE: the Supervisor in the foreground. Serves /health (200 while this
 // supervisor works), /ready (200 when every daemon whose restart policy is not `no` is running)
-// and /status (JSON) on --listen; on SIGTERM or SIGINT stops every daemon and exits 0.
+// and /status (JSON) on --listen; on SIGTERM or SIGINT stops every daemon and exits 0; on
+// SIGHUP re-reads FILE and applies the difference (Supervisor::apply).
 //
-// This process is itself a Daemon (the library's): its health server is the Daemon's, and its
-// run() is the SIGTERM/SIGINT wait (a signalfd; main() blocked both signals before any thread).
+// This process is itself a Daemon (the library's) for its health server; the signal wait is a
+// SignalWaiter (a signalfd; main() blocked SIGTERM, SIGINT and SIGHUP before any thread).
+#include <filesystem>
 #include <iostream>
 
 #include <spdlog/logger.h>
@@ -11,11 +13,105 @@
 #include "commands.hpp"
 #include "core/process/daemon.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signal_waiter.hpp"
 #include "host.hpp"
 
 namespace coreproc {
 
 namespace cp = core::process;
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+    return out.empty() ? "-" : out;
+}
+
+// The daemons' logs go beside the registry (the supervisor's state): <registry>/../logs/<stem>,
+// $HOME/.core/logs/daemons for ~/.core/daemons and a file named daemons.json.
+std::string default_log_dir(const std::string& registry_dir, const std::string& file) {
+    namespace fs = std::filesystem;
+    const fs::path reg(registry_dir);
+    fs::path parent = reg.has_filename() ? reg.parent_path() : reg.parent_path().parent_path();
+    if (parent.empty()) parent = ".";
+    std::string stem = fs::path(file).stem().string();
+    if (stem.empty()) stem = "supervise";
+    return (parent / "logs" / stem).string();
+}
+
+// SIGHUP: the file again, applied by name. A file that does not load changes nothing.
+void reload(const Globals& g, const SuperviseArgs& a, SupervisorHost& host) {
+    auto fail_reload = [&](const std::string& why) {
+        host.reload_failed(why);
+        g.log->error("reload: {}; nothing changed", why);
+        if (g.json)
+            std::cout << dump({{"event", "reload"}, {"ok", false}, {"error", why}}, -1)
+                      << std::endl;
+        else
+            std::cout << "coreproc supervise: reload failed: " << why << "; nothing changed"
+                      << std::endl;
+    };
+    auto next = cp::load_supervise_config(a.file);
+    if (!next) return fail_reload(next.error().what());
+    if (next->empty()) return fail_reload(a.file + ": key \"daemons\": no daemons to supervise");
+    auto rr = host.apply(std::move(*next));
+    if (!rr) return fail_reload(rr.error().what());
+    for (const auto& e : rr->errors) g.log->warn("reload: {}", e);
+    if (g.json) {
+        std::cout << dump({{"event", "reload"},
+                           {"ok", rr->errors.empty()},
+                           {"added", rr->added},
+                           {"removed", rr->removed},
+                           {"changed", rr->changed},
+                           {"unchanged", rr->unchanged},
+                           {"errors", rr->errors}},
+                          -1)
+                  << std::endl;
+    } else {
+        std::cout << "coreproc supervise: reloaded " << a.file << ": added " << join(rr->added)
+                  << "; removed " << join(rr->removed) << "; changed " << join(rr->changed)
+                  << "; unchanged " << join(rr->unchanged) << std::endl;
+    }
+}
+
+// After a `kill -9` of an earlier supervisor its daemons still run: each one found (same pid
+// and start time as in the state file) is stopped with its spec's stop signal and timeout
+// before the fresh copies start, so there is never a second copy. One that cannot be stopped
+// makes us refuse to start (exit 1) rather than duplicate it.
+int stop_survivors(const Globals& g, const std::string& state_file,
+                   const std::vector<cp::DaemonSpec>& specs) {
+    auto found = cp::find_survivors(state_file);
+    if (!found) {
+        g.log->warn("{} (ignored)", found.error().what());
+        return kExitOk;
+    }
+    for (const auto& s : *found) {
+        int sig = cp::signal_term();
+        std::chrono::milliseconds timeout{10000};
+        for (const auto& spec : specs)
+            if (spec.name == s.name) {
+                sig = spec.stop_signal;
+                timeout = spec.stop_timeout;
+            }
+        const std::string what = "daemon " + s.name + " (pid " + std::to_string(s.pid) +
+                                 ") was left running by an earlier supervisor";
+        g.log->warn("{}: stopping it before starting a fresh copy", what);
+        if (g.json)
+            std::cout << dump({{"event", "survivor"}, {"daemon", s.name}, {"pid", s.pid}}, -1)
+                      << std::endl;
+        else
+            std::cout << "coreproc supervise: " << what << "; stopping it" << std::endl;
+        if (auto ok = cp::stop_survivor(s, sig, timeout); !ok) {
+            std::cerr << "coreproc supervise: " << what << " and cannot be stopped ("
+                      << ok.error().what() << "): refusing to start a second copy\n";
+            return kExitFailed;
+        }
+    }
+    return kExitOk;
+}
+
+}  // namespace
 
 int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
     auto specs = cp::load_supervise_config(a.file);
@@ -54,6 +150,19 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         ho.project = a.file;
         ho.registry_dir = a.registry;
         ho.json = g.json;
+        ho.log_dir = !a.log_dir.empty()
+                         ? a.log_dir
+                         : default_log_dir(!a.registry.empty()
+                                               ? a.registry
+                                               : cp::DaemonRegistry::default_dir(),
+                                           a.file);
+        ho.state_file = ho.log_dir + "/supervisor.state";
+        // Before the new Supervisor writes its own state: what a crashed one left running.
+        if (int rc = stop_survivors(g, ho.state_file, *specs); rc != kExitOk) {
+            (void)self.stop();
+            (void)(*core)->shutdown(core::Context::background());
+            return rc;
+        }
         SupervisorHost host(**core, *svc, ho, g.log);
         if (auto ok = host.add_all(*specs); !ok) {
             std::cerr << "coreproc supervise: " << a.file << ": " << ok.error().what() << "\n";
@@ -71,20 +180,37 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             nlohmann::json j{{"event", "listening"},
                              {"addr", addr},
                              {"registry", host.registry_dir()},
+                             {"log_dir", ho.log_dir},
                              {"daemons", specs->size()}};
             std::cout << dump(j, -1) << std::endl;
         } else {
             std::cout << "coreproc supervise: " << specs->size() << " daemon(s) from " << a.file
                       << "; listening on http://" << addr << " (/health /ready /status)"
-                      << std::endl;
+                      << "; logs in " << ho.log_dir << std::endl;
         }
         if (auto ok = host.start_all(); !ok) g.log->warn("start: {}", ok.error().what());
 
-        if (auto ok = self.run(core::Context::background()); !ok) {
-            g.log->error("{}", ok.error().what());
+        int sig = 0;
+        auto waiter = cp::SignalWaiter::open(kStopSignals);
+        if (!waiter) {
+            g.log->error("{}", waiter.error().what());
             code = kExitFailed;
         }
-        const int sig = self.stop_signal();
+        while (waiter) {
+            auto s = waiter->wait();
+            if (!s) {
+                g.log->error("{}", s.error().what());
+                code = kExitFailed;
+                break;
+            }
+            if (*s == cp::signal_hup()) {
+                g.log->info("SIGHUP: reloading {}", a.file);
+                reload(g, a, host);
+                continue;
+            }
+            sig = *s;
+            break;
+        }
         if (g.json) {
             std::cout << dump({{"event", "stopping"}, {"signal", sig}}, -1) << std::endl;
         } else {

@@ -34,6 +34,7 @@ struct SuperviseArgs {
     std::string listen = "127.0.0.1:0";
     std::string registry;  // empty: the default registry directory
     std::string code = "coreproc";
+    std::string log_dir;  // empty: beside the registry (see cmd_supervise.cpp)
 };
 int cmd_supervise(const Globals& g, const SuperviseArgs& a);
 

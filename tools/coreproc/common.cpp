@@ -11,10 +11,23 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "core/process/daemon.hpp"
+#include "core/process/signal_waiter.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
 
 namespace coreproc {
+
+const std::vector<int> kStopSignals{core::process::signal_term(), core::process::signal_int(),
+                                    core::process::signal_hup()};
+
+core::Result<void> prepare_signals(bool block) {
+    // A closed stdout or stderr (`coreproc supervise f.json | head -1`, a log collector that
+    // died) must not kill us by SIGPIPE and orphan what we started: writes fail with EPIPE
+    // instead, which iostreams and spdlog's sinks absorb (output stops quietly).
+    if (auto ok = core::process::ignore_sigpipe(); !ok) return ok;
+    if (!block) return {};
+    return core::process::block_signals(kStopSignals);
+}
 
 std::shared_ptr<spdlog::logger> make_logger(int verbose) {
     auto sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
@@ -37,29 +50,27 @@ core::Result<std::shared_ptr<core::Core>> start_core(const std::shared_ptr<spdlo
 int run_interruptible(const std::shared_ptr<spdlog::logger>& log,
                       const std::function<void(const core::Context&)>& work) {
     const core::Context ctx = core::Context::background().with_cancel();
-    // A Daemon with no PID file, no health server and no registry entry is exactly a
-    // signalfd-based wait for SIGTERM/SIGINT that another thread can end (notify_stop).
-    core::process::DaemonOptions opts;
-    opts.logger = log;
-    core::process::Daemon waiter(opts);
-    if (auto ok = waiter.start(); !ok) {
-        log->warn("signals will not be handled: {}", ok.error().what());
+    // SIGHUP too: a closed terminal or a dropped ssh session must stop what we started rather
+    // than kill us and leave it behind.
+    auto waiter = core::process::SignalWaiter::open(kStopSignals);
+    if (!waiter) {
+        log->warn("signals will not be handled: {}", waiter.error().what());
         work(ctx);
         return 0;
     }
     std::thread worker([&] {
         work(ctx);
-        waiter.notify_stop();
+        waiter->notify();
     });
-    if (auto ok = waiter.run(core::Context::background()); !ok)
-        log->warn("waiting for signals: {}", ok.error().what());
-    const int sig = waiter.stop_signal();
-    if (sig != 0) {
-        log->info("signal {} received: stopping", sig);
+    auto sig = waiter->wait();
+    if (!sig) log->warn("waiting for signals: {}", sig.error().what());
+    const int s = sig ? *sig : 0;
+    if (s != 0) {
+        log->info("signal {} received: stopping", core::process::signal_name(s));
         ctx.cancel();
     }
     worker.join();
-    return sig;
+    return s;
 }
 
 std::string dump(const nlohmann::json& j, int indent) {

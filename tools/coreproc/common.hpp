@@ -40,9 +40,15 @@ std::shared_ptr<spdlog::logger> make_logger(int verbose);
 // service), logging through log. Errors: a failing startup.
 core::Result<std::shared_ptr<core::Core>> start_core(const std::shared_ptr<spdlog::logger>& log);
 
-// Runs work(ctx) on a worker thread while this thread waits for SIGTERM or SIGINT (main()
-// blocked both before any thread existed); a signal cancels ctx, and work is expected to
-// return soon after. Returns the signal received, 0 when work ended on its own.
+// The signals that stop a command (SIGTERM, SIGINT, SIGHUP; `supervise` reads SIGHUP as reload).
+extern const std::vector<int> kStopSignals;
+// Called by main() before any thread starts: SIGPIPE ignored process-wide, and (block) the
+// kStopSignals blocked so that a signalfd reads them. Errors: sigaction, pthread_sigmask.
+core::Result<void> prepare_signals(bool block);
+
+// Runs work(ctx) on a worker thread while this thread waits for SIGTERM, SIGINT or SIGHUP
+// (main() blocked them before any thread existed); a signal cancels ctx, and work is expected
+// to return soon after. Returns the signal received, 0 when work ended on its own.
 int run_interruptible(const std::shared_ptr<spdlog::logger>& log,
                       const std::function<void(const core::Context&)>& work);
 

@@ -22,6 +22,11 @@ SupervisorHost::SupervisorHost(core::Core& core, cp::Service& svc, HostOptions o
     : opts_(std::move(opts)), log_(std::move(log)), registry_(opts_.registry_dir) {
     cp::SupervisorOptions so;
     so.on_state_change = [this](const cp::DaemonStateChanged& ev) { on_change(ev); };
+    so.log_dir = opts_.log_dir;
+    so.state_file = opts_.state_file;
+    so.on_log_problem = [this](const std::string& daemon, const std::string& problem) {
+        log_->warn("daemon {}: log: {}", daemon, problem);
+    };
     sup_ = std::make_unique<cp::Supervisor>(core, svc, std::move(so));
 }
 
@@ -35,10 +40,41 @@ SupervisorHost::~SupervisorHost() {
 
 core::Result<void> SupervisorHost::add_all(const std::vector<cp::DaemonSpec>& specs) {
     for (const auto& s : specs) {
-        specs_[s.name] = s;
+        {
+            std::lock_guard lk(specs_mu_);
+            specs_[s.name] = s;
+        }
         if (auto ok = sup_->add(s); !ok) return ok;
     }
     return {};
+}
+
+core::Result<cp::ReloadResult> SupervisorHost::apply(std::vector<cp::DaemonSpec> specs) {
+    std::map<std::string, cp::DaemonSpec> next;
+    for (const auto& s : specs) next[s.name] = s;
+    auto rr = sup_->apply(std::move(specs));
+    std::lock_guard lk(specs_mu_);
+    last_reload_ = {{"at", cp::format_rfc3339(std::chrono::system_clock::now())}};
+    if (!rr) {
+        last_reload_["ok"] = false;
+        last_reload_["error"] = rr.error().what();
+        return rr;
+    }
+    specs_ = std::move(next);
+    last_reload_["ok"] = rr->errors.empty();
+    last_reload_["added"] = rr->added;
+    last_reload_["removed"] = rr->removed;
+    last_reload_["changed"] = rr->changed;
+    last_reload_["unchanged"] = rr->unchanged;
+    last_reload_["errors"] = rr->errors;
+    return rr;
+}
+
+void SupervisorHost::reload_failed(const std::string& error) {
+    std::lock_guard lk(specs_mu_);
+    last_reload_ = {{"at", cp::format_rfc3339(std::chrono::system_clock::now())},
+                    {"ok", false},
+                    {"error", error}};
 }
 
 core::Result<void> SupervisorHost::start_all() {
@@ -50,7 +86,9 @@ core::Result<void> SupervisorHost::stop_all() {
 }
 
 bool SupervisorHost::ready() const {
-    for (const auto& st : sup_->list()) {
+    const auto list = sup_->list();
+    std::lock_guard lk(specs_mu_);
+    for (const auto& st : list) {
         auto it = specs_.find(st.name);
         if (it != specs_.end() && it->second.restart == cp::RestartPolicy::no) continue;
         if (st.state != cp::DaemonState::running && st.state != cp::DaemonState::healthy)
@@ -75,11 +113,21 @@ nlohmann::json SupervisorHost::status() const {
         }
         d["health_failures"] = st.health_failures;
         d["since"] = cp::format_rfc3339(st.since);
+        // Why it last failed, a spawn failure included (last_exit stays null then).
+        d["last_error"] = st.last_error;
+        d["last_lines"] = st.last_lines;
+        d["log"] = {{"path", st.log_path},
+                    {"err_path", st.err_log_path},
+                    {"dropped", st.log_dropped},
+                    {"errors", st.log_errors},
+                    {"error", st.log_error}};
         daemons.push_back(std::move(d));
     }
     nlohmann::json j;
     j["ready"] = ready();
     j["daemons"] = std::move(daemons);
+    std::lock_guard lk(specs_mu_);
+    j["reload"] = last_reload_;
     return j;
 }
 
@@ -147,9 +195,12 @@ void SupervisorHost::mirror(const cp::DaemonStateChanged& ev) {
         e.pid = ev.pid;
         e.project = opts_.project;
         e.started = std::chrono::system_clock::now();
-        if (auto s = specs_.find(ev.name); s != specs_.end()) {
-            e.binary = s->second.command;
-            e.health = host_port(s->second.health.url);
+        {
+            std::lock_guard slk(specs_mu_);
+            if (auto s = specs_.find(ev.name); s != specs_.end()) {
+                e.binary = s->second.command;
+                e.health = host_port(s->second.health.url);
+            }
         }
         if (auto ok = registry_.register_entry(e); !ok)
             log_->warn("registry: {}", ok.error().what());

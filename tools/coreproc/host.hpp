@@ -30,6 +30,8 @@ struct HostOptions {
     bool json = false;              // as a JSON line rather than text
     // Called after the host's own handling, on the supervisor thread.
     std::function<void(const core::process::DaemonStateChanged&)> on_change;
+    std::string log_dir;  // SupervisorOptions::log_dir: the daemons' default log directory
+    std::string state_file;  // SupervisorOptions::state_file
 };
 
 class SupervisorHost {
@@ -46,6 +48,10 @@ class SupervisorHost {
     core::Result<void> start_all();
     // Stops every daemon; returns the first error.
     core::Result<void> stop_all();
+    // Supervisor::apply, with the outcome (or the Error) kept for /status's "reload".
+    core::Result<core::process::ReloadResult> apply(std::vector<core::process::DaemonSpec> specs);
+    // Records a reload that failed before apply (an unreadable or invalid file).
+    void reload_failed(const std::string& error);
 
     // Every daemon whose restart policy is not `no` is running or healthy.
     bool ready() const;
@@ -64,7 +70,9 @@ class SupervisorHost {
     HostOptions opts_;
     std::shared_ptr<spdlog::logger> log_;
     core::process::DaemonRegistry registry_;
-    std::map<std::string, core::process::DaemonSpec> specs_;  // written before start only
+    mutable std::mutex specs_mu_;
+    std::map<std::string, core::process::DaemonSpec> specs_;  // guarded by specs_mu_
+    nlohmann::json last_reload_;                              // guarded by specs_mu_
     mutable std::mutex mu_;
     std::map<std::string, int> registered_;  // name → pid in the registry
     core::process::HealthServer* server_ = nullptr;

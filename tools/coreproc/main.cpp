@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
     sup->add_option("--registry", sup_args.registry,
                     "Daemon registry directory (default $HOME/.core/daemons)");
     sup->add_option("--code", sup_args.code, "Registry code of the entries (default coreproc)");
+    sup->add_option("--log-dir", sup_args.log_dir,
+                    "Directory of the daemons' log files (default: <registry>/../logs/<file "
+                    "stem>, i.e. $HOME/.core/logs/<stem>)");
     sup->add_flag("--json", json, "Print events as JSON lines");
 
     DaemonsArgs dm_args;
@@ -92,11 +95,17 @@ int main(int argc, char** argv) {
 
     // Commands that wait for SIGTERM/SIGINT read them from a signalfd: they must be blocked in
     // every thread, so here, before the Core (or anything else) starts one.
+    // SIGHUP is blocked with them (read by a signalfd too), and SIGPIPE is ignored everywhere
+    // (prepare_signals in common.cpp).
     if (!dm->parsed()) {
         if (auto ok = core::process::block_stop_signals(); !ok) {
             std::cerr << "coreproc: " << ok.error().what() << "\n";
             return kExitFailed;
         }
+    }
+    if (auto ok = prepare_signals(!dm->parsed()); !ok) {
+        std::cerr << "coreproc: " << ok.error().what() << "\n";
+        return kExitFailed;
     }
 
     Globals g;

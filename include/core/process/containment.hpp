@@ -28,6 +28,7 @@ struct Limits {
     bool any() const noexcept {
         return memory_max || memory_swap_max || pids_max || cpu_max || io_weight;
     }
+    bool operator==(const Limits&) const = default;
 };
 
 // One resource limit: resource is an RLIMIT_* number (see parse_rlimit for names); values as
@@ -36,6 +37,7 @@ struct Rlimit {
     int resource = 0;
     std::uint64_t soft = 0;
     std::uint64_t hard = 0;
+    bool operator==(const Rlimit&) const = default;
 };
 
 // Who the child runs as and with what, set in the child before exec (raw syscalls).
@@ -54,6 +56,7 @@ struct Identity {
         return uid || gid || groups || umask || !rlimits.empty() || nice || no_new_privs ||
                parent_death_signal != 0;
     }
+    bool operator==(const Identity&) const = default;
 };
 
 // What the cgroup counted for a finished child (ProcessInfo). Fields are 0 when not accounted

@@ -42,9 +42,12 @@ struct HealthOptions {
 // HealthServer answers GET /health (200 "ok\n" when every check passes, else
 // 503 "unhealthy: <first error>\n"), GET /ready (200 "ready\n" / 503 "not ready\n"), routes
 // added with add_handler, 404 for other paths, 405 for other methods, 400 for malformed
-// requests. Every response closes the connection. All methods are thread-safe; checks and
-// handlers run on the server thread, one request at a time, so they should be quick, and must
-// not call stop() (of this server, or of a Daemon owning it): that would join the thread itself.
+// requests. Every response closes the connection. All methods are thread-safe. Handlers run
+// on the server thread, so they should be quick; the checks of GET /health run on a thread of
+// their own, one run at a time shared by the requests waiting for it (a slow check delays only
+// /health; past read_timeout it answers 503). Neither may call stop() (of this server, or of a
+// Daemon owning it): that would join the thread itself. Connections already answered and
+// closing do not count against max_connections. A non-loopback address logs a warning.
 class CORE_API HealthServer {
 public:
     explicit HealthServer(HealthOptions opts = {});

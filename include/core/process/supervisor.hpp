@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -49,6 +50,7 @@ struct BackoffPolicy {
     double factor = 2.0;  // >= 1
     std::chrono::milliseconds max{30000};
     double jitter = 0.1;  // in [0, 1]
+    bool operator==(const BackoffPolicy&) const = default;
 };
 
 // systemd's StartLimitBurst/IntervalSec: a start that would be the (burst+1)-th within interval
@@ -56,6 +58,7 @@ struct BackoffPolicy {
 struct StartLimit {
     unsigned burst = 5;  // 0: no limit
     std::chrono::milliseconds interval{10000};
+    bool operator==(const StartLimit&) const = default;
 };
 
 // An HTTP URL that must answer 2xx, or a command (argv) that must exit 0, within timeout.
@@ -69,6 +72,22 @@ struct HealthSpec {
     std::chrono::milliseconds start_grace{0};  // delay of the first check (0: one interval)
 
     bool enabled() const noexcept { return !url.empty() || !command.empty(); }
+    bool operator==(const HealthSpec&) const = default;
+};
+
+// Where a daemon's stdout and stderr are written. Files are <dir>/<name>.log (both streams,
+// merged) or, with separate, <name>.log (stdout) and <name>.err.log (stderr); `file` names the
+// first one directly (its stderr twin is the name with ".err" before a ".log" suffix, else
+// appended). Neither dir nor file: SupervisorOptions::log_dir, and no files when that is empty
+// too. A file reaching max_size is renamed to <file>.1 (.1 to .2, …, keeping `backups`).
+struct LogSpec {
+    std::string dir;
+    std::string file;
+    std::uint64_t max_size = 10u << 20;  // bytes; 0: never rotate
+    unsigned backups = 5;                // 0: the file is emptied when it reaches max_size
+    bool timestamps = false;             // prefix each line with an RFC 3339 UTC time
+    bool separate = false;               // stderr to its own file
+    bool operator==(const LogSpec&) const = default;
 };
 
 struct DaemonSpec {
@@ -94,6 +113,9 @@ struct DaemonSpec {
     bool cgroup = false;
     Limits limits;
     Identity identity;
+    LogSpec log;
+    // Every field equal (reload restarts a daemon whose spec is not).
+    bool operator==(const DaemonSpec&) const = default;
 };
 
 // Checks a spec as add() does. Errors name the daemon and the key (`backoff.factor: …`).
@@ -112,6 +134,21 @@ struct DaemonStatus {
     std::string last_error;        // why it last failed (spawn error, exit, health), else empty
     unsigned health_failures = 0;  // consecutive failed checks
     std::chrono::system_clock::time_point since{};  // when it entered `state`
+    // The newest lines of output (both streams) of the current or last process, oldest first;
+    // kept for failures (SupervisorOptions::last_lines of them).
+    std::vector<std::string> last_lines;
+    std::string log_path;          // the stdout (or merged) log file; empty without log files
+    std::string err_log_path;      // the stderr log file when separate, else empty
+    std::uint64_t log_dropped = 0;  // lines dropped because the log queue was full
+    std::uint64_t log_errors = 0;   // lines lost to open/write errors (disk full, bad dir)
+    std::string log_error;          // the last such error, else empty
+};
+
+// What Supervisor::apply() did, by daemon name.
+struct ReloadResult {
+    std::vector<std::string> added, removed, changed, unchanged;
+    // "name: error" for each start or stop that failed (the daemon then follows its policy).
+    std::vector<std::string> errors;
 };
 
 // Broadcast on the Core bus (as a Value) and passed to SupervisorOptions::on_state_change for
@@ -134,6 +171,18 @@ struct SupervisorOptions {
     bool broadcast = true;                      // also broadcast DaemonStateChanged on the Core bus
     std::size_t max_output = 64 * 1024;         // output kept per daemon process (newest bytes)
     std::chrono::milliseconds kill_wait{5000};  // how long stop() waits for a reap after SIGKILL
+    // The default directory of the daemons' log files (a LogSpec without dir or file); empty:
+    // only daemons whose LogSpec names a dir or file get log files.
+    std::string log_dir;
+    std::size_t last_lines = 10;               // lines kept for DaemonStatus::last_lines
+    std::size_t log_queue_bytes = 4u << 20;    // bound of the log writer's queue (then drop)
+    // Called on the log writer thread when log lines are lost (a full queue, an open or write
+    // error), at most about once a second per daemon and kind; e.g. to log a warning.
+    std::function<void(const std::string& daemon, const std::string& problem)> on_log_problem;
+    // When set, the name, pid and start time of every running daemon are kept in this file
+    // (replaced atomically on each change, removed when the Supervisor ends), so that the next
+    // supervisor after a crash finds them (find_survivors).
+    std::string state_file;
 };
 
 namespace detail {
@@ -167,6 +216,13 @@ class CORE_API Supervisor {
     Result<void> start_all();
     // Stops every daemon at once and waits for all of them; returns the first error.
     Result<void> stop_all();
+    // Makes the set of daemons `next`, by name (SIGHUP's reload): adds and starts the new
+    // ones, stops and removes those missing, restarts those whose spec changed (a stopped one
+    // keeps its new spec and stays stopped), leaves the equal ones running (same pid). Every
+    // spec is validated first: an invalid one or a duplicate name changes nothing and is the
+    // Error. A start or stop that fails after that undoes nothing: it is listed in
+    // ReloadResult::errors. Not from the supervisor thread (a state-change callback).
+    Result<ReloadResult> apply(std::vector<DaemonSpec> next);
 
     Result<DaemonStatus> get(const std::string& name) const;
     std::vector<DaemonStatus> list() const;
@@ -180,7 +236,8 @@ class CORE_API Supervisor {
 // Reads the `coreproc supervise` file: {"daemons":[{"name", "command", "args", "dir", "env",
 // "pidfile", "restart", "backoff":{"initial","factor","max","jitter"}, "reset_after",
 // "start_limit":{"burst","interval"}, "health":{"url"|"command","interval","timeout",
-// "failures","start_grace"}, "stop_signal", "stop_timeout"}]}. Durations: "500ms", "2s", "1m"
+// "failures","start_grace"}, "stop_signal", "stop_timeout", "log":{"dir"|"file","max_size",
+// "backups","timestamps","separate"}}]}. Sizes: a number of bytes or "512K", "10M", "1G". Durations: "500ms", "2s", "1m"
 // or a number of milliseconds; signals: "SIGTERM", "TERM" or a number. Every key but name and
 // command has a default; unknown keys are rejected, except those starting with '_' (comments).
 // Errors name the source, the daemon (index and name) and the key.
@@ -224,6 +281,22 @@ CORE_API Result<std::shared_ptr<core::Service>> register_daemon_service(core::Co
 // A factory with options and daemons added (not started) at startup.
 CORE_API ServiceFactory daemon_service_factory(SupervisorOptions opts,
                                                std::vector<DaemonSpec> specs = {});
+
+// A daemon process an earlier supervisor left running (from its SupervisorOptions::state_file).
+struct Survivor {
+    std::string name;
+    int pid = 0;
+    std::uint64_t start_time = 0;  // field 22 of /proc/<pid>/stat: with the pid, its identity
+};
+// The entries of a state file whose process still runs with the same pid AND start time (a
+// reused pid is never taken for a daemon). A missing file: none. Errors: unreadable or
+// malformed file.
+CORE_API Result<std::vector<Survivor>> find_survivors(const std::string& state_file);
+// Stops a survivor, which is not our child (its exit status cannot be had): stop_signal to its
+// process group and SIGCONT, SIGKILL after timeout; returns once it is gone. Does nothing when
+// the pid no longer names that process. Errors: still there 5 s after SIGKILL; EPERM.
+CORE_API Result<void> stop_survivor(const Survivor& s, int stop_signal,
+                                    std::chrono::milliseconds timeout);
 
 // Signal names for specs and configs: "SIGTERM", "TERM", "term" or "15". Errors: unknown name,
 // number out of range.
