@@ -9,6 +9,7 @@
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
+#include "core/process/control.hpp"
 #include "core/process/daemon.hpp"
 #include "core/process/service.hpp"
 #include "host.hpp"
@@ -66,16 +67,43 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         self.health()->add_check("supervisor", [] { return core::Result<void>{}; });
         host.attach(self.health());
 
+        // --- the control plane (lib/control): `coreproc ctl`'s socket, optional TCP ---
+        // The lead wires copts.reload (Supervisor::apply) and copts.read_logs (the log files).
+        cp::ControlOptions copts;
+        copts.name = a.name.empty() ? cp::control_name_from_file(a.file) : a.name;
+        copts.socket_path = a.socket.empty() ? cp::control_socket_path(copts.name) : a.socket;
+        copts.listen = a.control_listen;
+        copts.allow_remote = a.allow_remote;
+        copts.token_file = a.token_file;
+        copts.logger = g.log;
+        cp::ControlServer control(**core, host.supervisor(), *svc, copts);
+        if (auto ok = control.start(); !ok) {
+            std::cerr << "coreproc supervise: " << ok.error().what() << "\n";
+            host.attach(nullptr);
+            (void)self.stop();
+            (void)host.stop_all();
+            (void)(*core)->shutdown(core::Context::background());
+            return kExitFailed;
+        }
+        // --- end of the control plane's block ---
+
         const std::string addr = self.health_addr();
         if (g.json) {
             nlohmann::json j{{"event", "listening"},
                              {"addr", addr},
+                             {"control", control.socket_path()},
+                             {"control_listen", control.tcp_address()},
                              {"registry", host.registry_dir()},
                              {"daemons", specs->size()}};
             std::cout << dump(j, -1) << std::endl;
         } else {
             std::cout << "coreproc supervise: " << specs->size() << " daemon(s) from " << a.file
                       << "; listening on http://" << addr << " (/health /ready /status)"
+                      << std::endl;
+            std::cout << "coreproc supervise: control socket " << control.socket_path()
+                      << (control.tcp_address().empty() ? std::string()
+                                                        : "; control API on http://" +
+                                                              control.tcp_address())
                       << std::endl;
         }
         if (auto ok = host.start_all(); !ok) g.log->warn("start: {}", ok.error().what());
@@ -92,6 +120,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                       << (sig ? "signal " + cp::signal_name(sig) + ": " : std::string())
                       << "stopping every daemon" << std::endl;
         }
+        control.stop();  // the control plane: no request reaches the supervisor after this
         host.attach(nullptr);
         (void)self.stop();  // run() stopped it already; the server no longer calls into host
         if (auto ok = host.stop_all(); !ok) {
