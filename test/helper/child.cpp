@@ -31,6 +31,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,5 +268,43 @@ int main(int argc, char** argv) {
         return static_cast<int>(num(2, 1));
     }
     if (mode == "http-health") return serve_health(static_cast<int>(num(2, 0)));
+
+    // --- control plane (lib/control, test/control) ---
+    // c-tick COUNT MS: prints "tick I" COUNT times, MS apart, then sleeps until killed.
+    if (mode == "c-tick") {
+        const long n = num(2, 1);
+        for (long i = 0; i < n; ++i) {
+            out("tick " + std::to_string(i) + "\n");
+            sleep_ms(num(3, 100));
+        }
+        for (;;) sleep_ms(1000);
+    }
+    // c-unix-get UID PATH: as user UID, GET /health over the Unix socket PATH; prints the
+    // response (or "connect: <errno text>" and exits 3).
+    if (mode == "c-unix-get") {
+        if (::setuid(static_cast<uid_t>(num(2, 65534))) != 0) {
+            out(std::string("setuid: ") + std::strerror(errno) + "\n");
+            return 4;
+        }
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", arg(3) ? arg(3) : "");
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+            out(std::string("connect: ") + std::strerror(errno) + "\n");
+            return 3;
+        }
+        const char* req = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        write_all(fd, req, std::strlen(req));
+        char buf[4096];
+        for (;;) {
+            ssize_t k = ::read(fd, buf, sizeof buf);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) break;
+            write_all(1, buf, static_cast<size_t>(k));
+        }
+        ::close(fd);
+        return 0;
+    }
     return usage();
 }
