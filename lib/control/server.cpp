@@ -212,10 +212,15 @@ struct ControlServer::Impl {
     asio::awaitable<void> accept_loop(asio::posix::stream_descriptor& l, bool tcp);
     void admit(core::sys::UniqueFd fd, bool tcp);
     asio::awaitable<void> session(std::shared_ptr<Conn> c);
-    asio::awaitable<ctl::Reply> offload(std::function<ctl::Reply()> f);
-    asio::awaitable<void> follow_logs(std::shared_ptr<Conn> c, http::request<http::string_body> req,
-                                      ctl::Request r);
-    asio::awaitable<void> events(std::shared_ptr<Conn> c, http::request<http::string_body> req);
+    // Coroutine parameters are references to the caller's named locals, and no co_await
+    // expression here holds a temporary with a destructor: GCC 12 can destroy such a
+    // temporary twice (GCC PR 99576, fixed in 13).
+    asio::awaitable<ctl::Reply> offload(const std::function<ctl::Reply()>& f);
+    asio::awaitable<void> follow_logs(const std::shared_ptr<Conn>& c,
+                                      const http::request<http::string_body>& req,
+                                      const ctl::Request& r);
+    asio::awaitable<void> events(const std::shared_ptr<Conn>& c,
+                                 const http::request<http::string_body>& req);
     std::optional<ctl::Reply> check_tcp(const http::request<http::string_body>& req, bool probe);
     std::string server_metrics() const;
     void close_all();
@@ -383,17 +388,17 @@ void ControlServer::Impl::admit(core::sys::UniqueFd fd, bool tcp) {
     });
 }
 
-asio::awaitable<ctl::Reply> ControlServer::Impl::offload(std::function<ctl::Reply()> f) {
-    co_return co_await asio::co_spawn(
-        pool->get_executor(),
-        [f = std::move(f)]() -> asio::awaitable<ctl::Reply> {
-            try {
-                co_return f();
-            } catch (const std::exception& e) {
-                co_return ctl::error_reply(500, std::string("internal error: ") + e.what());
-            }
-        },
-        asio::use_awaitable);
+asio::awaitable<ctl::Reply> ControlServer::Impl::offload(const std::function<ctl::Reply()>& f) {
+    auto job = [&f]() -> asio::awaitable<ctl::Reply> {
+        try {
+            co_return f();
+        } catch (const std::exception& e) {
+            co_return ctl::error_reply(500, std::string("internal error: ") + e.what());
+        }
+    };
+    auto op = asio::co_spawn(pool->get_executor(), std::move(job), asio::use_awaitable);
+    ctl::Reply reply = co_await std::move(op);
+    co_return reply;
 }
 
 std::optional<ctl::Reply> ControlServer::Impl::check_tcp(const http::request<http::string_body>& req,
@@ -500,9 +505,9 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
                 ++streams;
                 c->streaming = true;
                 if (kind == ctl::RouteKind::events)
-                    co_await events(c, std::move(req));
+                    co_await events(c, req);
                 else
-                    co_await follow_logs(c, std::move(req), std::move(r));
+                    co_await follow_logs(c, req, r);
                 --streams;
                 co_return;
             }
@@ -511,7 +516,8 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
             if (kind == ctl::RouteKind::probe) {
                 reply = api.handle(r, server_metrics());
             } else {
-                reply = co_await offload([this, r = std::move(r)] { return api.handle(r); });
+                const std::function<ctl::Reply()> job = [this, &r] { return api.handle(r); };
+                reply = co_await offload(job);
             }
         }
 
@@ -535,9 +541,9 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
     }
 }
 
-asio::awaitable<void> ControlServer::Impl::follow_logs(std::shared_ptr<Conn> c,
-                                                       http::request<http::string_body> req,
-                                                       ctl::Request r) {
+asio::awaitable<void> ControlServer::Impl::follow_logs(const std::shared_ptr<Conn>& c,
+                                                       const http::request<http::string_body>& req,
+                                                       const ctl::Request& r) {
     const std::string name = r.target.segments[1];
     auto tail = ctl::parse_tail(r.target.query, 10);
     std::optional<ctl::Reply> err;
@@ -587,12 +593,13 @@ asio::awaitable<void> ControlServer::Impl::follow_logs(std::shared_ptr<Conn> c,
     });
 
     const std::size_t n = *tail;
-    ctl::Reply first = co_await offload([this, name, n, err_only] {
+    const std::function<ctl::Reply()> job = [this, &name, n, err_only] {
         auto text = api.logs(name, n, err_only);
         ctl::Reply rep;
         rep.body = text ? *text : std::string();
         return rep;
-    });
+    };
+    ctl::Reply first = co_await offload(job);
 
     http::response<http::empty_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "coreproc");
@@ -605,7 +612,8 @@ asio::awaitable<void> ControlServer::Impl::follow_logs(std::shared_ptr<Conn> c,
     (void)hn;
     if (hec) co_return;
     if (!first.body.empty()) {
-        auto [wec, wn] = co_await asio::async_write(c->stream, http::make_chunk(asio::buffer(first.body)), kTuple);
+        const auto chunk = http::make_chunk(asio::buffer(first.body));
+        auto [wec, wn] = co_await asio::async_write(c->stream, chunk, kTuple);
         (void)wn;
         if (wec) co_return;
     }
@@ -625,19 +633,21 @@ asio::awaitable<void> ControlServer::Impl::follow_logs(std::shared_ptr<Conn> c,
     for (;;) {
         auto [ec, msg] = co_await st->ch.async_receive(kTuple);
         if (ec) break;
-        auto [wec, wn] = co_await asio::async_write(c->stream, http::make_chunk(asio::buffer(msg)), kTuple);
+        const auto chunk = http::make_chunk(asio::buffer(msg));
+        auto [wec, wn] = co_await asio::async_write(c->stream, chunk, kTuple);
         (void)wn;
         if (wec) break;
     }
     sub.reset();
     if (!st->dropped) {
-        (void)co_await asio::async_write(c->stream, http::make_chunk_last(), kTuple);
+        const auto last = http::make_chunk_last();
+        (void)co_await asio::async_write(c->stream, last, kTuple);
     }
     c->close();
 }
 
-asio::awaitable<void> ControlServer::Impl::events(std::shared_ptr<Conn> c,
-                                                  http::request<http::string_body> req) {
+asio::awaitable<void> ControlServer::Impl::events(const std::shared_ptr<Conn>& c,
+                                                  const http::request<http::string_body>& req) {
     if (!websocket::is_upgrade(req)) {
         http::response<http::string_body> res{http::status::upgrade_required, req.version()};
         res.set(http::field::content_type, "application/json");

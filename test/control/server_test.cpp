@@ -70,6 +70,7 @@ struct Env {
         sup = std::make_unique<cp::Supervisor>(*core, *svc);
         sock = (dir.path / "sup.sock").string();
         if (o.socket_path.empty()) o.socket_path = sock;
+        sock = o.socket_path;
         if (o.name.empty()) o.name = "sup";
         server = std::make_unique<cp::ControlServer>(*core, *sup, *svc, o);
         if (start) REQUIRE(server->start());
