@@ -157,7 +157,8 @@ Result<ControlResponse> ControlClient::stream(
     while (!p.is_done()) {
         p.get().body().data = tmp;
         p.get().body().size = sizeof tmp;
-        http::read(c.sock, buf, p, ec);
+        // read_some: hand over what has arrived (read() would wait to fill tmp).
+        http::read_some(c.sock, buf, p, ec);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
             if (ec == http::error::end_of_stream || ec == asio::error::eof) break;

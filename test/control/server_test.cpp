@@ -521,6 +521,7 @@ TEST_CASE("ControlServer_Peer_Bad", "[control]") {
     ro.command = child();
     ro.args = {"c-unix-get", "65534", env.sock};
     auto out = env.svc->run(core::Context::background(), ro);
+    INFO((out ? *out : out.error().what()));
     REQUIRE(out);
     CHECK_THAT(*out, ContainsSubstring("403"));
     CHECK(metric(env, "coreproc_control_refused_total") == 1);
