@@ -196,6 +196,8 @@ Result<void> ControlClient::events(const std::function<bool(std::string_view)>& 
     for (;;) {
         ws.read(buf, ec);
         if (ec == websocket::error::closed) return {};
+        if (ec == asio::error::eof || ec == asio::error::connection_reset)
+            return fail(Error("control", "events: the supervisor closed the connection", EPIPE));
         if (ec) return fail(io_error("read", ec));
         const std::string msg = beast::buffers_to_string(buf.data());
         buf.consume(buf.size());

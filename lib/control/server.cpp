@@ -139,6 +139,7 @@ struct Conn {
     bool reading = true;     // between requests or reading one: may be evicted at the cap
     bool streaming = false;  // following logs or events
     bool live = true;        // counted in Impl::live (false once closed to make room)
+    bool forbidden = false;  // a Unix peer of another uid: its request gets 403, then close
 };
 
 // What a streaming route shares with its bus handler (which runs on the broadcasting thread).
@@ -345,14 +346,16 @@ asio::awaitable<void> ControlServer::Impl::accept_loop(asio::posix::stream_descr
 }
 
 void ControlServer::Impl::admit(core::sys::UniqueFd fd, bool tcp) {
+    bool forbidden = false;
     if (!tcp) {
+        // A foreign peer's request is still read (within request_timeout, in a slot like any
+        // other) so that it gets a readable 403 rather than a reset in the middle of sending.
         auto cred = us::peer_cred(fd.get());
         if (!cred || (cred->uid != owner_uid && cred->uid != 0)) {
             refused_peers.fetch_add(1, std::memory_order_relaxed);
             log_debug("control: refused a connection from uid " +
                       (cred ? std::to_string(cred->uid) : std::string("?")));
-            refuse(fd.get(), 403, "forbidden: only the supervisor's user or root may connect");
-            return;
+            forbidden = true;
         }
     }
     if (live >= opts.max_connections) {
@@ -379,6 +382,7 @@ void ControlServer::Impl::admit(core::sys::UniqueFd fd, bool tcp) {
     if (ec) return;
     (void)fd.release();  // owned by the socket now
     auto c = std::make_shared<Conn>(std::move(sock), tcp);
+    c->forbidden = forbidden;
     conns.push_back(c);
     ++live;
     auto it = std::prev(conns.end());
@@ -495,6 +499,10 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
         else
             reply = ctl::error_reply(400, t.error().what());
         r.body = std::move(req.body());
+        if (c->forbidden) {
+            reply = ctl::error_reply(403, "forbidden: only the supervisor's user or root may connect");
+            req.keep_alive(false);
+        }
         const auto kind = reply ? ctl::RouteKind::plain : ctl::classify(r);
         if (!reply && c->tcp) reply = check_tcp(req, kind == ctl::RouteKind::probe);
         if (!reply && (kind == ctl::RouteKind::follow_logs || kind == ctl::RouteKind::events)) {
