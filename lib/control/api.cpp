@@ -102,7 +102,8 @@ Result<Target> parse_target(std::string_view target) {
     std::size_t pos = 1;
     while (pos <= path.size()) {
         const auto slash = path.find('/', pos);
-        const auto piece = path.substr(pos, slash == std::string_view::npos ? path.npos : slash - pos);
+        const auto piece =
+            path.substr(pos, slash == std::string_view::npos ? path.npos : slash - pos);
         if (!piece.empty()) {
             auto seg = percent_decode(piece, false);
             if (!seg) return fail(seg.error());
@@ -282,18 +283,21 @@ std::optional<std::string> event_message(const core::Value& v) {
     } else if (const auto* e = v.get<cp::ProcessStarted>()) {
         m["channel"] = "process.started";
         m["processId"] = e->id;
-        m["data"] = json{{"id", e->id}, {"command", e->command}, {"args", e->args},
-                         {"dir", e->dir},  {"pid", e->pid}};
+        m["data"] = json{{"id", e->id},
+                         {"command", e->command},
+                         {"args", e->args},
+                         {"dir", e->dir},
+                         {"pid", e->pid}};
     } else if (const auto* e = v.get<cp::ProcessOutput>()) {
         m["channel"] = "process.output";
         m["processId"] = e->id;
-        m["data"] = json{{"line", e->line}, {"stream", e->stream == cp::Stream::stderr_ ? "stderr" : "stdout"}};
+        m["data"] = json{{"line", e->line},
+                         {"stream", e->stream == cp::Stream::stderr_ ? "stderr" : "stdout"}};
     } else if (const auto* e = v.get<cp::ProcessExited>()) {
         m["channel"] = "process.exited";
         m["processId"] = e->id;
-        m["data"] = json{{"exitCode", e->exit_code},
-                         {"duration", seconds(e->duration)},
-                         {"error", e->error}};
+        m["data"] = json{
+            {"exitCode", e->exit_code}, {"duration", seconds(e->duration)}, {"error", e->error}};
     } else if (const auto* e = v.get<cp::ProcessKilled>()) {
         m["channel"] = "process.killed";
         m["processId"] = e->id;
@@ -365,8 +369,9 @@ Reply Api::handle(const Request& r, const std::string& server_metrics) {
         if (r.method != "POST") return error_reply(405, "POST /reload");
         if (!opts_.reload) return error_reply(501, "reload is not available in this supervisor");
         auto out = opts_.reload();
-        if (!out) return error_reply(status_of(out.error()) == 500 ? 400 : status_of(out.error()),
-                                     out.error().what());
+        if (!out)
+            return error_reply(status_of(out.error()) == 500 ? 400 : status_of(out.error()),
+                               out.error().what());
         Reply rep;
         rep.body = out->empty() ? dump(json{{"ok", true}}) : *out;
         return rep;
@@ -393,9 +398,9 @@ Reply Api::ready() {
 
 Reply Api::metrics(const std::string& server_metrics) {
     static constexpr cp::DaemonState kStates[] = {
-        cp::DaemonState::starting, cp::DaemonState::running, cp::DaemonState::healthy,
+        cp::DaemonState::starting,  cp::DaemonState::running, cp::DaemonState::healthy,
         cp::DaemonState::unhealthy, cp::DaemonState::backoff, cp::DaemonState::stopping,
-        cp::DaemonState::stopped, cp::DaemonState::failed};
+        cp::DaemonState::stopped,   cp::DaemonState::failed};
     const auto list = sup_.list();
     const auto now = std::chrono::system_clock::now();
     std::ostringstream o;
@@ -415,7 +420,8 @@ Reply Api::metrics(const std::string& server_metrics) {
         double upt = 0;
         if (up(st.state) && !st.process_id.empty()) {
             if (auto mp = svc_.get(st.process_id))
-                upt = std::max(0.0, std::chrono::duration<double>(now - (*mp)->info().started_at).count());
+                upt = std::max(
+                    0.0, std::chrono::duration<double>(now - (*mp)->info().started_at).count());
         }
         o << "coreproc_daemon_uptime_seconds{daemon=\"" << st.name << "\"} " << upt << "\n";
     }
@@ -427,8 +433,8 @@ Reply Api::metrics(const std::string& server_metrics) {
          "# TYPE coreproc_daemon_last_exit_code gauge\n";
     for (const auto& st : list)
         if (st.exited)
-            o << "coreproc_daemon_last_exit_code{daemon=\"" << st.name << "\"} " << st.last_exit_code
-              << "\n";
+            o << "coreproc_daemon_last_exit_code{daemon=\"" << st.name << "\"} "
+              << st.last_exit_code << "\n";
     o << "# HELP coreproc_daemon_last_signal Signal that ended the last process (0: none).\n"
          "# TYPE coreproc_daemon_last_signal gauge\n";
     for (const auto& st : list)
@@ -483,7 +489,8 @@ Reply Api::daemons(const Request& r) {
         return error_reply(405, m + " /daemons");
     }
     const std::string& name = s[1];
-    if (!plausible_name(name) || !has_daemon(name)) return error_reply(404, "unknown daemon: " + name);
+    if (!plausible_name(name) || !has_daemon(name))
+        return error_reply(404, "unknown daemon: " + name);
     if (s.size() == 2) {
         if (m == "GET") {
             auto st = sup_.get(name);
@@ -503,7 +510,8 @@ Reply Api::daemons(const Request& r) {
         if (m != "GET") return error_reply(405, m + " /daemons/" + name + "/logs");
         auto tail = parse_tail(r.target.query, 100);
         if (!tail) return error_reply(400, tail.error().what());
-        const bool err_only = r.target.query.count("stream") && r.target.query.at("stream") == "stderr";
+        const bool err_only =
+            r.target.query.count("stream") && r.target.query.at("stream") == "stderr";
         auto text = logs(name, *tail, err_only);
         if (!text) return error_reply(status_of(text.error()), text.error().what());
         Reply rep;
@@ -542,11 +550,13 @@ Reply Api::go_api(const Request& r) {
         if (m != "POST") return envelope_error(405, "method not allowed");
         if (!opts_.run_pipeline) return envelope_error(501, "pipelines are not available here");
         auto out = opts_.run_pipeline(r.body);
-        if (!out) return envelope_error(status_of(out.error()) == 404 ? 404 : 400, out.error().what());
+        if (!out)
+            return envelope_error(status_of(out.error()) == 404 ? 404 : 400, out.error().what());
         json v = json::parse(*out, nullptr, false);
         return envelope(v.is_discarded() ? json(*out) : v);
     }
-    if (s.size() < 3 || s[2] != "processes") return envelope_error(404, "no route for " + r.target.path);
+    if (s.size() < 3 || s[2] != "processes")
+        return envelope_error(404, "no route for " + r.target.path);
     if (s.size() == 3) {
         if (m == "GET") {
             json arr = json::array();
@@ -571,7 +581,9 @@ Reply Api::go_api(const Request& r) {
             if (o.command.empty()) return envelope_error(400, "body: key \"command\" is required");
             o.detach = true;  // not tied to this request
             auto mp = svc_.start(core::Context::background(), o);
-            if (!mp) return envelope_error(status_of(mp.error()) == 500 ? 400 : status_of(mp.error()), mp.error().what());
+            if (!mp)
+                return envelope_error(status_of(mp.error()) == 500 ? 400 : status_of(mp.error()),
+                                      mp.error().what());
             return envelope(process_json((*mp)->info()));
         }
         return envelope_error(405, "method not allowed");
@@ -599,15 +611,16 @@ Reply Api::go_api(const Request& r) {
             secs = *n;
         }
         if (!p.wait_for(std::chrono::seconds(secs)))
-            return envelope_error(504, "process " + p.id() + " still running after " +
-                                           std::to_string(secs) + "s");
+            return envelope_error(
+                504, "process " + p.id() + " still running after " + std::to_string(secs) + "s");
         return envelope(process_json(p.info()));
     }
     if (verb == "input") {
         auto in = parse_input_body(r.body);
         if (!in) return envelope_error(400, in.error().what());
         if (!in->input.empty()) {
-            if (auto ok = p.write_input(in->input); !ok) return envelope_error(409, ok.error().what());
+            if (auto ok = p.write_input(in->input); !ok)
+                return envelope_error(409, ok.error().what());
         }
         if (in->close) {
             if (auto ok = p.close_input(); !ok) return envelope_error(409, ok.error().what());

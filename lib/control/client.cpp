@@ -52,7 +52,8 @@ std::vector<std::string> control_names(const std::string& dir) {
             n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
             continue;
         auto kind = us::path_kind(d + "/" + n);
-        if (kind && *kind == us::PathKind::socket) out.push_back(n.substr(0, n.size() - suffix.size()));
+        if (kind && *kind == us::PathKind::socket)
+            out.push_back(n.substr(0, n.size() - suffix.size()));
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -83,8 +84,8 @@ Result<void> open(Connected& c, const std::string& path, const std::string& host
     auto fd = path.empty() ? us::tcp_connect(host, port) : us::connect(path);
     if (!fd) return fail(fd.error());
     boost::system::error_code ec;
-    const Protocol proto = path.empty() ? Protocol(asio::ip::tcp::v4())
-                                        : Protocol(asio::local::stream_protocol());
+    const Protocol proto =
+        path.empty() ? Protocol(asio::ip::tcp::v4()) : Protocol(asio::local::stream_protocol());
     c.sock.assign(proto, fd->get(), ec);
     if (ec) return fail(Error("control", "assign: " + ec.message()));
     (void)fd->release();  // owned by the socket now
@@ -111,7 +112,9 @@ Result<ControlResponse> ControlClient::request(
         if (beast::iequals(k, "host")) has_host = true;
         req.set(k, v);
     }
-    if (!has_host) req.set(http::field::host, path_.empty() ? host_ + ":" + std::to_string(port_) : "localhost");
+    if (!has_host)
+        req.set(http::field::host,
+                path_.empty() ? host_ + ":" + std::to_string(port_) : "localhost");
     if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
     req.set(http::field::connection, "close");
     if (!body.empty()) req.set(http::field::content_type, "application/json");
@@ -185,12 +188,13 @@ Result<void> ControlClient::events(const std::function<bool(std::string_view)>& 
     }));
     websocket::response_type res;
     boost::system::error_code ec;
-    ws.handshake(res, path_.empty() ? host_ + ":" + std::to_string(port_) : "localhost", "/events", ec);
+    ws.handshake(res, path_.empty() ? host_ + ":" + std::to_string(port_) : "localhost", "/events",
+                 ec);
     if (ec) {
         const int status = static_cast<int>(res.result_int());
-        return fail(Error("control", "GET /events: " +
-                                         (status ? std::to_string(status) + " " + res.body()
-                                                 : ec.message())));
+        return fail(Error(
+            "control",
+            "GET /events: " + (status ? std::to_string(status) + " " + res.body() : ec.message())));
     }
     beast::flat_buffer buf;
     for (;;) {

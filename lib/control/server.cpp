@@ -23,12 +23,12 @@
 #include <thread>
 #include <unordered_map>
 
+#include <spdlog/logger.h>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <spdlog/logger.h>
 
 #include "control/api.hpp"
 #include "core/process/control.hpp"
@@ -48,7 +48,8 @@ namespace us = core::sys::unix_socket;
 using Protocol = asio::generic::stream_protocol;
 using HttpStream = beast::basic_stream<Protocol, asio::any_io_executor>;
 using WsStream = websocket::stream<HttpStream>;
-using Channel = asio::experimental::concurrent_channel<void(boost::system::error_code, std::string)>;
+using Channel =
+    asio::experimental::concurrent_channel<void(boost::system::error_code, std::string)>;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
 namespace {
@@ -95,9 +96,10 @@ std::string random_token() {
 void refuse(int fd, int status, const std::string& message) {
     const std::string body = ctl::dump(nlohmann::json{{"error", message}});
     const std::string reason = status == 403 ? "Forbidden" : "Service Unavailable";
-    const std::string text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                             "\r\nContent-Type: application/json\r\nContent-Length: " +
-                             std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    const std::string text =
+        "HTTP/1.1 " + std::to_string(status) + " " + reason +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\nConnection: close\r\n\r\n" + body;
     // One non-blocking send: a refused peer gets what fits in its socket buffer, no more.
     (void)core::sys::net::send_some(fd, text);
     core::sys::net::shutdown_write(fd);
@@ -292,7 +294,8 @@ Result<void> ControlServer::Impl::open_tcp() {
     auto existing = core::sys::file::read_file(token_path, 4096);
     if (existing) {
         token = existing->substr(0, existing->find_first_of("\r\n"));
-        if (token.empty()) return fail(Error("control", "token file \"" + token_path + "\" is empty", EINVAL));
+        if (token.empty())
+            return fail(Error("control", "token file \"" + token_path + "\" is empty", EINVAL));
     } else if (existing.error().code() == ENOENT) {
         token = random_token();
         auto f = core::sys::file::create_exclusive(token_path, 0600);
@@ -325,7 +328,8 @@ Result<void> ControlServer::Impl::write_record() {
     return {};
 }
 
-asio::awaitable<void> ControlServer::Impl::accept_loop(asio::posix::stream_descriptor& l, bool tcp) {
+asio::awaitable<void> ControlServer::Impl::accept_loop(asio::posix::stream_descriptor& l,
+                                                       bool tcp) {
     asio::steady_timer pause(io);
     for (;;) {
         auto [ec] = co_await l.async_wait(asio::posix::descriptor_base::wait_read, kTuple);
@@ -405,8 +409,8 @@ asio::awaitable<ctl::Reply> ControlServer::Impl::offload(const std::function<ctl
     co_return reply;
 }
 
-std::optional<ctl::Reply> ControlServer::Impl::check_tcp(const http::request<http::string_body>& req,
-                                                         bool probe) {
+std::optional<ctl::Reply> ControlServer::Impl::check_tcp(
+    const http::request<http::string_body>& req, bool probe) {
     // Probes answer anyone who reaches the port (they say nothing secret): a load balancer's
     // Host is the pod's address.
     if (probe) return std::nullopt;
@@ -414,8 +418,9 @@ std::optional<ctl::Reply> ControlServer::Impl::check_tcp(const http::request<htt
     const auto [host, port] = split_host(std::string_view(host_hdr.data(), host_hdr.size()));
     const bool host_ok = (loopback_name(host) || host == tcp_host) &&
                          (port.empty() || port == std::to_string(tcp_port));
-    if (!host_ok) return ctl::error_reply(403, "forbidden: Host \"" + std::string(host_hdr) +
-                                                   "\" is not this server (DNS rebinding?)");
+    if (!host_ok)
+        return ctl::error_reply(403, "forbidden: Host \"" + std::string(host_hdr) +
+                                         "\" is not this server (DNS rebinding?)");
     const auto origin = req[http::field::origin];
     if (!origin.empty()) {
         std::string_view o(origin.data(), origin.size());
@@ -426,15 +431,15 @@ std::optional<ctl::Reply> ControlServer::Impl::check_tcp(const http::request<htt
             ok = (loopback_name(oh) || oh == tcp_host) && op == std::to_string(tcp_port);
         }
         if (!ok)
-            return ctl::error_reply(403, "forbidden: cross-site request from Origin " +
-                                             std::string(origin));
+            return ctl::error_reply(
+                403, "forbidden: cross-site request from Origin " + std::string(origin));
     }
     const auto auth = req[http::field::authorization];
     const std::string_view bearer = "Bearer ";
     std::string_view a(auth.data(), auth.size());
     if (a.substr(0, bearer.size()) != bearer || !same_secret(a.substr(bearer.size()), token)) {
-        ctl::Reply r = ctl::error_reply(401, "unauthorized: a bearer token is required (see " +
-                                                 token_path + ")");
+        ctl::Reply r = ctl::error_reply(
+            401, "unauthorized: a bearer token is required (see " + token_path + ")");
         return r;
     }
     return std::nullopt;
@@ -448,7 +453,8 @@ std::string ControlServer::Impl::server_metrics() const {
       << "# HELP coreproc_control_streams Connections following logs or events.\n"
          "# TYPE coreproc_control_streams gauge\n"
       << "coreproc_control_streams " << streams << "\n"
-      << "# HELP coreproc_control_dropped_clients_total Streaming clients dropped for not reading.\n"
+      << "# HELP coreproc_control_dropped_clients_total Streaming clients dropped for not "
+         "reading.\n"
          "# TYPE coreproc_control_dropped_clients_total counter\n"
       << "coreproc_control_dropped_clients_total " << dropped_clients.load() << "\n"
       << "# HELP coreproc_control_refused_total Unix-socket peers refused by uid.\n"
@@ -494,13 +500,15 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
         ctl::Request r;
         r.method = std::string(req.method_string());
         std::optional<ctl::Reply> reply;
-        if (auto t = ctl::parse_target(std::string_view(req.target().data(), req.target().size())); t)
+        if (auto t = ctl::parse_target(std::string_view(req.target().data(), req.target().size()));
+            t)
             r.target = std::move(*t);
         else
             reply = ctl::error_reply(400, t.error().what());
         r.body = std::move(req.body());
         if (c->forbidden) {
-            reply = ctl::error_reply(403, "forbidden: only the supervisor's user or root may connect");
+            reply =
+                ctl::error_reply(403, "forbidden: only the supervisor's user or root may connect");
             req.keep_alive(false);
         }
         const auto kind = reply ? ctl::RouteKind::plain : ctl::classify(r);
@@ -555,10 +563,13 @@ asio::awaitable<void> ControlServer::Impl::follow_logs(const std::shared_ptr<Con
     const std::string name = r.target.segments[1];
     auto tail = ctl::parse_tail(r.target.query, 10);
     std::optional<ctl::Reply> err;
-    if (!tail) err = ctl::error_reply(400, tail.error().what());
-    else if (!api.has_daemon(name)) err = ctl::error_reply(404, "unknown daemon: " + name);
+    if (!tail)
+        err = ctl::error_reply(400, tail.error().what());
+    else if (!api.has_daemon(name))
+        err = ctl::error_reply(404, "unknown daemon: " + name);
     if (err) {
-        http::response<http::string_body> res{static_cast<http::status>(err->status), req.version()};
+        http::response<http::string_body> res{static_cast<http::status>(err->status),
+                                              req.version()};
         res.set(http::field::content_type, err->content_type);
         res.keep_alive(false);
         res.body() = err->body;
@@ -631,7 +642,8 @@ asio::awaitable<void> ControlServer::Impl::follow_logs(const std::shared_ptr<Con
         [c, st]() -> asio::awaitable<void> {
             char b[256];
             for (;;) {
-                auto [ec, n2] = co_await c->stream.socket().async_read_some(asio::buffer(b), kTuple);
+                auto [ec, n2] =
+                    co_await c->stream.socket().async_read_some(asio::buffer(b), kTuple);
                 (void)n2;
                 if (ec) break;
             }

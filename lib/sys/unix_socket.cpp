@@ -21,8 +21,9 @@ Result<sockaddr_un> address(const std::string& path) {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (path.empty() || path.size() >= sizeof sa.sun_path)
-        return fail(E_errno("socket", "\"" + path + "\": path must be 1 to " +
-                                          std::to_string(sizeof sa.sun_path - 1) + " bytes",
+        return fail(E_errno("socket",
+                            "\"" + path + "\": path must be 1 to " +
+                                std::to_string(sizeof sa.sun_path - 1) + " bytes",
                             ENAMETOOLONG));
     std::memcpy(sa.sun_path, path.data(), path.size());
     return sa;
@@ -101,7 +102,7 @@ Result<PeerCred> peer_cred(int fd) {
 }
 
 Result<PathKind> path_kind(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     if (::lstat(path.c_str(), &st) != 0) {
         if (errno == ENOENT) return PathKind::missing;
         return fail(E_errno("lstat", "\"" + path + "\"", errno));

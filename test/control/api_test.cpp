@@ -45,7 +45,8 @@ TEST_CASE("ControlApi_ParseTarget_Bad", "[control]") {
 
 TEST_CASE("ControlApi_Bodies_Good", "[control]") {
     CORE_LEAK_GUARD();
-    auto spec = ctl::parse_daemon_body(R"({"name":"web","command":"/bin/true","restart":"always"})");
+    auto spec =
+        ctl::parse_daemon_body(R"({"name":"web","command":"/bin/true","restart":"always"})");
     REQUIRE(spec);
     CHECK(spec->name == "web");
     CHECK(spec->restart == cp::RestartPolicy::always);

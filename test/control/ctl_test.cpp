@@ -95,31 +95,39 @@ struct Supervise {
     std::shared_ptr<cp::ManagedProcess> mp;
     std::string sock;
 
-    Supervise(Tool& t, const TempDir& dir, const std::string& name, std::vector<std::string> extra = {})
+    Supervise(Tool& t, const TempDir& dir, const std::string& name,
+              std::vector<std::string> extra = {})
         : tool(t) {
-        json cfg{{"daemons", {daemon("a", {"c-tick", "100000", "20"}), daemon("b", {"sleep", "60000"})}}};
+        json cfg{{"daemons",
+                  {daemon("a", {"c-tick", "100000", "20"}), daemon("b", {"sleep", "60000"})}}};
         const std::string file = dir.write(name + ".json", cfg.dump());
-        std::vector<std::string> args{"supervise", file, "--registry", (dir.path / ("reg-" + name)).string()};
+        std::vector<std::string> args{"supervise", file, "--registry",
+                                      (dir.path / ("reg-" + name)).string()};
         args.insert(args.end(), extra.begin(), extra.end());
         mp = tool.start(args);
-        REQUIRE(core::test::eventually([&] {
-            std::smatch m;
-            const std::string out = mp->output();
-            if (!std::regex_search(out, m, std::regex("control socket (\\S+)"))) return !mp->is_running();
-            sock = m[1];
-            return true;
-        }, 20s));
+        REQUIRE(core::test::eventually(
+            [&] {
+                std::smatch m;
+                const std::string out = mp->output();
+                if (!std::regex_search(out, m, std::regex("control socket (\\S+)")))
+                    return !mp->is_running();
+                sock = m[1];
+                return true;
+            },
+            20s));
         INFO(mp->output());
         REQUIRE_FALSE(sock.empty());
         // Both daemons up.
-        REQUIRE(core::test::eventually([&] {
-            auto r = cp::ControlClient::unix_socket(sock).request("GET", "/daemons");
-            if (!r || r->status != 200) return false;
-            auto j = json::parse(r->body, nullptr, false);
-            int up = 0;
-            for (const auto& d : j) up += d["state"] == "running";
-            return up == 2;
-        }, 20s));
+        REQUIRE(core::test::eventually(
+            [&] {
+                auto r = cp::ControlClient::unix_socket(sock).request("GET", "/daemons");
+                if (!r || r->status != 200) return false;
+                auto j = json::parse(r->body, nullptr, false);
+                int up = 0;
+                for (const auto& d : j) up += d["state"] == "running";
+                return up == 2;
+            },
+            20s));
     }
     ~Supervise() {
         if (mp->is_running()) {
@@ -202,10 +210,12 @@ TEST_CASE("Ctl_Commands_Good", "[control][cli]") {
     }
     SECTION("events: a state change arrives") {
         auto e = tool.start({"ctl", "--socket", sup.sock, "--json", "events"});
-        CHECK(core::test::eventually([&] {
-            (void)ctl({"restart", "b"});
-            return e->output().find("\"daemon.state\"") != std::string::npos;
-        }, 20s));
+        CHECK(core::test::eventually(
+            [&] {
+                (void)ctl({"restart", "b"});
+                return e->output().find("\"daemon.state\"") != std::string::npos;
+            },
+            20s));
         (void)e->signal(SIGTERM);
         (void)Tool::finish(e);
     }

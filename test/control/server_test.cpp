@@ -1,12 +1,12 @@
 // ControlServer in-process: a real Supervisor over the real process Service, the server on a
 // Unix socket (and loopback TCP) in a private temporary directory, requests through
 // ControlClient or raw sockets. Waits are on conditions with deadlines.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -101,7 +101,7 @@ int pid_of(const Env& env, const std::string& name) {
 }
 
 unsigned mode_of(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     REQUIRE(::lstat(path.c_str(), &st) == 0);
     return st.st_mode & 07777;
 }
@@ -144,7 +144,8 @@ TEST_CASE("ControlServer_Start_Good", "[control]") {
         json rec = json::parse(std::ifstream(record));
         CHECK(rec["socket"] == o.socket_path);
         CHECK(rec["pid"] == static_cast<int>(::getpid()));
-        CHECK(cp::ControlClient::unix_socket(o.socket_path).request("GET", "/health")->status == 200);
+        CHECK(cp::ControlClient::unix_socket(o.socket_path).request("GET", "/health")->status ==
+              200);
         env.server->stop();
         CHECK_FALSE(fs::exists(o.socket_path));
         CHECK_FALSE(fs::exists(record));
@@ -255,8 +256,10 @@ TEST_CASE("ControlServer_Daemons_Good", "[control]") {
         CHECK(env.get_json("/daemons").size() == 1);
     }
     SECTION("logs: the tail") {
-        REQUIRE(core::test::eventually(
-            [&] { return env.req("GET", "/daemons/a/logs?tail=2").body.find("tick 3") != std::string::npos; }));
+        REQUIRE(core::test::eventually([&] {
+            return env.req("GET", "/daemons/a/logs?tail=2").body.find("tick 3") !=
+                   std::string::npos;
+        }));
         auto r = env.req("GET", "/daemons/a/logs?tail=2");
         CHECK(r.content_type.rfind("text/plain", 0) == 0);
         CHECK(std::count(r.body.begin(), r.body.end(), '\n') == 2);
@@ -277,7 +280,8 @@ TEST_CASE("ControlServer_Daemons_Good", "[control]") {
         CHECK(env.req("GET", "/ready").status == 200);
         auto m = env.req("GET", "/metrics");
         CHECK(m.content_type.rfind("text/plain", 0) == 0);
-        CHECK_THAT(m.body, ContainsSubstring("coreproc_daemon_state{daemon=\"a\",state=\"running\"} 1"));
+        CHECK_THAT(m.body,
+                   ContainsSubstring("coreproc_daemon_state{daemon=\"a\",state=\"running\"} 1"));
         CHECK_THAT(m.body, ContainsSubstring("coreproc_daemon_restarts_total{daemon=\"b\"} 0"));
         CHECK_THAT(m.body, ContainsSubstring("coreproc_daemon_uptime_seconds{daemon=\"a\"}"));
         CHECK_THAT(m.body, ContainsSubstring("coreproc_control_connections "));
@@ -420,10 +424,12 @@ TEST_CASE("ControlServer_Events_Good", "[control]") {
         done = true;
     });
     // The WebSocket's handshake is not observable from here: restart until a change arrives.
-    CHECK(core::test::eventually([&] {
-        (void)env.client().request("POST", "/daemons/a/restart");
-        return done.load();
-    }, 20s));
+    CHECK(core::test::eventually(
+        [&] {
+            (void)env.client().request("POST", "/daemons/a/restart");
+            return done.load();
+        },
+        20s));
     t.join();
     CHECK_THAT(seen, ContainsSubstring("\"processId\""));
 }
@@ -448,14 +454,16 @@ TEST_CASE("ControlServer_Events_Ugly", "[control]") {
     });
     // Output lines are events: a child printing many of them floods the stuck client.
     std::vector<std::shared_ptr<cp::ManagedProcess>> procs;
-    const bool dropped = core::test::eventually([&] {
-        cp::RunOptions ro;
-        ro.command = child();
-        ro.args = {"lines", "20000"};
-        auto mp = env.svc->start(core::Context::background(), ro);
-        if (mp) procs.push_back(*mp);
-        return metric(env, "coreproc_control_dropped_clients_total") >= 1;
-    }, 30s);
+    const bool dropped = core::test::eventually(
+        [&] {
+            cp::RunOptions ro;
+            ro.command = child();
+            ro.args = {"lines", "20000"};
+            auto mp = env.svc->start(core::Context::background(), ro);
+            if (mp) procs.push_back(*mp);
+            return metric(env, "coreproc_control_dropped_clients_total") >= 1;
+        },
+        30s);
     {
         std::lock_guard<std::mutex> lk(mu);
         release = true;
@@ -496,10 +504,13 @@ TEST_CASE("ControlServer_Tcp_Bad", "[control]") {
         CHECK(anon.request("GET", "/metrics")->status == 200);
     }
     SECTION("a foreign Origin or Host: 403, even with the token") {
-        CHECK(good.request("GET", "/daemons", "", {{"Origin", "http://evil.example"}})->status == 403);
-        CHECK(good.request("GET", "/daemons", "", {{"Host", "evil.example:" + std::to_string(port)}})
-                  ->status == 403);
-        CHECK(good.request("GET", "/daemons", "", {{"Origin", "http://127.0.0.1:" + std::to_string(port)}})
+        CHECK(good.request("GET", "/daemons", "", {{"Origin", "http://evil.example"}})->status ==
+              403);
+        CHECK(
+            good.request("GET", "/daemons", "", {{"Host", "evil.example:" + std::to_string(port)}})
+                ->status == 403);
+        CHECK(good.request("GET", "/daemons", "",
+                           {{"Origin", "http://127.0.0.1:" + std::to_string(port)}})
                   ->status == 200);
         CHECK(good.request("GET", "/daemons", "", {{"Host", "localhost:" + std::to_string(port)}})
                   ->status == 200);

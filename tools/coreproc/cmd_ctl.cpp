@@ -70,10 +70,11 @@ std::string str(const json& j, const char* key) {
 void print_daemons(const json& arr) {
     std::vector<std::vector<std::string>> rows;
     for (const auto& d : arr) {
-        std::string last = d.value("exited", false)
-                               ? (d.value("last_signal", 0) ? cp::signal_name(d.value("last_signal", 0))
-                                                            : std::to_string(d.value("last_exit_code", 0)))
-                               : "-";
+        std::string last =
+            d.value("exited", false)
+                ? (d.value("last_signal", 0) ? cp::signal_name(d.value("last_signal", 0))
+                                             : std::to_string(d.value("last_exit_code", 0)))
+                : "-";
         rows.push_back({str(d, "name"), str(d, "state"),
                         d.value("pid", 0) ? std::to_string(d.value("pid", 0)) : "-",
                         std::to_string(d.value("restarts", 0u)), last, str(d, "since"),
@@ -179,8 +180,8 @@ int events(const Globals& g, const std::string& path) {
             json m = json::parse(msg, nullptr, false);
             if (m.is_object()) {
                 std::cout << str(m, "timestamp") << "  " << str(m, "channel") << "  "
-                          << str(m, "processId") << "  " << (m.contains("data") ? dump(m["data"], -1) : "")
-                          << "\n"
+                          << str(m, "processId") << "  "
+                          << (m.contains("data") ? dump(m["data"], -1) : "") << "\n"
                           << std::flush;
             } else {
                 std::cout << msg << "\n" << std::flush;
@@ -215,7 +216,8 @@ int cmd_ctl(const Globals& g, const CtlArgs& a) {
                      act == "remove" || act == "logs";
     if (one && !need(1)) return usage(act + " takes exactly one argument");
     if (!one && !need(0)) return usage(act + " takes no argument");
-    if (!a.socket.empty() && !a.name.empty()) return usage("--name and --socket exclude each other");
+    if (!a.socket.empty() && !a.name.empty())
+        return usage("--name and --socket exclude each other");
 
     const Target t = find_socket(a);
     if (t.code != kExitOk) return t.code;

@@ -47,8 +47,7 @@ struct ControlOptions {
     std::function<Result<std::string>()> reload;
     // GET /daemons/NAME/logs: the last `tail` lines of the daemon's log (stderr's alone when
     // stderr_only). Null: the current process's captured output (stdout and stderr merged).
-    std::function<Result<std::string>(const std::string& name, std::size_t tail,
-                                      bool stderr_only)>
+    std::function<Result<std::string>(const std::string& name, std::size_t tail, bool stderr_only)>
         read_logs;
     // POST /daemons: add and start a daemon. Null: Supervisor::add then Supervisor::start.
     std::function<Result<void>(const DaemonSpec&)> add;
