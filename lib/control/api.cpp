@@ -85,6 +85,16 @@ double seconds(std::chrono::nanoseconds d) {
     return std::chrono::duration<double>(d).count();
 }
 
+// stdin as a pipe for input/close: a bool on this branch's RunOptions, a Stdio (std_in =
+// Stdio::pipe()) in the newer process model; whichever this build has.
+template <class O>
+void keep_stdin(O& o) {
+    if constexpr (requires { o.keep_stdin; })
+        o.keep_stdin = true;
+    else
+        o.std_in = decltype(o.std_in)::pipe();
+}
+
 bool up(cp::DaemonState s) {
     return s == cp::DaemonState::running || s == cp::DaemonState::healthy ||
            s == cp::DaemonState::unhealthy;
@@ -574,7 +584,7 @@ Reply Api::go_api(const Request& r) {
                 o.dir = j->value("dir", std::string());
                 o.env = j->value("env", std::vector<std::string>());
                 o.kill_group = j->value("killGroup", false);
-                o.keep_stdin = j->value("keepStdin", false);
+                if (j->value("keepStdin", false)) keep_stdin(o);
             } catch (const json::exception& e) {
                 return envelope_error(400, std::string("body: ") + e.what());
             }
