@@ -52,6 +52,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -459,6 +460,45 @@ int main(int argc, char** argv) {
         ::close(p[1]);
         ::execv(argv[2], argv + 2);
         return 127;
+    }
+
+    // --- control plane (lib/control, test/control) ---
+    // c-tick COUNT MS: prints "tick I" COUNT times, MS apart, then sleeps until killed.
+    if (mode == "c-tick") {
+        const long n = num(2, 1);
+        for (long i = 0; i < n; ++i) {
+            out("tick " + std::to_string(i) + "\n");
+            sleep_ms(num(3, 100));
+        }
+        for (;;) sleep_ms(1000);
+    }
+    // c-unix-get UID PATH: as user UID, GET /health over the Unix socket PATH; prints the
+    // response (or "connect: <errno text>" and exits 3).
+    if (mode == "c-unix-get") {
+        if (::setuid(static_cast<uid_t>(num(2, 65534))) != 0) {
+            out(std::string("setuid: ") + std::strerror(errno) + "\n");
+            return 4;
+        }
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", arg(3) ? arg(3) : "");
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+            out(std::string("connect: ") + std::strerror(errno) + "\n");
+            return 3;
+        }
+        const char* req = "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        // The server may refuse (and close) before reading: no SIGPIPE, read its answer anyway.
+        (void)::send(fd, req, std::strlen(req), MSG_NOSIGNAL);
+        char buf[4096];
+        for (;;) {
+            ssize_t k = ::read(fd, buf, sizeof buf);
+            if (k < 0 && errno == EINTR) continue;
+            if (k <= 0) break;
+            write_all(1, buf, static_cast<size_t>(k));
+        }
+        ::close(fd);
+        return 0;
     }
     return usage();
 }

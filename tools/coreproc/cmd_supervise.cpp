@@ -6,11 +6,14 @@
 // This process is itself a Daemon (the library's) for its health server; the signal wait is a
 // SignalWaiter (a signalfd; main() blocked SIGTERM, SIGINT and SIGHUP before any thread).
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
+#include "core/process/control.hpp"
 #include "core/process/daemon.hpp"
 #include "core/process/service.hpp"
 #include "core/process/signal_waiter.hpp"
@@ -40,9 +43,11 @@ std::string default_log_dir(const std::string& registry_dir, const std::string& 
     return (parent / "logs" / stem).string();
 }
 
-// SIGHUP: the file again, applied by name. A file that does not load changes nothing.
-void reload(const Globals& g, const SuperviseArgs& a, SupervisorHost& host) {
-    auto fail_reload = [&](const std::string& why) {
+// SIGHUP and `coreproc ctl reload`: the file again, applied by name. A file that does not load
+// changes nothing. The outcome is printed and returned (the control plane's reply).
+core::Result<cp::ReloadResult> reload(const Globals& g, const SuperviseArgs& a,
+                                      SupervisorHost& host) {
+    auto fail_reload = [&](const std::string& why) -> core::Result<cp::ReloadResult> {
         host.reload_failed(why);
         g.log->error("reload: {}; nothing changed", why);
         if (g.json)
@@ -51,6 +56,7 @@ void reload(const Globals& g, const SuperviseArgs& a, SupervisorHost& host) {
         else
             std::cout << "coreproc supervise: reload failed: " << why << "; nothing changed"
                       << std::endl;
+        return core::fail(core::Error("reload", why + "; nothing changed", EINVAL));
     };
     auto next = cp::load_supervise_config(a.file);
     if (!next) return fail_reload(next.error().what());
@@ -73,6 +79,38 @@ void reload(const Globals& g, const SuperviseArgs& a, SupervisorHost& host) {
                   << "; removed " << join(rr->removed) << "; changed " << join(rr->changed)
                   << "; unchanged " << join(rr->unchanged) << std::endl;
     }
+    return rr;
+}
+
+// The last `tail` lines of a log file (read from its end: files rotate at max_size).
+core::Result<std::string> tail_file(const std::string& path, std::size_t tail) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) return core::fail(core::Error("logs", "cannot open \"" + path + "\"", ENOENT));
+    f.seekg(0, std::ios::end);
+    const std::streamoff size = f.tellg();
+    const std::streamoff from = std::max<std::streamoff>(0, size - (std::streamoff{1} << 20));
+    f.seekg(from);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (from > 0) {  // drop the partial first line
+        const auto nl = text.find('\n');
+        text.erase(0, nl == std::string::npos ? text.size() : nl + 1);
+    }
+    std::size_t pos = text.size(), lines = 0;
+    if (pos > 0 && text[pos - 1] == '\n') --pos;
+    while (pos > 0 && lines < tail) {
+        const auto nl = text.rfind('\n', pos - 1);
+        ++lines;
+        if (nl == std::string::npos) {
+            pos = 0;
+            break;
+        }
+        if (lines == tail) {
+            pos = nl + 1;
+            break;
+        }
+        pos = nl;
+    }
+    return text.substr(lines < tail ? 0 : pos);
 }
 
 // After a `kill -9` of an earlier supervisor its daemons still run: each one found (same pid
@@ -175,10 +213,53 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         self.health()->add_check("supervisor", [] { return core::Result<void>{}; });
         host.attach(self.health());
 
+        // --- the control plane (lib/control): `coreproc ctl`'s socket, optional TCP ---
+        // The lead wires copts.reload (Supervisor::apply) and copts.read_logs (the log files).
+        cp::ControlOptions copts;
+        copts.name = a.name.empty() ? cp::control_name_from_file(a.file) : a.name;
+        copts.socket_path = a.socket.empty() ? cp::control_socket_path(copts.name) : a.socket;
+        copts.listen = a.control_listen;
+        copts.allow_remote = a.allow_remote;
+        copts.token_file = a.token_file;
+        copts.logger = g.log;
+        copts.reload = [&]() -> core::Result<std::string> {
+            auto rr = reload(g, a, host);
+            if (!rr) return core::fail(rr.error());
+            return nlohmann::json{{"ok", rr->errors.empty()},
+                                  {"added", rr->added},
+                                  {"removed", rr->removed},
+                                  {"changed", rr->changed},
+                                  {"unchanged", rr->unchanged},
+                                  {"errors", rr->errors}}
+                .dump();
+        };
+        copts.read_logs = [&](const std::string& name, std::size_t tail,
+                              bool stderr_only) -> core::Result<std::string> {
+            auto st = host.supervisor().get(name);
+            if (!st) return core::fail(st.error());
+            const std::string& path = stderr_only && !st->err_log_path.empty() ? st->err_log_path
+                                                                               : st->log_path;
+            if (path.empty())
+                return core::fail(core::Error("logs", name + ": no log file", ENOENT));
+            return tail_file(path, tail);
+        };
+        cp::ControlServer control(**core, host.supervisor(), *svc, copts);
+        if (auto ok = control.start(); !ok) {
+            std::cerr << "coreproc supervise: " << ok.error().what() << "\n";
+            host.attach(nullptr);
+            (void)self.stop();
+            (void)host.stop_all();
+            (void)(*core)->shutdown(core::Context::background());
+            return kExitFailed;
+        }
+        // --- end of the control plane's block ---
+
         const std::string addr = self.health_addr();
         if (g.json) {
             nlohmann::json j{{"event", "listening"},
                              {"addr", addr},
+                             {"control", control.socket_path()},
+                             {"control_listen", control.tcp_address()},
                              {"registry", host.registry_dir()},
                              {"log_dir", ho.log_dir},
                              {"daemons", specs->size()}};
@@ -187,6 +268,11 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             std::cout << "coreproc supervise: " << specs->size() << " daemon(s) from " << a.file
                       << "; listening on http://" << addr << " (/health /ready /status)"
                       << "; logs in " << ho.log_dir << std::endl;
+            std::cout << "coreproc supervise: control socket " << control.socket_path()
+                      << (control.tcp_address().empty() ? std::string()
+                                                        : "; control API on http://" +
+                                                              control.tcp_address())
+                      << std::endl;
         }
         if (auto ok = host.start_all(); !ok) g.log->warn("start: {}", ok.error().what());
 
@@ -205,7 +291,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             }
             if (*s == cp::signal_hup()) {
                 g.log->info("SIGHUP: reloading {}", a.file);
-                reload(g, a, host);
+                (void)reload(g, a, host);
                 continue;
             }
             sig = *s;
@@ -218,6 +304,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                       << (sig ? "signal " + cp::signal_name(sig) + ": " : std::string())
                       << "stopping every daemon" << std::endl;
         }
+        control.stop();  // the control plane: no request reaches the supervisor after this
         host.attach(nullptr);
         (void)self.stop();  // run() stopped it already; the server no longer calls into host
         if (auto ok = host.stop_all(); !ok) {

@@ -35,6 +35,12 @@ struct SuperviseArgs {
     std::string registry;  // empty: the default registry directory
     std::string code = "coreproc";
     std::string log_dir;  // empty: beside the registry (see cmd_supervise.cpp)
+    // The control plane (lib/control): socket path or name, optional loopback TCP listener.
+    std::string socket;          // empty: <control dir>/<name>.sock
+    std::string name;            // empty: the file's base name without extension
+    std::string control_listen;  // empty: no TCP control listener
+    bool allow_remote = false;
+    std::string token_file;
 };
 int cmd_supervise(const Globals& g, const SuperviseArgs& a);
 
@@ -42,6 +48,18 @@ struct DaemonsArgs {
     std::string registry;
 };
 int cmd_daemons(const Globals& g, const DaemonsArgs& a);
+
+// coreproc ctl: see cmd_ctl.cpp.
+struct CtlArgs {
+    std::string name;
+    std::string socket;
+    std::string action;
+    std::vector<std::string> args;
+    bool follow = false;    // logs -f
+    std::size_t lines = 10;  // logs -n
+    bool err = false;       // logs --stderr
+};
+int cmd_ctl(const Globals& g, const CtlArgs& a);
 
 struct DemoArgs {
     std::string registry;  // empty: a temporary directory

@@ -4,6 +4,7 @@
 //   coreproc supervise FILE [--listen ADDR] [--registry DIR] [--json]
 //   coreproc daemons [--registry DIR] [--json]
 //   coreproc demo [--json]
+//   coreproc ctl [--name N | --socket PATH] [--json] ACTION [ARG] (see cmd_ctl.cpp)
 // Exit codes: see commands.hpp and the README; 2 for usage and configuration errors.
 #include <iostream>
 
@@ -67,12 +68,37 @@ int main(int argc, char** argv) {
                     "Directory of the daemons' log files (default: <registry>/../logs/<file "
                     "stem>, i.e. $HOME/.core/logs/<stem>)");
     sup->add_flag("--json", json, "Print events as JSON lines");
+    // The control plane (coreproc ctl's other end).
+    sup->add_option("--socket", sup_args.socket,
+                    "Control socket path (default $XDG_RUNTIME_DIR/coreproc/NAME.sock)");
+    sup->add_option("--name", sup_args.name,
+                    "Supervisor name for the control socket (default: FILE's base name)");
+    sup->add_option("--control-listen", sup_args.control_listen,
+                    "Also serve the control API on this loopback HOST:PORT (bearer token)");
+    sup->add_flag("--allow-remote", sup_args.allow_remote,
+                  "Allow a non-loopback --control-listen address (logs a warning)");
+    sup->add_option("--token-file", sup_args.token_file,
+                    "Bearer token file for --control-listen (default: generated beside the socket)");
 
     DaemonsArgs dm_args;
     auto* dm = app.add_subcommand("daemons", "List the live daemons of a registry");
     dm->add_option("--registry", dm_args.registry,
                    "Daemon registry directory (default $HOME/.core/daemons)");
     dm->add_flag("--json", json, "Print the entries as a JSON array");
+
+    CtlArgs ctl_args;
+    auto* ctl = app.add_subcommand("ctl", "Control a running `coreproc supervise` from another shell");
+    ctl->add_option("--name", ctl_args.name, "The supervisor's name (its file's base name)");
+    ctl->add_option("--socket", ctl_args.socket, "The supervisor's control socket");
+    ctl->add_flag("--json", json, "Print the supervisor's JSON replies as they are");
+    ctl->add_flag("-f,--follow", ctl_args.follow, "logs: keep printing new lines");
+    ctl->add_option("-n,--lines", ctl_args.lines, "logs: how many last lines (default 10)");
+    ctl->add_flag("--stderr", ctl_args.err, "logs: stderr only");
+    ctl->add_option("action", ctl_args.action,
+                    "status | start NAME | stop NAME | restart NAME | add FILE | remove NAME | "
+                    "reload | logs NAME | events")
+        ->required();
+    ctl->add_option("args", ctl_args.args, "The action's argument");
 
     DemoArgs demo_args;
     auto* demo = app.add_subcommand("demo", "A short self-ending tour of the library");
@@ -97,13 +123,13 @@ int main(int argc, char** argv) {
     // every thread, so here, before the Core (or anything else) starts one.
     // SIGHUP is blocked with them (read by a signalfd too), and SIGPIPE is ignored everywhere
     // (prepare_signals in common.cpp).
-    if (!dm->parsed()) {
+    if (!dm->parsed() && !ctl->parsed()) {
         if (auto ok = core::process::block_stop_signals(); !ok) {
             std::cerr << "coreproc: " << ok.error().what() << "\n";
             return kExitFailed;
         }
     }
-    if (auto ok = prepare_signals(!dm->parsed()); !ok) {
+    if (auto ok = prepare_signals(!dm->parsed() && !ctl->parsed()); !ok) {
         std::cerr << "coreproc: " << ok.error().what() << "\n";
         return kExitFailed;
     }
@@ -122,6 +148,8 @@ int main(int argc, char** argv) {
         code = cmd_supervise(g, sup_args);
     else if (dm->parsed())
         code = cmd_daemons(g, dm_args);
+    else if (ctl->parsed())
+        code = cmd_ctl(g, ctl_args);
     else if (demo->parsed())
         code = cmd_demo(g, demo_args);
     core::set_default_logger(nullptr);

@@ -1,0 +1,653 @@
+#include "control/api.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <ctime>
+#include <sstream>
+
+#include "core/process/managed_process.hpp"
+
+namespace core::control {
+
+using nlohmann::json;
+
+namespace {
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= s.size())
+                return fail(Error("control", "bad percent escape in the request target", EINVAL));
+            const int hi = hex_value(s[i + 1]);
+            const int lo = hex_value(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return fail(Error("control", "bad percent escape in the request target", EINVAL));
+            out.push_back(static_cast<char>(hi * 16 + lo));
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out.push_back(' ');
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+// Daemon name rules are the spec's ([A-Za-z0-9._-]+); anything else cannot name one.
+bool plausible_name(const std::string& n) {
+    return !n.empty() && n.size() <= 256 && std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+    });
+}
+
+Reply json_reply(int status, const json& j) {
+    Reply r;
+    r.status = status;
+    r.body = dump(j);
+    return r;
+}
+
+Reply ok_reply(const json& j = json{{"ok", true}}) {
+    return json_reply(200, j);
+}
+
+// go-process's envelope.
+Reply envelope(const json& value) {
+    return json_reply(200, json{{"OK", true}, {"Value", value}});
+}
+Reply envelope_error(int status, const std::string& message) {
+    return json_reply(status, json{{"OK", false}, {"Error", message}});
+}
+Reply envelope_error(const Error& e) {
+    return envelope_error(status_of(e), e.what());
+}
+
+Result<json> parse_object(std::string_view body) {
+    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return fail(Error("control", "body: not valid JSON", EINVAL));
+    if (!j.is_object()) return fail(Error("control", "body: want a JSON object", EINVAL));
+    return j;
+}
+
+double seconds(std::chrono::nanoseconds d) {
+    return std::chrono::duration<double>(d).count();
+}
+
+// stdin as a pipe for input/close: a bool on this branch's RunOptions, a Stdio (std_in =
+// Stdio::pipe()) in the newer process model; whichever this build has.
+template <class O>
+void keep_stdin(O& o) {
+    if constexpr (requires { o.keep_stdin; })
+        o.keep_stdin = true;
+    else
+        o.std_in = decltype(o.std_in)::pipe();
+}
+
+bool up(cp::DaemonState s) {
+    return s == cp::DaemonState::running || s == cp::DaemonState::healthy ||
+           s == cp::DaemonState::unhealthy;
+}
+
+}  // namespace
+
+Result<Target> parse_target(std::string_view target) {
+    if (target.empty() || target.front() != '/')
+        return fail(Error("control", "request target must start with '/'", EINVAL));
+    Target t;
+    const auto q = target.find('?');
+    const std::string_view path = target.substr(0, q);
+    t.path = std::string(path);
+    std::size_t pos = 1;
+    while (pos <= path.size()) {
+        const auto slash = path.find('/', pos);
+        const auto piece =
+            path.substr(pos, slash == std::string_view::npos ? path.npos : slash - pos);
+        if (!piece.empty()) {
+            auto seg = percent_decode(piece, false);
+            if (!seg) return fail(seg.error());
+            if (seg->find('\0') != std::string::npos || seg->find('/') != std::string::npos)
+                return fail(Error("control", "request target: bad path segment", EINVAL));
+            t.segments.push_back(std::move(*seg));
+            if (t.segments.size() > 32)
+                return fail(Error("control", "request target: too many segments", EINVAL));
+        }
+        if (slash == std::string_view::npos) break;
+        pos = slash + 1;
+    }
+    if (q != std::string_view::npos) {
+        std::string_view rest = target.substr(q + 1);
+        while (!rest.empty()) {
+            const auto amp = rest.find('&');
+            const auto kv = rest.substr(0, amp);
+            if (!kv.empty()) {
+                const auto eq = kv.find('=');
+                auto k = percent_decode(kv.substr(0, eq), true);
+                if (!k) return fail(k.error());
+                std::string v;
+                if (eq != std::string_view::npos) {
+                    auto dv = percent_decode(kv.substr(eq + 1), true);
+                    if (!dv) return fail(dv.error());
+                    v = std::move(*dv);
+                }
+                if (t.query.size() >= 32)
+                    return fail(Error("control", "request target: too many parameters", EINVAL));
+                t.query[std::move(*k)] = std::move(v);
+            }
+            if (amp == std::string_view::npos) break;
+            rest = rest.substr(amp + 1);
+        }
+    }
+    return t;
+}
+
+RouteKind classify(const Request& r) {
+    const auto& s = r.target.segments;
+    if (s.size() == 1 && (s[0] == "health" || s[0] == "ready" || s[0] == "metrics"))
+        return RouteKind::probe;
+    if (s.size() == 1 && s[0] == "events" && r.method == "GET") return RouteKind::events;
+    if (s.size() == 3 && s[0] == "daemons" && s[2] == "logs" && r.method == "GET" &&
+        query_flag(r.target.query, "follow"))
+        return RouteKind::follow_logs;
+    return RouteKind::plain;
+}
+
+Result<cp::DaemonSpec> parse_daemon_body(std::string_view body) {
+    auto j = parse_object(body);
+    if (!j) return fail(j.error());
+    const std::string doc = dump(json{{"daemons", json::array({*j})}});
+    auto specs = cp::parse_supervise_config(doc, "body");
+    if (!specs) return fail(specs.error().with_code(EINVAL));
+    if (specs->size() != 1) return fail(Error("control", "body: want one daemon", EINVAL));
+    return std::move(specs->front());
+}
+
+Result<int> parse_signal_body(std::string_view body) {
+    auto j = parse_object(body);
+    if (!j) return fail(j.error());
+    auto it = j->find("signal");
+    if (it == j->end()) return fail(Error("control", "body: key \"signal\" is required", EINVAL));
+    if (it->is_number_integer()) {
+        const auto n = it->get<long long>();
+        if (n < 1 || n > 64) return fail(Error("control", "body: signal out of range", EINVAL));
+        return static_cast<int>(n);
+    }
+    if (!it->is_string())
+        return fail(Error("control", "body: \"signal\" wants a name or a number", EINVAL));
+    auto sig = cp::parse_signal(it->get<std::string>());
+    if (!sig) return fail(sig.error().with_code(EINVAL));
+    return *sig;
+}
+
+Result<InputBody> parse_input_body(std::string_view body) {
+    auto j = parse_object(body);
+    if (!j) return fail(j.error());
+    InputBody in;
+    if (auto it = j->find("input"); it != j->end()) {
+        if (!it->is_string())
+            return fail(Error("control", "body: \"input\" wants a string", EINVAL));
+        in.input = it->get<std::string>();
+    }
+    if (auto it = j->find("close"); it != j->end()) {
+        if (!it->is_boolean())
+            return fail(Error("control", "body: \"close\" wants a boolean", EINVAL));
+        in.close = it->get<bool>();
+    }
+    return in;
+}
+
+Result<std::size_t> parse_tail(const std::map<std::string, std::string>& query,
+                               std::size_t fallback) {
+    auto it = query.find("tail");
+    if (it == query.end() || it->second.empty()) return fallback;
+    std::size_t n = 0;
+    const auto* b = it->second.data();
+    const auto* e = b + it->second.size();
+    auto [p, ec] = std::from_chars(b, e, n);
+    if (ec != std::errc{} || p != e || n > 1000000)
+        return fail(Error("control", "tail: want a line count up to 1000000", EINVAL));
+    return n;
+}
+
+bool query_flag(const std::map<std::string, std::string>& query, const std::string& key) {
+    auto it = query.find(key);
+    if (it == query.end()) return false;
+    const auto& v = it->second;
+    return v.empty() || v == "1" || v == "true" || v == "yes";
+}
+
+std::string dump(const json& j) {
+    return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+    using namespace std::chrono;
+    const auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+    std::time_t secs = static_cast<std::time_t>(ms / 1000);
+    long frac = static_cast<long>(ms % 1000);
+    if (frac < 0) {
+        frac += 1000;
+        secs -= 1;
+    }
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[80];  // enough for any int fields (-Wformat-truncation)
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+    return buf;
+}
+
+json daemon_json(const cp::DaemonStatus& s) {
+    json j{{"name", s.name},
+           {"state", cp::to_string(s.state)},
+           {"pid", s.pid},
+           {"process_id", s.process_id},
+           {"restarts", s.restarts},
+           {"exited", s.exited},
+           {"last_exit_code", s.last_exit_code},
+           {"last_signal", s.last_signal},
+           {"last_error", s.last_error},
+           {"health_failures", s.health_failures},
+           {"since", s.since == std::chrono::system_clock::time_point{} ? "" : rfc3339(s.since)}};
+    return j;
+}
+
+json process_json(const cp::ProcessInfo& p) {
+    return json{{"id", p.id},
+                {"pid", p.pid},
+                {"command", p.command},
+                {"args", p.args},
+                {"dir", p.dir},
+                {"running", p.running},
+                {"status", cp::to_string(p.status)},
+                {"exitCode", p.exit_code},
+                {"signal", p.signal},
+                {"startedAt", rfc3339(p.started_at)},
+                {"duration", seconds(p.duration)},
+                {"error", p.error}};
+}
+
+std::optional<std::string> event_message(const core::Value& v) {
+    json m{{"type", "event"}, {"timestamp", rfc3339(std::chrono::system_clock::now())}};
+    if (const auto* e = v.get<cp::DaemonStateChanged>()) {
+        m["channel"] = "daemon.state";
+        m["processId"] = e->name;
+        m["data"] = json{{"name", e->name},
+                         {"from", cp::to_string(e->from)},
+                         {"to", cp::to_string(e->to)},
+                         {"pid", e->pid},
+                         {"restarts", e->restarts},
+                         {"reason", e->reason},
+                         {"delay_ms", e->delay.count()}};
+    } else if (const auto* e = v.get<cp::ProcessStarted>()) {
+        m["channel"] = "process.started";
+        m["processId"] = e->id;
+        m["data"] = json{{"id", e->id},
+                         {"command", e->command},
+                         {"args", e->args},
+                         {"dir", e->dir},
+                         {"pid", e->pid}};
+    } else if (const auto* e = v.get<cp::ProcessOutput>()) {
+        m["channel"] = "process.output";
+        m["processId"] = e->id;
+        m["data"] = json{{"line", e->line},
+                         {"stream", e->stream == cp::Stream::stderr_ ? "stderr" : "stdout"}};
+    } else if (const auto* e = v.get<cp::ProcessExited>()) {
+        m["channel"] = "process.exited";
+        m["processId"] = e->id;
+        m["data"] = json{
+            {"exitCode", e->exit_code}, {"duration", seconds(e->duration)}, {"error", e->error}};
+    } else if (const auto* e = v.get<cp::ProcessKilled>()) {
+        m["channel"] = "process.killed";
+        m["processId"] = e->id;
+        m["data"] = json{{"signal", e->signal}};
+    } else {
+        return std::nullopt;
+    }
+    return dump(m);
+}
+
+std::string last_lines(const std::string& text, std::size_t max_lines) {
+    if (max_lines == 0 || text.empty()) return text;
+    std::size_t end = text.size();
+    if (text.back() == '\n') --end;  // the final newline ends the last line, not a new one
+    std::size_t pos = end;
+    std::size_t lines = 0;
+    while (pos > 0) {
+        if (text[pos - 1] == '\n' && ++lines == max_lines) break;
+        --pos;
+    }
+    return text.substr(pos);
+}
+
+Reply error_reply(int status, const std::string& message) {
+    return json_reply(status, json{{"error", message}});
+}
+
+int status_of(const Error& e) {
+    const std::string w = e.what();
+    if (w.find("unknown daemon") != std::string::npos || w.find("not found") != std::string::npos ||
+        e.code() == ESRCH)
+        return 404;
+    if (w.find("already exists") != std::string::npos || e.code() == EEXIST) return 409;
+    if (e.code() == EINVAL || w.find("invalid spec") != std::string::npos) return 400;
+    return 500;
+}
+
+Api::Api(core::Core& core, cp::Supervisor& sup, cp::Service& svc, const cp::ControlOptions& opts)
+    : core_(core), sup_(sup), svc_(svc), opts_(opts) {}
+
+bool Api::has_daemon(const std::string& name) const {
+    return static_cast<bool>(sup_.get(name));
+}
+
+Result<std::string> Api::process_id(const std::string& name) {
+    auto st = sup_.get(name);
+    if (!st) return fail(st.error());
+    return st->process_id;
+}
+
+Result<std::string> Api::logs(const std::string& name, std::size_t tail, bool stderr_only) {
+    if (opts_.read_logs) return opts_.read_logs(name, tail, stderr_only);
+    auto st = sup_.get(name);
+    if (!st) return fail(st.error());
+    if (st->process_id.empty()) return std::string();
+    auto mp = svc_.get(st->process_id);
+    if (!mp) return std::string();  // reaped and evicted meanwhile: nothing kept
+    // Without a log reader only the merged capture exists: stderr alone cannot be told apart.
+    return last_lines((*mp)->output(), tail);
+}
+
+Reply Api::handle(const Request& r, const std::string& server_metrics) {
+    const auto& s = r.target.segments;
+    if (s.size() == 1 && s[0] == "health") return health();
+    if (s.size() == 1 && s[0] == "ready") return ready();
+    if (s.size() == 1 && s[0] == "metrics") return metrics(server_metrics);
+    if (!s.empty() && s[0] == "daemons") return daemons(r);
+    if (s.size() == 1 && s[0] == "reload") {
+        if (r.method != "POST") return error_reply(405, "POST /reload");
+        if (!opts_.reload) return error_reply(501, "reload is not available in this supervisor");
+        auto out = opts_.reload();
+        if (!out)
+            return error_reply(status_of(out.error()) == 500 ? 400 : status_of(out.error()),
+                               out.error().what());
+        Reply rep;
+        rep.body = out->empty() ? dump(json{{"ok", true}}) : *out;
+        return rep;
+    }
+    if (s.size() >= 2 && s[0] == "api" && s[1] == "process") return go_api(r);
+    return error_reply(404, "no route for " + r.method + " " + r.target.path);
+}
+
+Reply Api::health() {
+    return ok_reply(json{{"status", "ok"}});
+}
+
+Reply Api::ready() {
+    json not_ready = json::array();
+    for (const auto& st : sup_.list()) {
+        auto spec = sup_.spec(st.name);
+        if (!spec || spec->restart == cp::RestartPolicy::no) continue;
+        if (st.state != cp::DaemonState::running && st.state != cp::DaemonState::healthy)
+            not_ready.push_back(json{{"name", st.name}, {"state", cp::to_string(st.state)}});
+    }
+    const bool ready = not_ready.empty();
+    return json_reply(ready ? 200 : 503, json{{"ready", ready}, {"not_ready", not_ready}});
+}
+
+Reply Api::metrics(const std::string& server_metrics) {
+    static constexpr cp::DaemonState kStates[] = {
+        cp::DaemonState::starting,  cp::DaemonState::running, cp::DaemonState::healthy,
+        cp::DaemonState::unhealthy, cp::DaemonState::backoff, cp::DaemonState::stopping,
+        cp::DaemonState::stopped,   cp::DaemonState::failed};
+    const auto list = sup_.list();
+    const auto now = std::chrono::system_clock::now();
+    std::ostringstream o;
+    o << "# HELP coreproc_daemon_state 1 for the daemon's current state, 0 for the others.\n"
+         "# TYPE coreproc_daemon_state gauge\n";
+    for (const auto& st : list)
+        for (auto s : kStates)
+            o << "coreproc_daemon_state{daemon=\"" << st.name << "\",state=\"" << cp::to_string(s)
+              << "\"} " << (st.state == s ? 1 : 0) << "\n";
+    o << "# HELP coreproc_daemon_restarts_total Starts after the first one.\n"
+         "# TYPE coreproc_daemon_restarts_total counter\n";
+    for (const auto& st : list)
+        o << "coreproc_daemon_restarts_total{daemon=\"" << st.name << "\"} " << st.restarts << "\n";
+    o << "# HELP coreproc_daemon_uptime_seconds How long the current process has run (0: none).\n"
+         "# TYPE coreproc_daemon_uptime_seconds gauge\n";
+    for (const auto& st : list) {
+        double upt = 0;
+        if (up(st.state) && !st.process_id.empty()) {
+            if (auto mp = svc_.get(st.process_id))
+                upt = std::max(
+                    0.0, std::chrono::duration<double>(now - (*mp)->info().started_at).count());
+        }
+        o << "coreproc_daemon_uptime_seconds{daemon=\"" << st.name << "\"} " << upt << "\n";
+    }
+    o << "# HELP coreproc_daemon_pid The current process id (0: none).\n"
+         "# TYPE coreproc_daemon_pid gauge\n";
+    for (const auto& st : list)
+        o << "coreproc_daemon_pid{daemon=\"" << st.name << "\"} " << st.pid << "\n";
+    o << "# HELP coreproc_daemon_last_exit_code Exit code of the last process (-1: a signal).\n"
+         "# TYPE coreproc_daemon_last_exit_code gauge\n";
+    for (const auto& st : list)
+        if (st.exited)
+            o << "coreproc_daemon_last_exit_code{daemon=\"" << st.name << "\"} "
+              << st.last_exit_code << "\n";
+    o << "# HELP coreproc_daemon_last_signal Signal that ended the last process (0: none).\n"
+         "# TYPE coreproc_daemon_last_signal gauge\n";
+    for (const auto& st : list)
+        if (st.exited)
+            o << "coreproc_daemon_last_signal{daemon=\"" << st.name << "\"} " << st.last_signal
+              << "\n";
+    o << "# HELP coreproc_daemon_health_failures Consecutive failed health checks.\n"
+         "# TYPE coreproc_daemon_health_failures gauge\n";
+    for (const auto& st : list)
+        o << "coreproc_daemon_health_failures{daemon=\"" << st.name << "\"} " << st.health_failures
+          << "\n";
+    o << server_metrics;
+    if (opts_.extra_metrics) o << opts_.extra_metrics();
+    Reply r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = o.str();
+    return r;
+}
+
+Reply Api::daemons(const Request& r) {
+    const auto& s = r.target.segments;
+    const std::string& m = r.method;
+    if (s.size() == 1) {
+        if (m == "GET") {
+            json arr = json::array();
+            for (const auto& st : sup_.list()) arr.push_back(daemon_json(st));
+            return ok_reply(arr);
+        }
+        if (m == "POST") {
+            auto spec = parse_daemon_body(r.body);
+            if (!spec) return error_reply(400, spec.error().what());
+            const std::string name = spec->name;
+            Result<void> ok;
+            if (opts_.add) {
+                ok = opts_.add(*spec);
+            } else {
+                ok = sup_.add(*spec);
+                if (ok) ok = sup_.start(name);
+            }
+            if (!ok) {
+                // A spawn error after a successful add: the daemon exists and follows its policy.
+                if (has_daemon(name) && status_of(ok.error()) == 500) {
+                    auto st = sup_.get(name);
+                    Reply rep = json_reply(201, st ? daemon_json(*st) : json{{"name", name}});
+                    return rep;
+                }
+                return error_reply(status_of(ok.error()), ok.error().what());
+            }
+            auto st = sup_.get(name);
+            return json_reply(201, st ? daemon_json(*st) : json{{"name", name}});
+        }
+        return error_reply(405, m + " /daemons");
+    }
+    const std::string& name = s[1];
+    if (!plausible_name(name) || !has_daemon(name))
+        return error_reply(404, "unknown daemon: " + name);
+    if (s.size() == 2) {
+        if (m == "GET") {
+            auto st = sup_.get(name);
+            if (!st) return error_reply(404, st.error().what());
+            return ok_reply(daemon_json(*st));
+        }
+        if (m == "DELETE") {
+            auto ok = opts_.remove ? opts_.remove(name) : sup_.remove(name);
+            if (!ok) return error_reply(status_of(ok.error()), ok.error().what());
+            return ok_reply(json{{"ok", true}, {"removed", name}});
+        }
+        return error_reply(405, m + " /daemons/" + name);
+    }
+    if (s.size() != 3) return error_reply(404, "no route for " + m + " " + r.target.path);
+    const std::string& verb = s[2];
+    if (verb == "logs") {
+        if (m != "GET") return error_reply(405, m + " /daemons/" + name + "/logs");
+        auto tail = parse_tail(r.target.query, 100);
+        if (!tail) return error_reply(400, tail.error().what());
+        const bool err_only =
+            r.target.query.count("stream") && r.target.query.at("stream") == "stderr";
+        auto text = logs(name, *tail, err_only);
+        if (!text) return error_reply(status_of(text.error()), text.error().what());
+        Reply rep;
+        rep.content_type = "text/plain; charset=utf-8";
+        rep.body = std::move(*text);
+        return rep;
+    }
+    if (verb != "start" && verb != "stop" && verb != "restart")
+        return error_reply(404, "no route for " + m + " " + r.target.path);
+    if (m != "POST") return error_reply(405, m + " /daemons/" + name + "/" + verb);
+    Result<void> ok = verb == "start"  ? sup_.start(name)
+                      : verb == "stop" ? sup_.stop(name)
+                                       : sup_.restart(name);
+    auto st = sup_.get(name);
+    if (!ok) {
+        // A failed spawn on start leaves the daemon to its restart policy: the client still
+        // learns why, as a conflict with what it asked for.
+        const int code = status_of(ok.error());
+        return error_reply(code == 500 ? 409 : code, ok.error().what());
+    }
+    return ok_reply(st ? daemon_json(*st) : json{{"name", name}});
+}
+
+// go-process's REST routes: /api/process/daemons, /api/process/processes[/:id[/output|wait|
+// input|kill|signal]], /api/process/pipelines/run, with the {"OK","Value"|"Error"} envelope.
+Reply Api::go_api(const Request& r) {
+    const auto& s = r.target.segments;
+    const std::string& m = r.method;
+    if (s.size() == 3 && s[2] == "daemons") {
+        if (m != "GET") return envelope_error(405, "method not allowed");
+        json arr = json::array();
+        for (const auto& st : sup_.list()) arr.push_back(daemon_json(st));
+        return envelope(arr);
+    }
+    if (s.size() == 4 && s[2] == "pipelines" && s[3] == "run") {
+        if (m != "POST") return envelope_error(405, "method not allowed");
+        if (!opts_.run_pipeline) return envelope_error(501, "pipelines are not available here");
+        auto out = opts_.run_pipeline(r.body);
+        if (!out)
+            return envelope_error(status_of(out.error()) == 404 ? 404 : 400, out.error().what());
+        json v = json::parse(*out, nullptr, false);
+        return envelope(v.is_discarded() ? json(*out) : v);
+    }
+    if (s.size() < 3 || s[2] != "processes")
+        return envelope_error(404, "no route for " + r.target.path);
+    if (s.size() == 3) {
+        if (m == "GET") {
+            json arr = json::array();
+            for (const auto& id : svc_.list(query_flag(r.target.query, "running")))
+                if (auto mp = svc_.get(id)) arr.push_back(process_json((*mp)->info()));
+            return envelope(arr);
+        }
+        if (m == "POST") {
+            auto j = parse_object(r.body);
+            if (!j) return envelope_error(400, j.error().what());
+            cp::RunOptions o;
+            try {
+                o.command = j->value("command", std::string());
+                o.args = j->value("args", std::vector<std::string>());
+                o.dir = j->value("dir", std::string());
+                o.env = j->value("env", std::vector<std::string>());
+                o.kill_group = j->value("killGroup", false);
+                if (j->value("keepStdin", false)) keep_stdin(o);
+            } catch (const json::exception& e) {
+                return envelope_error(400, std::string("body: ") + e.what());
+            }
+            if (o.command.empty()) return envelope_error(400, "body: key \"command\" is required");
+            o.detach = true;  // not tied to this request
+            auto mp = svc_.start(core::Context::background(), o);
+            if (!mp)
+                return envelope_error(status_of(mp.error()) == 500 ? 400 : status_of(mp.error()),
+                                      mp.error().what());
+            return envelope(process_json((*mp)->info()));
+        }
+        return envelope_error(405, "method not allowed");
+    }
+    auto mp = svc_.get(s[3]);
+    if (!mp) return envelope_error(404, mp.error().what());
+    auto& p = **mp;
+    if (s.size() == 4) {
+        if (m != "GET") return envelope_error(405, "method not allowed");
+        return envelope(process_json(p.info()));
+    }
+    if (s.size() != 5) return envelope_error(404, "no route for " + r.target.path);
+    const std::string& verb = s[4];
+    if (verb == "output") {
+        if (m != "GET") return envelope_error(405, "method not allowed");
+        return envelope(p.output());
+    }
+    if (m != "POST") return envelope_error(405, "method not allowed");
+    if (verb == "wait") {
+        std::size_t secs = 60;  // ?timeout=SECONDS, through the same bounded number parser
+        if (auto it = r.target.query.find("timeout"); it != r.target.query.end()) {
+            std::map<std::string, std::string> q{{"tail", it->second}};
+            auto n = parse_tail(q, 60);
+            if (!n || *n > 3600) return envelope_error(400, "timeout: want seconds up to 3600");
+            secs = *n;
+        }
+        if (!p.wait_for(std::chrono::seconds(secs)))
+            return envelope_error(
+                504, "process " + p.id() + " still running after " + std::to_string(secs) + "s");
+        return envelope(process_json(p.info()));
+    }
+    if (verb == "input") {
+        auto in = parse_input_body(r.body);
+        if (!in) return envelope_error(400, in.error().what());
+        if (!in->input.empty()) {
+            if (auto ok = p.write_input(in->input); !ok)
+                return envelope_error(409, ok.error().what());
+        }
+        if (in->close) {
+            if (auto ok = p.close_input(); !ok) return envelope_error(409, ok.error().what());
+        }
+        return envelope(json(true));
+    }
+    if (verb == "kill") {
+        if (auto ok = p.kill(); !ok) return envelope_error(ok.error());
+        return envelope(json(true));
+    }
+    if (verb == "signal") {
+        auto sig = parse_signal_body(r.body);
+        if (!sig) return envelope_error(400, sig.error().what());
+        if (auto ok = p.signal(*sig); !ok) return envelope_error(ok.error());
+        return envelope(json(true));
+    }
+    return envelope_error(404, "no route for " + r.target.path);
+}
+
+}  // namespace core::control
