@@ -28,6 +28,7 @@
 //   http-health PORT         (daemon tests) serve "GET /health" → 200 on 127.0.0.1:PORT forever
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -267,5 +268,19 @@ int main(int argc, char** argv) {
         return static_cast<int>(num(2, 1));
     }
     if (mode == "http-health") return serve_health(static_cast<int>(num(2, 0)));
+    // --- pipelines and CLI (issue 17) ---
+    // print-fifo TEXT FIFO: prints TEXT, then waits until a writer opens FIFO and closes it
+    // (the test's "go on"), so a test can see a line while the step is still running.
+    if (mode == "print-fifo") {
+        out(std::string(arg(2) ? arg(2) : "") + "\n");
+        if (!arg(3)) return usage();
+        const int fd = ::open(arg(3), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 3;
+        char buf[64];
+        while (::read(fd, buf, sizeof buf) > 0) {
+        }
+        ::close(fd);
+        return 0;
+    }
     return usage();
 }
