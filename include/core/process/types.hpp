@@ -30,7 +30,10 @@ struct ProcessInfo {
     std::chrono::system_clock::time_point started_at{};
     std::chrono::nanoseconds duration{0};  // so far, while running
     std::size_t output_dropped = 0;        // bytes dropped from the front of the output
-    std::string error;                     // why it failed (status failed), else empty
+    // Set once finished, unless it exited with code 0: "exited with code N", "killed by
+    // signal N (SIGX)", "timed out after D", the cancelled context's reason, or why the
+    // process failed (status failed). Empty while running.
+    std::string error;
 };
 
 struct RunOptions {
