@@ -629,7 +629,7 @@ TEST_CASE("Cli_PipelineDefaults_Good", "[cli][pipeline]") {
                   {"env", {{"CLI_D", "from-step"}}},
                   {"dir", "/"},
                   {"description", "a step's own dir and env win"}},
-             shell_step("shell", "echo $((40 + 2)) >&2")}}}};
+             shell_step("shell", "echo $((40 + 2)) >&2")}}};
     const std::string file = dir.write("d.json", p.dump());
     // From another working directory: "work" still means the one beside the file.
     auto r = Cli::finish(start_in(cli, "/", {"pipeline", "--json", file}));
@@ -700,7 +700,8 @@ TEST_CASE("Cli_PipelineTargets_Good", "[cli][pipeline]") {
         r = cli.run({"pipeline", "--dry-run", "--json", file});
         json j = parse_json(r.output);
         REQUIRE(j["order"].size() == 4);
-        CHECK(j["order"][2]["name"] == "build");
+        CHECK(j["order"][1]["name"] == "build");
+        CHECK(j["order"][3]["name"] == "docs");  // ready ones in file order
     }
     SECTION("an unknown target: exit 2, named") {
         auto r = cli.run({"pipeline", file, "chekc"});
