@@ -211,8 +211,8 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
 
 Result<Defaults> parse_defaults(const std::string& src, const json& v) {
     if (!v.is_object())
-        return fail(E(kOp, src + ": key \"defaults\": want object, got " +
-                               std::string(type_name(v))));
+        return fail(
+            E(kOp, src + ": key \"defaults\": want object, got " + std::string(type_name(v))));
     Defaults d;
     auto at = [&](std::string_view key, const std::string& what) {
         return E(kOp, src + ": defaults: key \"" + std::string(key) + "\": " + what);

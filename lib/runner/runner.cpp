@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "core/process/managed_process.hpp"
-#include "core/process/types.hpp"
 #include "core/process/service.hpp"
+#include "core/process/types.hpp"
 #include "core/runtime.hpp"
 
 namespace core::process {
@@ -160,8 +160,7 @@ class Scheduler {
         const auto t0 = std::chrono::steady_clock::now();
         const std::size_t workers = std::max<std::size_t>(1, std::min(parallel, specs_.size()));
         // Lines reach us as the Service's ProcessOutput events; subscribed for this run only.
-        if (opts_.on_output)
-            sub_ = svc_.core().subscribe([this](const Value& v) { on_event(v); });
+        if (opts_.on_output) sub_ = svc_.core().subscribe([this](const Value& v) { on_event(v); });
         std::vector<std::thread> threads;
         threads.reserve(workers - 1);
         for (std::size_t k = 1; k < workers; ++k) {
@@ -517,7 +516,8 @@ Result<std::vector<RunSpec>> select_steps(const std::vector<RunSpec>& specs,
         if (it == index.end()) {
             std::string known;
             for (const RunSpec& s : specs) known += (known.empty() ? "" : ", ") + s.name;
-            return fail(E("pipeline", "unknown step " + detail::quoted(t) + " (steps: " + known + ")"));
+            return fail(
+                E("pipeline", "unknown step " + detail::quoted(t) + " (steps: " + known + ")"));
         }
         stack.push_back(it->second);
     }

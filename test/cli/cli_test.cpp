@@ -568,8 +568,7 @@ TEST_CASE("Cli_PipelineOutput_Good", "[cli][pipeline]") {
         CHECK_THAT(r.output, ContainsSubstring("--- oops (failed), last lines of output"));
     }
     SECTION("--json: RFC 3339 start and end times, null start for a skipped step") {
-        json p{{"steps",
-                {step("a", {"exit", "1"}), step("b", {"exit", "0"}, {"a"})}}};
+        json p{{"steps", {step("a", {"exit", "1"}), step("b", {"exit", "0"}, {"a"})}}};
         auto r = cli.run({"pipeline", "--json", dir.write("j.json", p.dump())});
         CHECK(r.code == 1);
         json j = parse_json(r.output);
@@ -592,8 +591,7 @@ TEST_CASE("Cli_PipelineView_Good", "[cli][pipeline]") {
     const std::string file = dir.write("tty.json", p.dump());
     core::process::RunOptions o;
     o.command = "script";
-    o.args = {"-qfec", std::string(core::test::coreproc_path()) + " pipeline " + file,
-              "/dev/null"};
+    o.args = {"-qfec", std::string(core::test::coreproc_path()) + " pipeline " + file, "/dev/null"};
     o.env = {"TERM=xterm", "NO_COLOR="};
     auto mp = cli.svc->start(Context::background(), o);
     REQUIRE(mp);
@@ -619,17 +617,18 @@ TEST_CASE("Cli_PipelineDefaults_Good", "[cli][pipeline]") {
     Cli cli;
     TempDir dir;
     fs::create_directory(dir.path / "work");
-    json p{{"description", "defaults, file-relative dirs, shell"},
-           {"defaults", {{"dir", "work"}, {"env", {{"CLI_D", "from-defaults"}}}, {"timeout", "20s"}}},
-           {"steps",
-            {step("where", {"cwd"}), step("env", {"env", "CLI_D"}),
-             json{{"name", "over"},
-                  {"command", child()},
-                  {"args", {"env", "CLI_D"}},
-                  {"env", {{"CLI_D", "from-step"}}},
-                  {"dir", "/"},
-                  {"description", "a step's own dir and env win"}},
-             shell_step("shell", "echo $((40 + 2)) >&2")}}};
+    json p{
+        {"description", "defaults, file-relative dirs, shell"},
+        {"defaults", {{"dir", "work"}, {"env", {{"CLI_D", "from-defaults"}}}, {"timeout", "20s"}}},
+        {"steps",
+         {step("where", {"cwd"}), step("env", {"env", "CLI_D"}),
+          json{{"name", "over"},
+               {"command", child()},
+               {"args", {"env", "CLI_D"}},
+               {"env", {{"CLI_D", "from-step"}}},
+               {"dir", "/"},
+               {"description", "a step's own dir and env win"}},
+          shell_step("shell", "echo $((40 + 2)) >&2")}}};
     const std::string file = dir.write("d.json", p.dump());
     // From another working directory: "work" still means the one beside the file.
     auto r = Cli::finish(start_in(cli, "/", {"pipeline", "--json", file}));
@@ -651,8 +650,8 @@ TEST_CASE("Cli_PipelineDefaults_Bad", "[cli][pipeline]") {
         const std::string file = dir.write("empty.json", R"({"steps": []})");
         auto r = cli.run({"pipeline", file});
         CHECK(r.code == 2);
-        CHECK_THAT(r.output, ContainsSubstring("coreproc pipeline: " + file +
-                                               ": key \"steps\": empty"));
+        CHECK_THAT(r.output,
+                   ContainsSubstring("coreproc pipeline: " + file + ": key \"steps\": empty"));
     }
     SECTION("shell with command; bad defaults; the prefix says each thing once") {
         const std::string both = dir.write(
@@ -662,10 +661,12 @@ TEST_CASE("Cli_PipelineDefaults_Bad", "[cli][pipeline]") {
         CHECK_THAT(r.output, ContainsSubstring("steps[0] (\"a\"): key \"shell\": not with"));
         CHECK_THAT(r.output, !ContainsSubstring("pipeline: pipeline"));
         const std::string bad = dir.write(
-            "bad.json", R"({"defaults": {"timeout": "soon"}, "steps": [{"name": "a", "command": "x"}]})");
+            "bad.json",
+            R"({"defaults": {"timeout": "soon"}, "steps": [{"name": "a", "command": "x"}]})");
         r = cli.run({"pipeline", bad});
         CHECK(r.code == 2);
-        CHECK_THAT(r.output, ContainsSubstring(bad + ": defaults: key \"timeout\": not a duration"));
+        CHECK_THAT(r.output,
+                   ContainsSubstring(bad + ": defaults: key \"timeout\": not a duration"));
         const std::string unknown = dir.write(
             "unk.json", R"({"defaults": {"cwd": "/"}, "steps": [{"name": "a", "command": "x"}]})");
         r = cli.run({"pipeline", unknown});
@@ -706,8 +707,8 @@ TEST_CASE("Cli_PipelineTargets_Good", "[cli][pipeline]") {
     SECTION("an unknown target: exit 2, named") {
         auto r = cli.run({"pipeline", file, "chekc"});
         CHECK(r.code == 2);
-        CHECK_THAT(r.output, ContainsSubstring("coreproc pipeline: " + file +
-                                               ": unknown step \"chekc\""));
+        CHECK_THAT(r.output,
+                   ContainsSubstring("coreproc pipeline: " + file + ": unknown step \"chekc\""));
         CHECK_THAT(r.output, !ContainsSubstring("pipeline: pipeline"));
     }
 }

@@ -571,7 +571,6 @@ TEST_CASE("Runner_ParsePipeline_Good", "[runner]") {
     CHECK(t.allow_failure);
     CHECK(t.env == std::vector<std::string>{"CTEST_OUTPUT_ON_FAILURE=1"});
     CHECK(t.timeout == 0ms);
-
 }
 
 TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
@@ -828,9 +827,9 @@ TEST_CASE("Runner_FailFast_Good", "[runner]") {
     o.fail_fast = true;
     Runner runner(*h.svc, o);
     // "long" and "bad" run together; "queued" waits for a worker and is never started.
-    auto r = runner.run_all(Context::background(),
-                            {step("long", {"sleep", "30000"}), step("bad", {"fail-after", "50", "1"}),
-                             step("queued", {"exit", "0"})});
+    auto r = runner.run_all(Context::background(), {step("long", {"sleep", "30000"}),
+                                                    step("bad", {"fail-after", "50", "1"}),
+                                                    step("queued", {"exit", "0"})});
     REQUIRE(r);
     CHECK_FALSE(r->ok());
     CHECK(by_name(*r, "bad").error == "exited with code 1");
@@ -881,9 +880,8 @@ TEST_CASE("Runner_OnOutput_Good", "[runner]") {
     // Every line, in order, and all of a step's lines before its finished event.
     CHECK(at("line:many:line 0") < at("line:many:line 199"));
     CHECK(at("line:many:line 199") < at("finished:many"));
-    CHECK(std::count_if(events.begin(), events.end(), [](const std::string& e) {
-              return e.rfind("line:many:", 0) == 0;
-          }) == 200);
+    CHECK(std::count_if(events.begin(), events.end(),
+                        [](const std::string& e) { return e.rfind("line:many:", 0) == 0; }) == 200);
     CHECK(at("line:err:oops (err)") < at("finished:err"));
     CHECK(at("finished:quiet") != SIZE_MAX);
     // Timestamps: set for a run step.

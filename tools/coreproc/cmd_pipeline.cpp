@@ -158,7 +158,8 @@ class View {
         if (r.status == RunStatus::failed) ++failed_;
         const bool is_failure = r.status == RunStatus::failed;
         if (!quiet_ || is_failure) {
-            std::string line = stamp() + name(i, true) + "  " + paint(verdict_colour(r), verdict(r));
+            std::string line =
+                stamp() + name(i, true) + "  " + paint(verdict_colour(r), verdict(r));
             if (r.status != RunStatus::skipped) line += " in " + human_duration(r.duration);
             if (!r.error.empty()) line += ": " + r.error;
             print(line);
@@ -346,7 +347,9 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
                 view->finished(p.index, *p.result);
         };
         if (!a.quiet)
-            ro.on_output = [&](const core::process::RunOutput& o) { view->output(o.index, o.line); };
+            ro.on_output = [&](const core::process::RunOutput& o) {
+                view->output(o.index, o.line);
+            };
     }
     auto runner = core::process::Runner::create(**core, ro);
     if (!runner) {
