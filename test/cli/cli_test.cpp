@@ -785,6 +785,17 @@ TEST_CASE("Cli_Completion_Good", "[cli]") {
         CHECK(r.code == 0);
         CHECK(r.output == "complete -F _coreproc coreproc\n");
     }
+    // zsh is no build dependency: where it is missing, this section checks nothing.
+    if (fs::exists("/usr/bin/zsh") || fs::exists("/bin/zsh")) SECTION("the zsh file parses") {
+        core::process::RunOptions o;
+        o.command = "zsh";
+        o.args = {"-n", zsh_file};
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output.empty());
+    }
     SECTION("both files know every long flag of every subcommand") {
         const std::string bash_text = read_text(bash_file);
         const std::string zsh_text = read_text(zsh_file);
