@@ -785,8 +785,8 @@ TEST_CASE("Cli_Completion_Good", "[cli]") {
         CHECK(r.code == 0);
         CHECK(r.output == "complete -F _coreproc coreproc\n");
     }
-    // zsh is no build dependency: where it is missing, this section checks nothing.
-    if (fs::exists("/usr/bin/zsh") || fs::exists("/bin/zsh")) SECTION("the zsh file parses") {
+    SECTION("the zsh file parses (zsh is no build dependency: checked where installed)") {
+        if (!fs::exists("/usr/bin/zsh") && !fs::exists("/bin/zsh")) return;
         core::process::RunOptions o;
         o.command = "zsh";
         o.args = {"-n", zsh_file};
