@@ -1,6 +1,7 @@
 // The pipeline file reader. Strict by design: an unknown key is an Error (a typo such as
 // "allow_faliure" would otherwise silently change what the pipeline does).
 #include <cerrno>
+#include <filesystem>
 #include <iterator>
 #include <limits>
 #include <sstream>
@@ -107,7 +108,23 @@ Result<std::chrono::milliseconds> want_timeout(const Where& w, std::string_view 
     return ms;
 }
 
-Result<RunSpec> parse_step(const Where& where, const json& step) {
+// What the top-level "defaults" object gives every step.
+struct Defaults {
+    std::string dir;
+    std::vector<std::string> env;
+    std::chrono::milliseconds timeout{0};
+};
+
+// A relative dir made absolute against base (the pipeline file's directory), when there is one.
+std::string resolve_dir(const std::string& dir, std::string_view base) {
+    if (dir.empty() || dir.front() == '/' || base.empty()) return dir;
+    std::string out(base);
+    if (out.back() != '/') out += '/';
+    out += dir;
+    return out;
+}
+
+Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults& defaults) {
     Where w = where;
     if (!step.is_object())
         return fail(w.at({}, std::string("want object, got ") + type_name(step)));
@@ -122,7 +139,17 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
     } else {
         return fail(w.at("name", "missing (every step needs a unique name)"));
     }
-    if (step.find("command") == step.end()) return fail(w.at("command", "missing"));
+    const bool has_command = step.find("command") != step.end();
+    const bool has_shell = step.find("shell") != step.end();
+    if (has_shell && has_command)
+        return fail(w.at("shell", "not with \"command\" (shell runs /bin/sh -c LINE itself)"));
+    if (has_shell && step.find("args") != step.end())
+        return fail(w.at("args", "not with \"shell\" (put the arguments in the shell line)"));
+    if (!has_command && !has_shell)
+        return fail(w.at("command", "missing (or give \"shell\": a /bin/sh command line)"));
+    s.dir = defaults.dir;
+    s.env = defaults.env;
+    s.timeout = defaults.timeout;
     for (auto it = step.begin(); it != step.end(); ++it) {
         const std::string& key = it.key();
         const json& v = *it;
@@ -132,6 +159,13 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
             if (!r) return fail(r.error());
             if (r->empty()) return fail(w.at(key, "empty"));
             s.command = std::move(*r);
+        } else if (key == "shell") {
+            auto r = want_string(w, key, v);
+            if (!r) return fail(r.error());
+            if (r->empty()) return fail(w.at(key, "empty"));
+            // The one place a shell is used, and only because the step asked for it.
+            s.command = "/bin/sh";
+            s.args = {"-c", std::move(*r)};
         } else if (key == "args") {
             auto r = want_strings(w, key, v);
             if (!r) return fail(r.error());
@@ -143,7 +177,8 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
         } else if (key == "env") {
             auto r = want_env(w, key, v);
             if (!r) return fail(r.error());
-            s.env = std::move(*r);
+            // Over the defaults' variables: the child sees the later of two equal names.
+            s.env.insert(s.env.end(), r->begin(), r->end());
         } else if (key == "after") {
             // A single name is accepted as a one-element list.
             if (v.is_string()) {
@@ -164,18 +199,58 @@ Result<RunSpec> parse_step(const Where& where, const json& step) {
         } else if (key == "description") {
             if (!v.is_string())
                 return fail(w.at(key, std::string("want string, got ") + type_name(v)));
+            s.description = v.get<std::string>();
         } else {
             return fail(w.at(key,
-                             "unknown key (known: name, command, args, dir, env, after, "
+                             "unknown key (known: name, command, args, shell, dir, env, after, "
                              "allow_failure, timeout, description)"));
         }
     }
     return s;
 }
 
+Result<Defaults> parse_defaults(const std::string& src, const json& v) {
+    if (!v.is_object())
+        return fail(
+            E(kOp, src + ": key \"defaults\": want object, got " + std::string(type_name(v))));
+    Defaults d;
+    auto at = [&](std::string_view key, const std::string& what) {
+        return E(kOp, src + ": defaults: key \"" + std::string(key) + "\": " + what);
+    };
+    for (auto it = v.begin(); it != v.end(); ++it) {
+        const std::string& key = it.key();
+        const json& x = *it;
+        // A Where whose error text is rewritten below: the readers only know step positions.
+        Where w{src, 0, {}};
+        auto rewrite = [&](const Error& e) {
+            const std::string prefix = src + ": steps[0]: key \"" + key + "\": ";
+            std::string msg = e.message();
+            if (msg.rfind(prefix, 0) == 0) msg.erase(0, prefix.size());
+            return at(key, msg);
+        };
+        if (key == "dir") {
+            auto r = want_string(w, key, x);
+            if (!r) return fail(rewrite(r.error()));
+            d.dir = std::move(*r);
+        } else if (key == "env") {
+            auto r = want_env(w, key, x);
+            if (!r) return fail(rewrite(r.error()));
+            d.env = std::move(*r);
+        } else if (key == "timeout") {
+            auto r = want_timeout(w, key, x);
+            if (!r) return fail(rewrite(r.error()));
+            d.timeout = *r;
+        } else {
+            return fail(at(key, "unknown key (known: dir, env, timeout)"));
+        }
+    }
+    return d;
+}
+
 }  // namespace
 
-Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::string_view source) {
+Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::string_view source,
+                                            std::string_view base_dir) {
     const std::string src = source.empty() ? std::string("pipeline") : std::string(source);
     json doc;
     try {
@@ -193,24 +268,37 @@ Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text, std::str
         return fail(E(kOp, src + ": want a JSON object {\"steps\": [...]}, got " +
                                std::string(type_name(doc))));
     const json* steps = nullptr;
+    Defaults defaults;
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         if (it.key() == "steps") {
             steps = &*it;
-        } else if (it.key() != "description") {
-            return fail(E(
-                kOp, src + ": key \"" + it.key() + "\": unknown key (known: steps, description)"));
+        } else if (it.key() == "defaults") {
+            auto d = parse_defaults(src, *it);
+            if (!d) return fail(d.error());
+            defaults = std::move(*d);
+        } else if (it.key() == "description") {
+            if (!it->is_string())
+                return fail(E(kOp, src + ": key \"description\": want string, got " +
+                                       std::string(type_name(*it))));
+        } else {
+            return fail(E(kOp, src + ": key \"" + it.key() +
+                                   "\": unknown key (known: description, defaults, steps)"));
         }
     }
     if (!steps) return fail(E(kOp, src + ": key \"steps\": missing"));
     if (!steps->is_array())
         return fail(
             E(kOp, src + ": key \"steps\": want array, got " + std::string(type_name(*steps))));
+    // Running nothing and reporting success would hide a broken generator or a wrong file.
+    if (steps->empty())
+        return fail(E(kOp, src + ": key \"steps\": empty (a pipeline needs at least one step)"));
     std::vector<RunSpec> specs;
     specs.reserve(steps->size());
     for (std::size_t i = 0; i < steps->size(); ++i) {
         Where w{src, i, {}};
-        auto s = parse_step(w, (*steps)[i]);
+        auto s = parse_step(w, (*steps)[i], defaults);
         if (!s) return fail(s.error());
+        s->dir = resolve_dir(s->dir, base_dir);
         specs.push_back(std::move(*s));
     }
     // Names, dependencies and cycles: report them as the file's problem, before anything runs.
@@ -228,7 +316,11 @@ Result<std::vector<RunSpec>> load_pipeline(const std::string& path) {
                                    " MiB; not a pipeline file"));
         return fail(E_errno(kOp, "open \"" + path + "\"", err != 0 ? err : EIO));
     }
-    return parse_pipeline(*text, path);
+    // The file's directory, absolute, so a relative "dir" means the same from any cwd.
+    std::error_code ec;
+    std::filesystem::path base = std::filesystem::absolute(path, ec).parent_path();
+    if (ec) base.clear();
+    return parse_pipeline(*text, path, base.string());
 }
 
 }  // namespace core::process

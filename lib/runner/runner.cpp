@@ -12,6 +12,7 @@
 
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
+#include "core/process/types.hpp"
 #include "core/runtime.hpp"
 
 namespace core::process {
@@ -140,6 +141,7 @@ class Scheduler {
         : svc_(svc),
           opts_(opts),
           ctx_(ctx),
+          run_ctx_(opts.fail_fast ? ctx.with_cancel() : ctx),
           specs_(specs),
           mode_(mode),
           results_(specs.size()),
@@ -157,6 +159,8 @@ class Scheduler {
     RunAllResult run(std::size_t parallel) {
         const auto t0 = std::chrono::steady_clock::now();
         const std::size_t workers = std::max<std::size_t>(1, std::min(parallel, specs_.size()));
+        // Lines reach us as the Service's ProcessOutput events; subscribed for this run only.
+        if (opts_.on_output) sub_ = svc_.core().subscribe([this](const Value& v) { on_event(v); });
         std::vector<std::thread> threads;
         threads.reserve(workers - 1);
         for (std::size_t k = 1; k < workers; ++k) {
@@ -168,6 +172,7 @@ class Scheduler {
         }
         work();
         for (auto& t : threads) t.join();
+        sub_.reset();  // after this, on_event never runs again
 
         RunAllResult out;
         out.results = std::move(results_);
@@ -199,16 +204,25 @@ class Scheduler {
             ready_.erase(ready_.begin());
             std::vector<std::size_t> report;
             std::vector<std::size_t> release;
-            if (ctx_.done()) {
+            if (run_ctx_.done()) {
                 RunResult r;
                 r.status = RunStatus::skipped;
-                r.error = std::string("not started: ") + ctx_.reason();
+                r.error = std::string("not started: ") +
+                          (ctx_.done() ? std::string(ctx_.reason()) : stop_reason_);
+                r.finished_at = std::chrono::system_clock::now();
                 complete(i, std::move(r), report, release);
             } else {
                 lk.unlock();
                 notify(RunProgress::Kind::started, i);
-                RunResult r = execute(specs_[i]);
+                RunResult r = execute(i);
                 lk.lock();
+                // fail_fast: the first failure that counts stops the run (stop_reason_ is set
+                // before the cancel, under mu_, so whoever sees run_ctx_ done can read it).
+                if (opts_.fail_fast && r.status == RunStatus::failed && !r.allowed_failure &&
+                    !run_ctx_.done()) {
+                    stop_reason_ = "fail-fast: step " + quoted(specs_[i].name) + " failed";
+                    run_ctx_.cancel();
+                }
                 complete(i, std::move(r), report, release);
             }
             // Finished events go out before the dependents they release become ready, so a
@@ -284,9 +298,17 @@ class Scheduler {
     // variable the reaper signals, no polling). The Service rather than the process.run action
     // because run's Value is only the output and its Error only text; the exit code, the signal
     // and a timeout must come back typed.
-    RunResult execute(const RunSpec& s) {
+    RunResult execute(std::size_t index) {
+        const RunSpec& s = specs_[index];
         RunResult r;
         r.allowed_failure = false;
+        r.started_at = std::chrono::system_clock::now();
+        r = execute_process(index, s, std::move(r));
+        r.finished_at = std::chrono::system_clock::now();
+        return r;
+    }
+
+    RunResult execute_process(std::size_t index, const RunSpec& s, RunResult r) {
         RunOptions o;
         o.command = s.command;
         o.args = s.args;
@@ -297,7 +319,7 @@ class Scheduler {
         o.kill_group = true;
         // The timeout is a child context, so the Service kills the group when it expires, and
         // deadline_exceeded() then tells a timeout apart from any other kill.
-        const Context run_ctx = s.timeout.count() > 0 ? ctx_.with_timeout(s.timeout) : ctx_;
+        const Context run_ctx = s.timeout.count() > 0 ? run_ctx_.with_timeout(s.timeout) : run_ctx_;
         const auto t0 = std::chrono::steady_clock::now();
         auto started = svc_.start(run_ctx, o);
         if (!started) {
@@ -308,7 +330,9 @@ class Scheduler {
             return r;
         }
         const std::shared_ptr<ManagedProcess>& mp = *started;
+        if (opts_.on_output) claim(mp->id(), index);
         const ProcessInfo info = mp->wait();
+        if (opts_.on_output) release_lines(mp->id());
         r.output = mp->output();
         (void)svc_.remove(mp->id());  // finished: cannot fail but for a concurrent remove
         r.duration =
@@ -323,6 +347,11 @@ class Scheduler {
             }
             r.status = RunStatus::failed;
             r.error = ctx_.reason();
+        } else if (run_ctx_.done() && info.status != Status::exited) {
+            // Stopped by fail_fast (another step failed); an exit of its own keeps its verdict.
+            std::lock_guard lk(mu_);
+            r.status = RunStatus::failed;
+            r.error = "stopped (" + stop_reason_ + ")";
         } else if (s.timeout.count() > 0 && run_ctx.deadline_exceeded()) {
             r.status = RunStatus::failed;
             r.timed_out = true;
@@ -346,11 +375,78 @@ class Scheduler {
         return r;
     }
 
+    // --- output lines (on_output) ---
+    // A process's lines can be broadcast before start() has returned its id to us, so lines
+    // of ids not claimed yet wait in pending_ (bounded); claim() delivers them first.
+
+    void on_event(const Value& v) {
+        std::unique_lock lk(out_mu_);
+        if (const auto* o = v.get<ProcessOutput>()) {
+            if (auto it = claimed_.find(o->id); it != claimed_.end()) {
+                deliver(it->second, o->line, o->stream);
+            } else if (pending_bytes_ + o->line.size() <= kMaxPendingBytes) {
+                pending_bytes_ += o->line.size();
+                pending_[o->id].push_back({o->line, o->stream});
+            }
+        } else if (const auto* e = v.get<ProcessExited>()) {
+            // The last event of a process: every line of it has been broadcast before.
+            exited_.insert(e->id);
+            out_cv_.notify_all();
+        }
+    }
+
+    // Under out_mu_.
+    void deliver(std::size_t index, std::string_view line, Stream stream) {
+        RunOutput o;
+        o.index = index;
+        o.spec = &specs_[index];
+        o.line = line;
+        o.stream = stream;
+        try {
+            opts_.on_output(o);
+        } catch (...) {
+            // As on_progress: a throwing callback must not take the event thread down.
+        }
+    }
+
+    void claim(const std::string& id, std::size_t index) {
+        std::lock_guard lk(out_mu_);
+        claimed_[id] = index;
+        if (auto it = pending_.find(id); it != pending_.end()) {
+            for (const auto& [line, stream] : it->second) {
+                pending_bytes_ -= line.size();
+                deliver(index, line, stream);
+            }
+            pending_.erase(it);
+        }
+    }
+
+    // After the process was reaped: waits (bounded) until its last line has been delivered, so
+    // its finished event comes after its output, then forgets the id.
+    void release_lines(const std::string& id) {
+        std::unique_lock lk(out_mu_);
+        out_cv_.wait_for(lk, std::chrono::seconds(2), [&] { return exited_.count(id) != 0; });
+        claimed_.erase(id);
+        exited_.erase(id);
+    }
+
+    static constexpr std::size_t kMaxPendingBytes = std::size_t{4} << 20;
+
     Service& svc_;
     const RunnerOptions& opts_;
     const Context ctx_;
+    const Context run_ctx_;  // ctx_, or with fail_fast a child of it cancelled on a failure
     const std::vector<RunSpec>& specs_;
     const Mode mode_;
+    std::string stop_reason_;  // why run_ctx_ was cancelled (fail_fast), under mu_
+
+    std::mutex out_mu_;
+    std::condition_variable out_cv_;
+    std::unordered_map<std::string, std::size_t> claimed_;  // process id → spec index
+    std::unordered_map<std::string, std::vector<std::pair<std::string, Stream>>> pending_;
+    std::size_t pending_bytes_ = 0;
+    std::set<std::string> exited_;  // ProcessExited seen; foreign ids pile up only until run end
+    core::Subscription sub_;
 
     std::mutex mu_;
     std::condition_variable cv_;
@@ -380,6 +476,61 @@ Result<void> Runner::validate(const std::vector<RunSpec>& specs) {
     auto graph = detail::build_graph(specs);
     if (!graph) return fail(graph.error());
     return {};
+}
+
+Result<std::vector<std::size_t>> Runner::order(const std::vector<RunSpec>& specs) {
+    auto graph = detail::build_graph(specs);
+    if (!graph) return fail(graph.error());
+    const auto& deps = *graph;
+    std::vector<std::size_t> waiting(specs.size());
+    std::vector<std::vector<std::size_t>> dependents(specs.size());
+    std::set<std::size_t> ready;
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        waiting[i] = deps[i].size();
+        for (std::size_t d : deps[i]) dependents[d].push_back(i);
+        if (waiting[i] == 0) ready.insert(i);
+    }
+    std::vector<std::size_t> out;
+    out.reserve(specs.size());
+    while (!ready.empty()) {
+        const std::size_t u = *ready.begin();
+        ready.erase(ready.begin());
+        out.push_back(u);
+        for (std::size_t v : dependents[u])
+            if (--waiting[v] == 0) ready.insert(v);
+    }
+    return out;
+}
+
+Result<std::vector<RunSpec>> select_steps(const std::vector<RunSpec>& specs,
+                                          const std::vector<std::string>& targets) {
+    auto graph = detail::build_graph(specs);
+    if (!graph) return fail(graph.error());
+    std::unordered_map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < specs.size(); ++i) index.emplace(specs[i].name, i);
+    std::vector<bool> wanted(specs.size(), false);
+    std::vector<std::size_t> stack;
+    for (const std::string& t : targets) {
+        auto it = index.find(t);
+        if (it == index.end()) {
+            std::string known;
+            for (const RunSpec& s : specs) known += (known.empty() ? "" : ", ") + s.name;
+            return fail(
+                E("pipeline", "unknown step " + detail::quoted(t) + " (steps: " + known + ")"));
+        }
+        stack.push_back(it->second);
+    }
+    while (!stack.empty()) {
+        const std::size_t u = stack.back();
+        stack.pop_back();
+        if (wanted[u]) continue;
+        wanted[u] = true;
+        for (std::size_t d : (*graph)[u]) stack.push_back(d);
+    }
+    std::vector<RunSpec> out;
+    for (std::size_t i = 0; i < specs.size(); ++i)
+        if (wanted[i]) out.push_back(specs[i]);
+    return out;
 }
 
 Result<RunAllResult> Runner::run_all(const Context& ctx, const std::vector<RunSpec>& specs) const {

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -601,6 +602,43 @@ std::vector<int> children_of(int pid) {
 
 }  // namespace
 
+// --- pipelines for real work and a CLI that fits the shell (issue 17) ---
+
+namespace {
+
+// coreproc started with a working directory of its own (the pipeline file lives elsewhere).
+std::shared_ptr<core::process::ManagedProcess> start_in(Cli& cli, const std::string& cwd,
+                                                        std::vector<std::string> args) {
+    core::process::RunOptions o;
+    o.command = core::test::coreproc_path();
+    o.args = std::move(args);
+    o.dir = cwd;
+    auto mp = cli.svc->start(Context::background(), o);
+    REQUIRE(mp);
+    return *mp;
+}
+
+json shell_step(const std::string& name, const std::string& line) {
+    return json{{"name", name}, {"shell", line}};
+}
+
+std::string read_text(const std::string& path) {
+    std::ifstream f(path);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+// The long flags a `--help` text lists ("--dry-run", …).
+std::vector<std::string> long_flags(const std::string& help) {
+    std::vector<std::string> out;
+    const std::regex flag_re("(^|[ ,])(--[a-z][a-z-]+)");
+    for (auto it = std::sregex_iterator(help.begin(), help.end(), flag_re);
+         it != std::sregex_iterator(); ++it)
+        out.push_back((*it)[2]);
+    return out;
+}
+
+}  // namespace
+
 TEST_CASE("Cli_Supervise_Ugly", "[cli]") {
     CORE_LEAK_GUARD();
     Cli cli;
@@ -872,4 +910,294 @@ TEST_CASE("Cli_Supervise_Survivors_Ugly", "[cli]") {
     }
     CHECK(core::test::eventually([&] { return processes_with(argv).empty(); }));
     for (int pid : processes_with(argv)) ::kill(pid, SIGKILL);  // a failed run leaves none
+}
+
+TEST_CASE("Cli_PipelineOutput_Good", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    SECTION("a step's lines appear, prefixed with its name, while it still runs") {
+        const std::string fifo = (dir.path / "go").string();
+        REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+        json p{{"steps", {step("slow", {"print-fifo", "early line", fifo})}}};
+        auto mp = cli.start({"pipeline", dir.write("p.json", p.dump())});
+        REQUIRE(core::test::eventually(
+            [&] { return mp->output().find("slow | early line") != std::string::npos; }, 20s));
+        CHECK(mp->output().find("slow  passed") == std::string::npos);  // still running
+        {
+            std::ofstream go(fifo);  // opening the FIFO lets the step end
+        }
+        auto r = Cli::finish(mp);
+        CHECK(r.code == 0);
+        CHECK(r.output.find("slow | early line") < r.output.find("slow  passed"));
+        // Not a terminal: plain lines, no escape sequences.
+        CHECK(r.output.find('\x1b') == std::string::npos);
+    }
+    SECTION("passed steps' output by default; --quiet: failures and the summary only") {
+        json p{{"steps",
+                {step("hello", {"print", "hello-output"}),
+                 step("oops", {"output-exit", "4", "0"}, {"hello"})}}};
+        const std::string file = dir.write("q.json", p.dump());
+        auto r = cli.run({"pipeline", file});
+        CHECK(r.code == 1);
+        CHECK_THAT(r.output, ContainsSubstring("hello | hello-output"));
+        CHECK_THAT(r.output, ContainsSubstring("oops  | END"));
+        r = cli.run({"pipeline", "--quiet", file});
+        CHECK(r.code == 1);
+        CHECK_THAT(r.output, !ContainsSubstring("hello-output"));
+        CHECK_THAT(r.output, !ContainsSubstring("started"));
+        CHECK_THAT(r.output, ContainsSubstring("oops   failed"));
+        CHECK_THAT(r.output, ContainsSubstring("2 steps: 1 passed, 1 failed, 0 skipped"));
+        CHECK_THAT(r.output, ContainsSubstring("--- oops (failed), last lines of output"));
+    }
+    SECTION("--json: RFC 3339 start and end times, null start for a skipped step") {
+        json p{{"steps", {step("a", {"exit", "1"}), step("b", {"exit", "0"}, {"a"})}}};
+        auto r = cli.run({"pipeline", "--json", dir.write("j.json", p.dump())});
+        CHECK(r.code == 1);
+        json j = parse_json(r.output);
+        const std::regex rfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+        CHECK(std::regex_match(j["steps"][0]["started_at"].get<std::string>(), rfc3339));
+        CHECK(std::regex_match(j["steps"][0]["finished_at"].get<std::string>(), rfc3339));
+        CHECK(j["steps"][0]["started_at"] <= j["steps"][0]["finished_at"]);
+        CHECK(j["steps"][1]["started_at"].is_null());
+        CHECK(std::regex_match(j["steps"][1]["finished_at"].get<std::string>(), rfc3339));
+    }
+}
+
+TEST_CASE("Cli_PipelineView_Good", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    // script(1) gives coreproc a pseudo-terminal as stdout: the live view draws (escape
+    // sequences, the progress count) and the summary follows it.
+    json p{{"steps", {step("one", {"print", "from-one"}), step("two", {"exit", "0"}, {"one"})}}};
+    const std::string file = dir.write("tty.json", p.dump());
+    core::process::RunOptions o;
+    o.command = "script";
+    o.args = {"-qfec", std::string(core::test::coreproc_path()) + " pipeline " + file, "/dev/null"};
+    o.env = {"TERM=xterm", "NO_COLOR="};
+    auto mp = cli.svc->start(Context::background(), o);
+    REQUIRE(mp);
+    auto r = Cli::finish(*mp);
+    CHECK(r.code == 0);
+    CHECK_THAT(r.output, ContainsSubstring("\x1b["));
+    CHECK_THAT(r.output, ContainsSubstring("running"));
+    CHECK_THAT(r.output, ContainsSubstring("from-one"));
+    CHECK_THAT(r.output, ContainsSubstring("2 steps: 2 passed, 0 failed, 0 skipped"));
+    SECTION("--plain on a terminal: no live view") {
+        o.args[1] += " --plain";
+        auto mp2 = cli.svc->start(Context::background(), o);
+        REQUIRE(mp2);
+        auto r2 = Cli::finish(*mp2);
+        CHECK(r2.code == 0);
+        CHECK(r2.output.find('\x1b') == std::string::npos);
+        CHECK_THAT(r2.output, !ContainsSubstring("running,"));
+    }
+}
+
+TEST_CASE("Cli_PipelineDefaults_Good", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    fs::create_directory(dir.path / "work");
+    json p{
+        {"description", "defaults, file-relative dirs, shell"},
+        {"defaults", {{"dir", "work"}, {"env", {{"CLI_D", "from-defaults"}}}, {"timeout", "20s"}}},
+        {"steps",
+         {step("where", {"cwd"}), step("env", {"env", "CLI_D"}),
+          json{{"name", "over"},
+               {"command", child()},
+               {"args", {"env", "CLI_D"}},
+               {"env", {{"CLI_D", "from-step"}}},
+               {"dir", "/"},
+               {"description", "a step's own dir and env win"}},
+          shell_step("shell", "echo $((40 + 2)) >&2")}}};
+    const std::string file = dir.write("d.json", p.dump());
+    // From another working directory: "work" still means the one beside the file.
+    auto r = Cli::finish(start_in(cli, "/", {"pipeline", "--json", file}));
+    REQUIRE(r.code == 0);
+    json j = parse_json(r.output);
+    CHECK(j["steps"][0]["output"] == fs::canonical(dir.path / "work").string() + "\n");
+    CHECK(j["steps"][1]["output"] == "CLI_D=from-defaults\n");
+    CHECK(j["steps"][2]["output"] == "CLI_D=from-step\n");
+    CHECK(j["steps"][2]["description"] == "a step's own dir and env win");
+    CHECK(j["steps"][3]["output"] == "42\n");
+    CHECK(j["steps"][3]["command"] == "/bin/sh");
+}
+
+TEST_CASE("Cli_PipelineDefaults_Bad", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    SECTION("an empty pipeline is an error") {
+        const std::string file = dir.write("empty.json", R"({"steps": []})");
+        auto r = cli.run({"pipeline", file});
+        CHECK(r.code == 2);
+        CHECK_THAT(r.output,
+                   ContainsSubstring("coreproc pipeline: " + file + ": key \"steps\": empty"));
+    }
+    SECTION("shell with command; bad defaults; the prefix says each thing once") {
+        const std::string both = dir.write(
+            "both.json", R"({"steps": [{"name": "a", "shell": "true", "command": "true"}]})");
+        auto r = cli.run({"pipeline", both});
+        CHECK(r.code == 2);
+        CHECK_THAT(r.output, ContainsSubstring("steps[0] (\"a\"): key \"shell\": not with"));
+        CHECK_THAT(r.output, !ContainsSubstring("pipeline: pipeline"));
+        const std::string bad = dir.write(
+            "bad.json",
+            R"({"defaults": {"timeout": "soon"}, "steps": [{"name": "a", "command": "x"}]})");
+        r = cli.run({"pipeline", bad});
+        CHECK(r.code == 2);
+        CHECK_THAT(r.output,
+                   ContainsSubstring(bad + ": defaults: key \"timeout\": not a duration"));
+        const std::string unknown = dir.write(
+            "unk.json", R"({"defaults": {"cwd": "/"}, "steps": [{"name": "a", "command": "x"}]})");
+        r = cli.run({"pipeline", unknown});
+        CHECK(r.code == 2);
+        CHECK_THAT(r.output, ContainsSubstring("defaults: key \"cwd\": unknown key"));
+    }
+}
+
+TEST_CASE("Cli_PipelineTargets_Good", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    json p{{"steps",
+            {step("configure", {"exit", "0"}), step("build", {"exit", "0"}, {"configure"}),
+             step("check", {"exit", "0"}, {"build"}), step("docs", {"exit", "0"})}}};
+    const std::string file = dir.write("t.json", p.dump());
+    SECTION("a target runs with its dependencies only") {
+        auto r = cli.run({"pipeline", "--json", file, "build"});
+        CHECK(r.code == 0);
+        json j = parse_json(r.output);
+        REQUIRE(j["steps"].size() == 2);
+        CHECK(j["steps"][0]["name"] == "configure");
+        CHECK(j["steps"][1]["name"] == "build");
+    }
+    SECTION("--dry-run prints the order and runs nothing") {
+        auto r = cli.run({"pipeline", "--dry-run", file, "check", "docs"});
+        CHECK(r.code == 0);
+        CHECK_THAT(r.output, ContainsSubstring("4 steps"));
+        CHECK(r.output.find("configure") < r.output.find("build"));
+        CHECK(r.output.find("build") < r.output.find("check"));
+        CHECK_THAT(r.output, !ContainsSubstring("started"));
+        r = cli.run({"pipeline", "--dry-run", "--json", file});
+        json j = parse_json(r.output);
+        REQUIRE(j["order"].size() == 4);
+        CHECK(j["order"][1]["name"] == "build");
+        CHECK(j["order"][3]["name"] == "docs");  // ready ones in file order
+    }
+    SECTION("an unknown target: exit 2, named") {
+        auto r = cli.run({"pipeline", file, "chekc"});
+        CHECK(r.code == 2);
+        CHECK_THAT(r.output,
+                   ContainsSubstring("coreproc pipeline: " + file + ": unknown step \"chekc\""));
+        CHECK_THAT(r.output, !ContainsSubstring("pipeline: pipeline"));
+    }
+}
+
+TEST_CASE("Cli_PipelineFailFast_Good", "[cli][pipeline]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    // Two workers: "long" and "bad" run, "queued" waits for a free worker.
+    json p{{"steps",
+            {step("long", {"sleep", "30000"}), step("bad", {"fail-after", "100", "1"}),
+             step("queued", {"exit", "0"})}}};
+    const std::string file = dir.write("ff.json", p.dump());
+    auto r = cli.run({"pipeline", "--json", "--fail-fast", "-j", "2", file});
+    CHECK(r.code == 1);
+    json j = parse_json(r.output);
+    CHECK(j["steps"][0]["status"] == "failed");
+    CHECK_THAT(j["steps"][0]["error"].get<std::string>(),
+               ContainsSubstring("fail-fast: step \"bad\" failed"));
+    CHECK(j["steps"][0]["duration_ms"].get<double>() < 25000);
+    CHECK(j["steps"][1]["exit_code"] == 1);
+    CHECK(j["steps"][2]["status"] == "skipped");
+    CHECK_THAT(j["steps"][2]["error"].get<std::string>(),
+               ContainsSubstring("not started: fail-fast"));
+}
+
+TEST_CASE("Cli_Flags_Good", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    TempDir dir;
+    SECTION("-v and -vv before or after the subcommand") {
+        json p{{"steps", {step("a", {"exit", "0"})}}};
+        const std::string file = dir.write("v.json", p.dump());
+        CHECK(cli.run({"-v", "pipeline", file}).code == 0);
+        CHECK(cli.run({"pipeline", file, "-v"}).code == 0);
+        CHECK(cli.run({"pipeline", "-vv", file}).code == 0);
+        CHECK(cli.run({"run", "-v", "--", child(), "exit", "0"}).code == 0);
+        CHECK(cli.run({"daemons", "-v", "--registry", (dir.path / "reg").string()}).code == 0);
+    }
+    SECTION("--version: the meson project version") {
+        auto r = cli.run({"--version"});
+        CHECK(r.code == 0);
+        CHECK(std::regex_search(r.output, std::regex(R"(^coreproc \d+\.\d+\.\d+\n$)")));
+    }
+    SECTION("every subcommand's --help has an example") {
+        for (const char* sub : {"run", "pipeline", "supervise", "daemons", "demo"}) {
+            INFO(sub);
+            auto r = cli.run({sub, "--help"});
+            CHECK(r.code == 0);
+            CHECK_THAT(r.output, ContainsSubstring("Example"));
+            CHECK_THAT(r.output, ContainsSubstring(std::string("coreproc ") + sub));
+        }
+    }
+}
+
+TEST_CASE("Cli_Completion_Good", "[cli]") {
+    CORE_LEAK_GUARD();
+    Cli cli;
+    const std::string bash_file = std::string(COREPROC_COMPLETION_DIR) + "/coreproc.bash";
+    const std::string zsh_file = std::string(COREPROC_COMPLETION_DIR) + "/_coreproc";
+    SECTION("the bash file parses and registers the completion") {
+        core::process::RunOptions o;
+        o.command = "bash";
+        o.args = {"-n", bash_file};
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output.empty());
+        o.args = {"--norc", "-c", "source \"$0\" && complete -p coreproc", bash_file};
+        mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output == "complete -F _coreproc coreproc\n");
+    }
+    SECTION("the zsh file parses (zsh is no build dependency: checked where installed)") {
+        if (!fs::exists("/usr/bin/zsh") && !fs::exists("/bin/zsh")) return;
+        core::process::RunOptions o;
+        o.command = "zsh";
+        o.args = {"-n", zsh_file};
+        auto mp = cli.svc->start(Context::background(), o);
+        REQUIRE(mp);
+        auto r = Cli::finish(*mp);
+        CHECK(r.code == 0);
+        CHECK(r.output.empty());
+    }
+    SECTION("both files know every long flag of every subcommand") {
+        const std::string bash_text = read_text(bash_file);
+        const std::string zsh_text = read_text(zsh_file);
+        REQUIRE_FALSE(bash_text.empty());
+        REQUIRE_FALSE(zsh_text.empty());
+        for (const char* sub : {"run", "pipeline", "supervise", "daemons", "demo"}) {
+            CHECK_THAT(bash_text, ContainsSubstring(sub));
+            CHECK_THAT(zsh_text, ContainsSubstring(sub));
+            const auto help = cli.run({sub, "--help"}).output;
+            for (const auto& flag : long_flags(help)) {
+                INFO(sub << " " << flag);
+                CHECK_THAT(bash_text, ContainsSubstring(flag));
+                CHECK_THAT(zsh_text, ContainsSubstring(flag));
+            }
+        }
+        for (const auto& flag : long_flags(cli.run({"--help"}).output)) {
+            INFO(flag);
+            CHECK_THAT(bash_text, ContainsSubstring(flag));
+            CHECK_THAT(zsh_text, ContainsSubstring(flag));
+        }
+    }
 }

@@ -49,6 +49,7 @@
 //   dead-stderr PATH ARG…    the same for stderr
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -496,6 +497,20 @@ int main(int argc, char** argv) {
             if (k < 0 && errno == EINTR) continue;
             if (k <= 0) break;
             write_all(1, buf, static_cast<size_t>(k));
+        }
+        ::close(fd);
+        return 0;
+    }
+    // --- pipelines and CLI (issue 17) ---
+    // print-fifo TEXT FIFO: prints TEXT, then waits until a writer opens FIFO and closes it
+    // (the test's "go on"), so a test can see a line while the step is still running.
+    if (mode == "print-fifo") {
+        out(std::string(arg(2) ? arg(2) : "") + "\n");
+        if (!arg(3)) return usage();
+        const int fd = ::open(arg(3), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return 3;
+        char buf[64];
+        while (::read(fd, buf, sizeof buf) > 0) {
         }
         ::close(fd);
         return 0;

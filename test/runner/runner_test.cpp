@@ -571,10 +571,6 @@ TEST_CASE("Runner_ParsePipeline_Good", "[runner]") {
     CHECK(t.allow_failure);
     CHECK(t.env == std::vector<std::string>{"CTEST_OUTPUT_ON_FAILURE=1"});
     CHECK(t.timeout == 0ms);
-
-    auto empty = core::process::parse_pipeline(R"({"steps": []})");
-    REQUIRE(empty);
-    CHECK(empty->empty());
 }
 
 TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
@@ -590,6 +586,8 @@ TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {
     CHECK_THAT(err("{}"), ContainsSubstring("p.json: key \"steps\": missing"));
     CHECK_THAT(err(R"({"steps": {}})"), ContainsSubstring("key \"steps\": want array, got object"));
     CHECK_THAT(err(R"({"steps": [], "step": 1})"), ContainsSubstring("key \"step\": unknown key"));
+    // Running nothing and saying "passed" would hide a broken generator (issue 17).
+    CHECK_THAT(err(R"({"steps": []})"), ContainsSubstring("p.json: key \"steps\": empty"));
     CHECK_THAT(err(R"({"steps": [3]})"), ContainsSubstring("steps[0]: want object, got integer"));
     CHECK_THAT(err(R"({"steps": [{"command": "x"}]})"),
                ContainsSubstring("steps[0]: key \"name\": missing"));
@@ -698,5 +696,197 @@ TEST_CASE("Runner_LoadPipeline_Bad", "[runner]") {
         auto r = core::process::load_pipeline("/");
         REQUIRE_FALSE(r);
         CHECK_THAT(r.error().what(), ContainsSubstring("\"/\""));
+    }
+}
+
+// --- issue 17: defaults, shell, file-relative dirs, targets, order, fail_fast, on_output ---
+
+TEST_CASE("Runner_ParsePipelineDefaults_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto specs = core::process::parse_pipeline(R"({
+      "defaults": {"dir": "work", "env": {"A": "1", "B": "2"}, "timeout": "30s"},
+      "steps": [
+        {"name": "plain", "command": "true"},
+        {"name": "own", "command": "true", "dir": "/abs", "env": ["B=3"], "timeout": 0,
+         "description": "its own dir, env over the defaults', no timeout"},
+        {"name": "sh", "shell": "make -j2 && make check", "dir": "sub/dir"}
+      ]})",
+                                               "d.json", "/base");
+    REQUIRE(specs);
+    const RunSpec& plain = (*specs)[0];
+    CHECK(plain.dir == "/base/work");
+    CHECK(plain.env == std::vector<std::string>{"A=1", "B=2"});
+    CHECK(plain.timeout == 30000ms);
+    const RunSpec& own = (*specs)[1];
+    CHECK(own.dir == "/abs");
+    CHECK(own.env == std::vector<std::string>{"A=1", "B=2", "B=3"});  // last wins at spawn
+    CHECK(own.timeout == 0ms);
+    CHECK(own.description == "its own dir, env over the defaults', no timeout");
+    const RunSpec& sh = (*specs)[2];
+    CHECK(sh.command == "/bin/sh");
+    CHECK(sh.args == std::vector<std::string>{"-c", "make -j2 && make check"});
+    CHECK(sh.dir == "/base/sub/dir");
+    SECTION("without a base dir, a relative dir stays as written") {
+        auto r = core::process::parse_pipeline(
+            R"({"steps": [{"name": "a", "command": "x", "dir": "rel"}]})");
+        REQUIRE(r);
+        CHECK(r->at(0).dir == "rel");
+    }
+}
+
+TEST_CASE("Runner_ParsePipelineDefaults_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto err = [](const std::string& text) {
+        auto r = core::process::parse_pipeline(text, "p.json");
+        REQUIRE_FALSE(r);
+        return r.error().what();
+    };
+    const std::string one = R"(, "steps": [{"name": "a", "command": "x"}]})";
+    CHECK_THAT(err(R"({"defaults": 3)" + one),
+               ContainsSubstring("p.json: key \"defaults\": want object, got integer"));
+    CHECK_THAT(err(R"({"defaults": {"cwd": "/"})" + one),
+               ContainsSubstring("p.json: defaults: key \"cwd\": unknown key"));
+    CHECK_THAT(err(R"({"defaults": {"dir": 1})" + one),
+               ContainsSubstring("p.json: defaults: key \"dir\": want string, got integer"));
+    CHECK_THAT(err(R"({"defaults": {"env": ["X"]})" + one),
+               ContainsSubstring("p.json: defaults: key \"env\": \"X\": want K=V"));
+    CHECK_THAT(err(R"({"defaults": {"timeout": -1})" + one),
+               ContainsSubstring("p.json: defaults: key \"timeout\": negative duration"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "shell": "x", "command": "y"}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"shell\": not with \"command\""));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "shell": "x", "args": ["y"]}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"args\": not with \"shell\""));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "shell": ""}]})"),
+               ContainsSubstring("key \"shell\": empty"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "shell": ["x"]}]})"),
+               ContainsSubstring("key \"shell\": want string, got array"));
+    CHECK_THAT(err(R"({"description": 1, "steps": [{"name": "a", "command": "x"}]})"),
+               ContainsSubstring("key \"description\": want string, got integer"));
+}
+
+TEST_CASE("Runner_LoadPipelineDir_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    // A relative dir means the directory beside the file, whatever the cwd.
+    const std::string path =
+        temp_file("rel.json", R"({"steps": [{"name": "a", "command": "x", "dir": "sub"}]})");
+    auto specs = core::process::load_pipeline(path);
+    std::filesystem::remove(path);
+    REQUIRE(specs);
+    CHECK(specs->at(0).dir == (std::filesystem::temp_directory_path() / "sub").string());
+}
+
+TEST_CASE("Runner_SelectSteps_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    std::vector<RunSpec> specs = {step("a", {}), step("b", {}, {"a"}), step("c", {}, {"b"}),
+                                  step("d", {}), step("e", {}, {"a", "d"})};
+    auto names = [](const std::vector<RunSpec>& v) {
+        std::vector<std::string> out;
+        for (const auto& s : v) out.push_back(s.name);
+        return out;
+    };
+    auto r = core::process::select_steps(specs, {"c"});
+    REQUIRE(r);
+    CHECK(names(*r) == std::vector<std::string>{"a", "b", "c"});
+    r = core::process::select_steps(specs, {"e", "b"});
+    REQUIRE(r);
+    CHECK(names(*r) == std::vector<std::string>{"a", "b", "d", "e"});  // input order
+    r = core::process::select_steps(specs, {"d", "d"});
+    REQUIRE(r);
+    CHECK(names(*r) == std::vector<std::string>{"d"});
+}
+
+TEST_CASE("Runner_SelectSteps_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    std::vector<RunSpec> specs = {step("a", {}), step("b", {}, {"a"})};
+    auto r = core::process::select_steps(specs, {"zz"});
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().what(), ContainsSubstring("unknown step \"zz\" (steps: a, b)"));
+    specs.push_back(step("c", {}, {"nope"}));
+    r = core::process::select_steps(specs, {"a"});
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().what(), ContainsSubstring("unknown dependency \"nope\""));
+}
+
+TEST_CASE("Runner_Order_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    std::vector<RunSpec> specs = {step("test", {}, {"build"}), step("build", {}, {"fetch"}),
+                                  step("lint", {}), step("fetch", {})};
+    auto o = Runner::order(specs);
+    REQUIRE(o);
+    CHECK(*o == std::vector<std::size_t>{2, 3, 1, 0});  // lint, fetch, build, test
+    specs.push_back(step("x", {}, {"y"}));
+    specs.push_back(step("y", {}, {"x"}));
+    CHECK_FALSE(Runner::order(specs));
+}
+
+TEST_CASE("Runner_FailFast_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    RunnerOptions o;
+    o.max_parallel = 2;
+    o.fail_fast = true;
+    Runner runner(*h.svc, o);
+    // "long" and "bad" run together; "queued" waits for a worker and is never started.
+    auto r = runner.run_all(Context::background(), {step("long", {"sleep", "30000"}),
+                                                    step("bad", {"fail-after", "50", "1"}),
+                                                    step("queued", {"exit", "0"})});
+    REQUIRE(r);
+    CHECK_FALSE(r->ok());
+    CHECK(by_name(*r, "bad").error == "exited with code 1");
+    CHECK(by_name(*r, "long").status == RunStatus::failed);
+    CHECK(by_name(*r, "long").error == "stopped (fail-fast: step \"bad\" failed)");
+    CHECK(by_name(*r, "long").duration < 25s);
+    CHECK(by_name(*r, "queued").status == RunStatus::skipped);
+    CHECK(by_name(*r, "queued").error == "not started: fail-fast: step \"bad\" failed");
+    SECTION("an allowed failure does not stop the run") {
+        auto flaky = step("flaky", {"exit", "1"});
+        flaky.allow_failure = true;
+        auto r2 = runner.run_all(Context::background(), {flaky, step("after", {"exit", "0"})});
+        REQUIRE(r2);
+        CHECK(r2->ok());
+        CHECK(by_name(*r2, "after").status == RunStatus::passed);
+    }
+}
+
+TEST_CASE("Runner_OnOutput_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    std::mutex mu;
+    std::vector<std::string> events;  // "line:<step>:<text>" and "finished:<step>", in order
+    RunnerOptions o;
+    o.max_parallel = 2;
+    o.on_output = [&](const core::process::RunOutput& out) {
+        std::lock_guard lk(mu);
+        REQUIRE(out.spec != nullptr);
+        events.push_back("line:" + out.spec->name + ":" + std::string(out.line) +
+                         (out.stream == core::process::Stream::stderr_ ? " (err)" : ""));
+    };
+    o.on_progress = [&](const RunProgress& p) {
+        if (p.kind != RunProgress::Kind::finished) return;
+        std::lock_guard lk(mu);
+        events.push_back("finished:" + p.spec->name);
+    };
+    Runner runner(*h.svc, o);
+    auto r = runner.run_all(Context::background(),
+                            {step("many", {"lines", "200"}), step("err", {"stderr", "oops"}),
+                             step("quiet", {"exit", "0"})});
+    REQUIRE(r);
+    CHECK(r->ok());
+    std::lock_guard lk(mu);
+    auto at = [&](const std::string& e) {
+        auto it = std::find(events.begin(), events.end(), e);
+        return it == events.end() ? SIZE_MAX : static_cast<std::size_t>(it - events.begin());
+    };
+    // Every line, in order, and all of a step's lines before its finished event.
+    CHECK(at("line:many:line 0") < at("line:many:line 199"));
+    CHECK(at("line:many:line 199") < at("finished:many"));
+    CHECK(std::count_if(events.begin(), events.end(),
+                        [](const std::string& e) { return e.rfind("line:many:", 0) == 0; }) == 200);
+    CHECK(at("line:err:oops (err)") < at("finished:err"));
+    CHECK(at("finished:quiet") != SIZE_MAX);
+    // Timestamps: set for a run step.
+    for (const auto& x : r->results) {
+        CHECK(x.started_at.time_since_epoch().count() != 0);
+        CHECK(x.started_at <= x.finished_at);
     }
 }

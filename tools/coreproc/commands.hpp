@@ -24,8 +24,13 @@ int cmd_run(const Globals& g, const RunArgs& a);
 
 struct PipelineArgs {
     std::string file;
-    std::size_t jobs = 0;  // 0: hardware threads
+    std::vector<std::string> targets;  // steps to run with their dependencies; empty: all
+    std::size_t jobs = 0;              // 0: hardware threads
     bool sequential = false;
+    bool fail_fast = false;  // after the first failure, start nothing more, stop what runs
+    bool dry_run = false;    // print the order, run nothing
+    bool quiet = false;      // only failures and the summary
+    bool plain = false;      // no live view even on a terminal
 };
 int cmd_pipeline(const Globals& g, const PipelineArgs& a);
 

@@ -1,11 +1,15 @@
 // coreproc: the command-line face of core-process (README command 1).
 //   coreproc run [--dir D] [--env K=V]… [--timeout DUR] [--kill-group] [--json] -- CMD [ARG…]
-//   coreproc pipeline FILE [--jobs N] [--sequential] [--json]
+//   coreproc pipeline FILE [STEP…] [--jobs N] [--sequential] [--fail-fast] [--dry-run] [--quiet]
+//                    [--plain] [--json]
 //   coreproc supervise FILE [--listen ADDR] [--registry DIR] [--json]
 //   coreproc daemons [--registry DIR] [--json]
 //   coreproc demo [--json]
 //   coreproc ctl [--name N | --socket PATH] [--json] ACTION [ARG] (see cmd_ctl.cpp)
-// Exit codes: see commands.hpp and the README; 2 for usage and configuration errors.
+//   coreproc --version
+// -v/-vv are accepted before or after the subcommand. Exit codes: see common.hpp and the
+// README; 2 for usage and configuration errors. The shell completion files in
+// tools/completion/ list these subcommands and flags: keep them in step (test/cli checks).
 #include <iostream>
 
 #include <spdlog/logger.h>
@@ -20,6 +24,15 @@ int main(int argc, char** argv) {
 
     CLI::App app{"coreproc: run, pipeline and supervise processes with core-process", "coreproc"};
     app.require_subcommand(1);
+    // Options the subcommand does not know go up to here: -v works after the subcommand too.
+    app.fallthrough();
+    app.set_version_flag("--version", std::string("coreproc ") + COREPROC_VERSION);
+    app.footer(
+        "Examples:\n"
+        "  coreproc run --timeout 5s -- make check\n"
+        "  coreproc pipeline build.json test      # the step test and what it depends on\n"
+        "  coreproc supervise daemons.json --listen 127.0.0.1:8080\n"
+        "Run `coreproc SUBCOMMAND --help` for each one's flags.");
     int verbose = 0;
     app.add_flag("-v,--verbose", verbose, "Log more to stderr (-v info, -vv debug)");
     bool json = false;
@@ -44,16 +57,39 @@ int main(int argc, char** argv) {
     add_containment_flags(*run, run_args.contain);
     run->add_option("command", run_args.command, "CMD [ARG…] (after --)")->required();
     run->positionals_at_end(true);
+    run->footer(
+        "Examples:\n"
+        "  coreproc run -- ls -l /\n"
+        "  coreproc run --timeout 2s --kill-group -- sh -c 'sleep 10 & wait'   # exit 124\n"
+        "  coreproc run --json --env LC_ALL=C -- date\n"
+        "Exit: the command's code; 124 timeout; 127 cannot start; 128+N killed by signal N.");
 
     PipelineArgs pipe_args;
     auto* pipe = app.add_subcommand("pipeline", "Run a pipeline file (steps with dependencies)");
     pipe->add_option("file", pipe_args.file, "Pipeline file (JSON: {\"steps\": [...]})")
         ->required();
+    pipe->add_option("steps", pipe_args.targets,
+                     "Run only these steps and the steps they depend on (default: all)");
     pipe->add_option("-j,--jobs", pipe_args.jobs,
                      "Steps running at once (default: hardware threads)");
     pipe->add_flag("--sequential", pipe_args.sequential,
                    "Run steps one by one in file order; stop at the first failure");
-    pipe->add_flag("--json", json, "Print a JSON result on stdout instead of tables");
+    pipe->add_flag("--fail-fast", pipe_args.fail_fast,
+                   "After the first failure, start no more steps and stop the running ones");
+    pipe->add_flag("--dry-run", pipe_args.dry_run, "Print the steps in run order; run nothing");
+    pipe->add_flag("-q,--quiet", pipe_args.quiet,
+                   "Show only failures and the summary (no output of passed steps)");
+    pipe->add_flag("--plain", pipe_args.plain,
+                   "Plain lines even on a terminal (no live view, no colour)");
+    pipe->add_flag("--json", json, "Print one JSON result on stdout (no live output)");
+    pipe->footer(
+        "Examples:\n"
+        "  coreproc pipeline build.json                 # every step, output live\n"
+        "  coreproc pipeline build.json check -j4       # check and its dependencies\n"
+        "  coreproc pipeline build.json --dry-run       # the order, nothing run\n"
+        "  coreproc pipeline build.json --fail-fast --quiet\n"
+        "Exit: 0 all passed (allowed failures excepted); 1 a step failed or was skipped;\n"
+        "2 bad file or unknown step; 128+N interrupted by signal N.");
 
     SuperviseArgs sup_args;
     auto* sup = app.add_subcommand("supervise", "Supervise the daemons of FILE in the foreground");
@@ -79,12 +115,22 @@ int main(int argc, char** argv) {
                   "Allow a non-loopback --control-listen address (logs a warning)");
     sup->add_option("--token-file", sup_args.token_file,
                     "Bearer token file for --control-listen (default: generated beside the socket)");
+    sup->footer(
+        "Examples:\n"
+        "  coreproc supervise daemons.json\n"
+        "  coreproc supervise daemons.json --listen 127.0.0.1:8080 --json\n"
+        "  curl -s 127.0.0.1:8080/status   # from another shell\n"
+        "Stops every daemon on SIGINT/SIGTERM. Exit: 0 after a stop; 2 bad file.");
 
     DaemonsArgs dm_args;
     auto* dm = app.add_subcommand("daemons", "List the live daemons of a registry");
     dm->add_option("--registry", dm_args.registry,
                    "Daemon registry directory (default $HOME/.core/daemons)");
     dm->add_flag("--json", json, "Print the entries as a JSON array");
+    dm->footer(
+        "Examples:\n"
+        "  coreproc daemons\n"
+        "  coreproc daemons --registry \"${XDG_RUNTIME_DIR:-/tmp}/core/daemons\" --json");
 
     CtlArgs ctl_args;
     auto* ctl = app.add_subcommand("ctl", "Control a running `coreproc supervise` from another shell");
@@ -105,6 +151,10 @@ int main(int argc, char** argv) {
     demo->add_option("--registry", demo_args.registry,
                      "Registry directory to use (default: a temporary one)");
     demo->add_flag("--json", json, "Print what happens as JSON lines");
+    demo->footer(
+        "Examples:\n"
+        "  coreproc demo\n"
+        "  coreproc demo --json | head");
 
     try {
         app.parse(argc, argv);

@@ -14,6 +14,7 @@
 
 #include "core/context.hpp"
 #include "core/export.hpp"
+#include "core/process/types.hpp"
 #include "core/result.hpp"
 
 namespace core {
@@ -34,6 +35,7 @@ struct RunSpec {
     std::vector<std::string> after;  // names that must finish first (run_all only)
     bool allow_failure = false;      // its failure neither skips its dependents nor fails the run
     std::chrono::milliseconds timeout{0};  // 0: none; on expiry the process group is killed
+    std::string description;               // for people (shown by `coreproc pipeline --dry-run`)
 };
 
 enum class RunStatus { passed, failed, skipped };
@@ -50,6 +52,10 @@ struct RunResult {
     std::string output;            // combined stdout+stderr (newest 1 MiB)
     std::chrono::nanoseconds duration{0};
     std::string error;  // why it failed or was skipped; empty when passed
+    // Wall-clock start (before the spawn) and end; started_at stays the epoch for a spec that
+    // never started (skipped), finished_at is when it was skipped then.
+    std::chrono::system_clock::time_point started_at{};
+    std::chrono::system_clock::time_point finished_at{};
 };
 
 struct RunAllResult {
@@ -74,12 +80,32 @@ struct RunProgress {
     const RunResult* result = nullptr;  // finished only
 };
 
+// One line of a running spec's output (stdout or stderr), without its newline.
+struct RunOutput {
+    std::size_t index = 0;  // position in the input
+    const RunSpec* spec = nullptr;
+    std::string_view line;
+    Stream stream = Stream::stdout_;
+};
+
 struct RunnerOptions {
     // Most specs running at once; 0: the number of hardware threads (at least 1).
     std::size_t max_parallel = 0;
     // Called from the Runner's worker threads, possibly concurrently: must be thread-safe. The
     // pointers are valid during the call only. Blocking here delays that spec, nothing else.
     std::function<void(const RunProgress&)> on_progress;
+    // Each output line of a running spec, as it arrives; every line of a spec comes before its
+    // finished progress event. Called from one thread at a time (the Service's event thread or
+    // a worker); the line is valid during the call only. Lines come from the Service's
+    // ProcessOutput events: with ServiceOptions::events off it is never called (and each
+    // spec's end waits up to 2 s for lines that never come: leave it unset then). A line
+    // longer than RunOptions::max_output (1 MiB) arrives in pieces of that size.
+    std::function<void(const RunOutput&)> on_output;
+    // run_all and run_parallel: after the first failure that is not allowed, start nothing
+    // more (the rest are skipped, naming that step) and stop the running specs (their group
+    // gets SIGTERM, then SIGKILL after 5 s; they fail, naming that step). run_sequential
+    // always stops at the first failure.
+    bool fail_fast = false;
 };
 
 class CORE_API Runner {
@@ -103,6 +129,9 @@ class CORE_API Runner {
 
     // The checks run_all makes before running (names, commands, dependencies, cycles).
     static Result<void> validate(const std::vector<RunSpec>& specs);
+    // The order in which run_all starts specs with max_parallel 1: each after its
+    // dependencies, ready ones in input order. Errors: as validate.
+    static Result<std::vector<std::size_t>> order(const std::vector<RunSpec>& specs);
 
     std::size_t max_parallel() const noexcept { return max_parallel_; }
 
@@ -112,13 +141,25 @@ class CORE_API Runner {
     std::size_t max_parallel_;
 };
 
-// Reads a pipeline file: {"steps":[{"name","command","args","dir","env","after",
-// "allow_failure","timeout"}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds; env:
-// ["K=V"] or {"K":"V"}). Unknown keys are rejected. The result passes Runner::validate. Errors
-// name the source (the file), the step index and name, and the key.
+// The specs named in targets and every spec they depend on (transitively), in input order.
+// Errors: an unknown target (named, with the known names), or what validate finds.
+CORE_API Result<std::vector<RunSpec>> select_steps(const std::vector<RunSpec>& specs,
+                                                   const std::vector<std::string>& targets);
+
+// Reads a pipeline file: {"description", "defaults": {"dir","env","timeout"},
+// "steps":[{"name","command","args" | "shell","dir","env","after","allow_failure","timeout",
+// "description"}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds; env: ["K=V"] or
+// {"K":"V"}; shell: a command line run as /bin/sh -c LINE). A step's env goes over the
+// defaults' env, its dir and timeout replace the defaults'. A relative dir is resolved against
+// base_dir when base_dir is not empty. Unknown keys are rejected; a pipeline needs at least one
+// step. The result passes Runner::validate. Errors name the source (the file), the step index
+// and name, and the key.
 CORE_API Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text,
-                                                     std::string_view source = "pipeline");
-// As parse_pipeline on the file's contents. Errors: also the file cannot be read.
+                                                     std::string_view source = "pipeline",
+                                                     std::string_view base_dir = {});
+// As parse_pipeline on the file's contents, with relative dirs resolved against the file's own
+// directory (so the file means the same from any working directory). Errors: also the file
+// cannot be read.
 CORE_API Result<std::vector<RunSpec>> load_pipeline(const std::string& path);
 
 }  // namespace core::process

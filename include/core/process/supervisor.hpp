@@ -29,7 +29,8 @@ CORE_API const char* to_string(RestartPolicy p) noexcept;
 CORE_API Result<RestartPolicy> parse_restart_policy(std::string_view text);
 
 // starting → running → healthy ⇄ unhealthy; → stopping → stopped; → backoff → starting;
-// → failed (start limit hit, or policy `no` after a failure). See the README's diagram.
+// → failed (start limit hit, or policy `no` after a failure). Diagram: docs/design.md,
+// "Daemon states".
 enum class DaemonState {
     starting,
     running,

@@ -82,8 +82,9 @@ struct ProcessInfo {
     std::chrono::system_clock::time_point started_at{};
     std::chrono::nanoseconds duration{0};  // so far, while running
     std::size_t output_dropped = 0;  // bytes dropped from the front of the (stdout/combined) output
-    // Why it did not succeed, once finished: a non-zero exit, a signal, a timeout, a
-    // cancellation, a start that failed; empty after a clean exit and while running.
+    // Set once finished, unless it exited with code 0: "exited with code N", "killed by
+    // signal N (SIGX)", "timed out after D", the cancelled context's reason, "output cut", or
+    // why the process failed (status failed). Empty while running.
     std::string error;
     ExitStatus exit;                 // once finished (running: the defaults)
     Usage usage;                     // once finished
