@@ -66,7 +66,8 @@ constexpr std::chrono::time_point<Clock, Dur> saturating_add(
 
 // Now plus d on the steady clock, saturated: the deadline for a timeout of d.
 template <class Rep, class Period>
-std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> d) noexcept {
+std::chrono::steady_clock::time_point deadline_after(
+    std::chrono::duration<Rep, Period> d) noexcept {
     return saturating_add(std::chrono::steady_clock::now(), d);
 }
 

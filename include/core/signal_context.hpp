@@ -35,14 +35,14 @@ namespace core {
 [[nodiscard]] CORE_API Result<void> block_signals(const std::vector<int>& sigs);
 
 class CORE_API SignalContext {
-public:
+  public:
     // Watches sigs (empty: SIGINT and SIGTERM); the context is a child of parent, so it is also
     // done when parent is. Blocks sigs in the calling thread. While it lives, every arrival of
     // one of sigs is consumed (a second Ctrl-C does not kill the host; the first one's cause
     // stays). Errors: EINVAL (a signal that cannot be blocked), the signalfd's, eventfd's or
     // epoll's errno (EMFILE), EAGAIN when the watcher thread cannot start.
-    [[nodiscard]] static Result<SignalContext> create(std::vector<int> sigs = {},
-                                                      const Context& parent = Context::background());
+    [[nodiscard]] static Result<SignalContext> create(
+        std::vector<int> sigs = {}, const Context& parent = Context::background());
 
     SignalContext(SignalContext&&) noexcept;
     SignalContext& operator=(SignalContext&&) noexcept;
@@ -65,7 +65,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     explicit SignalContext(std::shared_ptr<Impl> impl) noexcept;
     std::shared_ptr<Impl> impl_;
     Context ctx_;

@@ -22,7 +22,8 @@ const char* signal_reason(int sig) {
     static const std::vector<std::string>* table = [] {
         auto* t = new std::vector<std::string>();
         for (int s = 0; s <= sys::sig_max(); ++s)
-            t->push_back("interrupted by " + (s == 0 ? std::string("a signal") : sys::signal_name(s)));
+            t->push_back("interrupted by " +
+                         (s == 0 ? std::string("a signal") : sys::signal_name(s)));
         return t;
     }();
     if (sig < 0 || static_cast<std::size_t>(sig) >= table->size()) return (*table)[0].c_str();

@@ -22,14 +22,14 @@ struct Daemon::Impl {
     DaemonOptions opts;
     std::shared_ptr<spdlog::logger> log;
 
-    mutable std::mutex mu;  // guards everything below but the atomics
+    mutable std::mutex mu;             // guards everything below but the atomics
     std::atomic<bool> running{false};  // written under mu; read lock-free
     std::optional<PidFile> pid;
     std::unique_ptr<HealthServer> health;
     std::optional<DaemonRegistry> registry;
     bool registered = false;
 
-    UniqueFd stop_fd;              // eventfd behind notify_stop(); lives until ~Daemon
+    UniqueFd stop_fd;                  // eventfd behind notify_stop(); lives until ~Daemon
     std::atomic<int> stop_fd_raw{-1};  // what notify_stop reads (signal-safe, no lock)
     std::atomic<int> last_signal{0};
 
@@ -104,8 +104,8 @@ Result<void> Daemon::start() {
         m.registered = true;
     }
     m.running = true;
-    SPDLOG_LOGGER_DEBUG(m.log, "daemon: started (pid file \"{}\", health \"{}\")",
-                        m.opts.pid_file, m.health ? m.health->addr() : "");
+    SPDLOG_LOGGER_DEBUG(m.log, "daemon: started (pid file \"{}\", health \"{}\")", m.opts.pid_file,
+                        m.health ? m.health->addr() : "");
     return {};
 }
 
@@ -155,7 +155,8 @@ Result<void> Daemon::run(const Context& ctx) {
     }
     auto ep = net::epoll_create();
     if (!ep) return fail(E(op, "", ep.error()));
-    if (auto r = net::epoll_add(ep->get(), efd, net::ev_in, 1); !r) return fail(E(op, "", r.error()));
+    if (auto r = net::epoll_add(ep->get(), efd, net::ev_in, 1); !r)
+        return fail(E(op, "", r.error()));
     if (sigs) {
         if (auto r = net::epoll_add(ep->get(), sigs->fd(), net::ev_in, 2); !r)
             return fail(E(op, "", r.error()));
@@ -187,7 +188,9 @@ void Daemon::notify_stop() noexcept {
     if (fd >= 0) net::eventfd_notify(fd);
 }
 
-int Daemon::stop_signal() const noexcept { return impl_->last_signal.load(); }
+int Daemon::stop_signal() const noexcept {
+    return impl_->last_signal.load();
+}
 
 // The accessors below take no Daemon lock: health is fixed at construction and has its own,
 // and stop() holds mu while joining the health thread, whose checks may call them.
@@ -195,13 +198,17 @@ void Daemon::set_ready(bool ready) {
     if (impl_->health) impl_->health->set_ready(ready);
 }
 
-bool Daemon::running() const { return impl_->running.load(); }
+bool Daemon::running() const {
+    return impl_->running.load();
+}
 
 std::string Daemon::health_addr() const {
     return impl_->health ? impl_->health->addr() : std::string();
 }
 
-HealthServer* Daemon::health() noexcept { return impl_->health.get(); }
+HealthServer* Daemon::health() noexcept {
+    return impl_->health.get();
+}
 
 Result<void> block_stop_signals() {
     auto r = sig::block_stop_signals();

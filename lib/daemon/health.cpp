@@ -6,9 +6,9 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
-#include <optional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -42,9 +42,9 @@ Result<net::Endpoint> parse_endpoint(const std::string& op, const std::string& a
     if (host.empty() || host == "localhost") host = "127.0.0.1";
     net::Endpoint ep;
     if (!net::parse_ipv4(host, &ep.addr_be))
-        return fail(Error(
-            op, "\"" + addr + "\": bad address (host must be an IPv4 address or localhost)",
-            EINVAL));
+        return fail(
+            Error(op, "\"" + addr + "\": bad address (host must be an IPv4 address or localhost)",
+                  EINVAL));
     ep.port = static_cast<std::uint16_t>(port);
     return ep;
 }
@@ -388,7 +388,8 @@ struct HealthServer::Impl {
             for (const auto& [t, c] : conns) active += c.phase != Conn::Phase::draining;
             if (conns.size() >= 4 * opts.max_connections) {
                 for (auto it = conns.begin(); it != conns.end();)
-                    it = it->second.phase == Conn::Phase::draining ? conns.erase(it) : std::next(it);
+                    it =
+                        it->second.phase == Conn::Phase::draining ? conns.erase(it) : std::next(it);
             }
             if (active >= opts.max_connections) {
                 // Best effort: one non-blocking send of a tiny reply, then close.
@@ -421,7 +422,9 @@ HealthServer::HealthServer(HealthOptions opts) : impl_(std::make_unique<Impl>())
         impl_->opts.read_timeout = std::chrono::milliseconds(5000);
 }
 
-HealthServer::~HealthServer() { stop(); }
+HealthServer::~HealthServer() {
+    stop();
+}
 
 Result<void> HealthServer::start() {
     Impl& m = *impl_;
@@ -432,9 +435,9 @@ Result<void> HealthServer::start() {
     if (!ep) return fail(Error("health", "listen " + ep.error().message(), EINVAL));
     auto listen = net::tcp_listen(*ep, 128);
     if (!listen)
-        return fail(Error("health", "listen " + net::to_string(*ep) + ": " +
-                                        detail::errno_text(listen.error()),
-                          listen.error().code()));
+        return fail(Error(
+            "health", "listen " + net::to_string(*ep) + ": " + detail::errno_text(listen.error()),
+            listen.error().code()));
     auto port = net::local_port(listen->get());
     if (!port) return fail(E("health", "listen " + want, port.error()));
     auto epfd = net::epoll_create();
@@ -540,15 +543,23 @@ void HealthServer::add_handler(const std::string& path, HttpHandler handler) {
     impl_->handlers[path] = std::move(handler);
 }
 
-void HealthServer::set_ready(bool ready) { impl_->ready.store(ready); }
-bool HealthServer::ready() const { return impl_->ready.load(); }
-Result<void> HealthServer::check() const { return impl_->run_checks(); }
+void HealthServer::set_ready(bool ready) {
+    impl_->ready.store(ready);
+}
+bool HealthServer::ready() const {
+    return impl_->ready.load();
+}
+Result<void> HealthServer::check() const {
+    return impl_->run_checks();
+}
 
 // --- client ---
 
 namespace {
 
-std::string ms_text(std::chrono::milliseconds t) { return std::to_string(t.count()) + "ms"; }
+std::string ms_text(std::chrono::milliseconds t) {
+    return std::to_string(t.count()) + "ms";
+}
 
 Error step_error(const std::string& addr, const char* step, const Error& e) {
     return Error("http.get", addr + ": " + step + ": " + detail::errno_text(e), e.code());
@@ -562,7 +573,8 @@ Result<HttpResponse> http_get(const std::string& addr, const std::string& path,
     auto ep = detail::parse_endpoint("http.get", addr);
     if (!ep) return tl::unexpected(ep.error());
     if (path.empty() || path.front() != '/')
-        return fail(Error("http.get", addr + ": path must start with '/': \"" + path + "\"", EINVAL));
+        return fail(
+            Error("http.get", addr + ": path must start with '/': \"" + path + "\"", EINVAL));
     for (char c : path)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
             return fail(Error("http.get", addr + ": bad byte in path", EINVAL));
@@ -627,8 +639,8 @@ Result<HttpResponse> http_get(const std::string& addr, const std::string& path,
     auto resp = detail::parse_response(raw);
     if (!resp) {
         if (raw.empty())
-            return fail(Error("http.get", where + ": connection closed without a response",
-                              ECONNRESET));
+            return fail(
+                Error("http.get", where + ": connection closed without a response", ECONNRESET));
         return fail(Error("http.get", where + ": " + resp.error().message(), EPROTO));
     }
     return resp;
@@ -655,8 +667,8 @@ Result<void> probe(const char* op, const std::string& addr, const char* path,
     std::string body = r->body;
     while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
     if (body.size() > 512) body.resize(512);
-    return fail(E(op, addr + ": status " + std::to_string(r->status) +
-                          (body.empty() ? "" : ": " + body)));
+    return fail(
+        E(op, addr + ": status " + std::to_string(r->status) + (body.empty() ? "" : ": " + body)));
 }
 
 }  // namespace

@@ -14,9 +14,9 @@
 namespace core::process::detail {
 
 struct HttpRequest {
-    std::string method;   // "GET"
-    std::string target;   // "/health?x=1", as sent
-    std::string path;     // "/health": the target without its query
+    std::string method;     // "GET"
+    std::string target;     // "/health?x=1", as sent
+    std::string path;       // "/health": the target without its query
     int minor_version = 1;  // HTTP/1.<minor_version>
     std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased, in order
 };

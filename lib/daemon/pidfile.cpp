@@ -28,7 +28,8 @@ std::string parent_dir(const std::string& path) {
 
 // "1234\n" → 1234; anything else (empty, garbage, out of range, <= 0) → 0.
 int parse_pid(std::string_view s) {
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.remove_suffix(1);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+        s.remove_suffix(1);
     int pid = 0;
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), pid);
     if (s.empty() || ec != std::errc() || p != s.data() + s.size() || pid <= 0) return 0;
@@ -50,10 +51,11 @@ int read_pid_from(int fd) {
 
 PidFile::PidFile(std::string path) : path_(std::move(path)) {}
 
-PidFile::~PidFile() { (void)release(); }
+PidFile::~PidFile() {
+    (void)release();
+}
 
-PidFile::PidFile(PidFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
+PidFile::PidFile(PidFile&& o) noexcept : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
 
 PidFile& PidFile::operator=(PidFile&& o) noexcept {
     if (this != &o) {
@@ -82,7 +84,8 @@ Result<void> PidFile::acquire() {
         if (!*locked) {
             int holder = read_pid_from(fd->get());
             if (holder == 0) (void)file::has_exclusive_flock(fd->get(), &holder);
-            const std::string who = holder > 0 ? "pid " + std::to_string(holder) : "another process";
+            const std::string who =
+                holder > 0 ? "pid " + std::to_string(holder) : "another process";
             return fail(Error(op, path_ + ": held by " + who, EWOULDBLOCK));
         }
         // We hold a lock on the file we opened; make sure it is still the one at path_. Its

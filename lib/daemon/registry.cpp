@@ -56,7 +56,9 @@ Error bad_key(const char* key, const std::string& why) {
     return Error("registry", std::string("key \"") + key + "\": " + why, EINVAL);
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 }  // namespace
 
@@ -111,8 +113,8 @@ Result<chr::system_clock::time_point> parse_rfc3339(const std::string& text) {
     };
     int Y, M, D, hh, mm, ss;
     if (!num(0, 4, &Y) || s[4] != '-' || !num(5, 2, &M) || s[7] != '-' || !num(8, 2, &D) ||
-        (s[10] != 'T' && s[10] != 't') || !num(11, 2, &hh) || s[13] != ':' ||
-        !num(14, 2, &mm) || s[16] != ':' || !num(17, 2, &ss))
+        (s[10] != 'T' && s[10] != 't') || !num(11, 2, &hh) || s[13] != ':' || !num(14, 2, &mm) ||
+        s[16] != ':' || !num(17, 2, &ss))
         return bad("not RFC 3339");
     if (hh > 23 || mm > 59 || ss > 60) return bad("time out of range");
     const chr::year_month_day ymd{chr::year{Y}, chr::month{static_cast<unsigned>(M)},
@@ -151,8 +153,8 @@ Result<chr::system_clock::time_point> parse_rfc3339(const std::string& text) {
     // system_clock counts int64 nanoseconds: about 1678..2261. Outside that, refuse.
     if (Y < 1678 || Y > 2261) return bad("year out of range");
     const auto days = chr::sys_days(ymd).time_since_epoch();
-    const long long secs = chr::duration_cast<chr::seconds>(days).count() + hh * 3600LL +
-                           mm * 60LL + ss - offset_s;
+    const long long secs =
+        chr::duration_cast<chr::seconds>(days).count() + hh * 3600LL + mm * 60LL + ss - offset_s;
     const auto d = chr::seconds(secs) + chr::nanoseconds(frac);
     return chr::system_clock::time_point(chr::duration_cast<chr::system_clock::duration>(d));
 }
@@ -230,7 +232,8 @@ Result<DaemonEntry> parse_daemon_entry(const std::string& text) {
 
 // --- DaemonRegistry ---
 
-DaemonRegistry::DaemonRegistry(std::string dir) : dir_(dir.empty() ? default_dir() : std::move(dir)) {
+DaemonRegistry::DaemonRegistry(std::string dir)
+    : dir_(dir.empty() ? default_dir() : std::move(dir)) {
     while (dir_.size() > 1 && dir_.back() == '/') dir_.pop_back();
 }
 
@@ -255,7 +258,8 @@ Result<void> DaemonRegistry::register_entry(const DaemonEntry& entry) {
     if (entry.pid <= 0) return fail(Error(op, "pid must be positive", EINVAL));
     if (auto r = file::make_dirs(dir_, kDirMode); !r) return fail(E(op, dir_, r.error()));
     // A shared fallback like /tmp/.core/daemons could have been planted by another user.
-    if (auto r = file::check_private_dir(dir_); !r) return fail(E(op, "unsafe directory", r.error()));
+    if (auto r = file::check_private_dir(dir_); !r)
+        return fail(E(op, "unsafe directory", r.error()));
     const std::string final_path = dir_ + "/" + file_name(entry.code, entry.daemon);
     // A unique temp name in the same directory (rename is atomic only within a file system).
     static std::atomic<unsigned> seq{0};
@@ -328,9 +332,9 @@ Result<DaemonEntry> DaemonRegistry::get(const std::string& code, const std::stri
     if (!file::process_alive(e->pid)) {
         prune(path, e->pid);
         (void)entries_.remove(key);
-        return fail(Error(op, "not found: " + key + " (pid " + std::to_string(e->pid) +
-                                  " is gone; entry pruned)",
-                          ENOENT));
+        return fail(Error(
+            op, "not found: " + key + " (pid " + std::to_string(e->pid) + " is gone; entry pruned)",
+            ENOENT));
     }
     (void)entries_.set(key, *e);
     return e;
@@ -371,7 +375,8 @@ Result<ListResult> DaemonRegistry::list() {
     // The mirror follows the directory: entries other processes removed go from memory too.
     std::set<std::string> live;
     for (const auto& e : out.entries) live.insert(key_of(e.code, e.daemon));
-    entries_.remove_if([&](const std::string& key, const DaemonEntry&) { return !live.count(key); });
+    entries_.remove_if(
+        [&](const std::string& key, const DaemonEntry&) { return !live.count(key); });
     return out;
 }
 

@@ -9,8 +9,8 @@
 #include "process/state.hpp"
 #include "sys/cgroup.hpp"
 #include "sys/file.hpp"
-#include "sys/signals.hpp"
 #include "sys/proc.hpp"
+#include "sys/signals.hpp"
 
 namespace core::process::detail {
 
@@ -301,7 +301,8 @@ void end_cgroup_tree(ProcessState& st) {
 }
 
 void oom_reason_locked(ProcessState& st) {
-    if (st.status != Status::killed || st.signal != sys::sig_kill() || st.accounting.oom_kills == 0) return;
+    if (st.status != Status::killed || st.signal != sys::sig_kill() || st.accounting.oom_kills == 0)
+        return;
     st.error = "killed by the OOM killer";
     if (!st.cgroup->memory_text().empty()) st.error += ": " + st.cgroup->memory_text();
 }

@@ -2,8 +2,8 @@
 
 #include <cerrno>
 #include <charconv>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "process/cgroup.hpp"
@@ -70,7 +70,8 @@ Result<Rlimit> parse_rlimit(std::string_view text) {
     auto res = sys::ident::rlimit_resource(text.substr(0, eq));
     if (!res) return fail(res.error());
     auto value = [&](std::string_view v) -> Result<std::uint64_t> {
-        if (v == "unlimited" || v == "infinity" || v == "max") return UINT64_MAX;  // RLIM_INFINITY on Linux
+        if (v == "unlimited" || v == "infinity" || v == "max")
+            return UINT64_MAX;  // RLIM_INFINITY on Linux
         std::uint64_t n = 0;
         auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
         if (v.empty() || ec != std::errc() || p != v.data() + v.size())
@@ -217,8 +218,7 @@ Result<std::uint64_t> size_of(const std::string& op, const char* key, const Valu
     std::int64_t n = 0;
     if (value_to_integer(v, n)) {
         if (n < 0)  // 0 is a size too: memorySwapMax 0 is "no swap"
-            return fail(
-                Error(op, std::string("option \"") + key + "\": want a size >= 0", EINVAL));
+            return fail(Error(op, std::string("option \"") + key + "\": want a size >= 0", EINVAL));
         return static_cast<std::uint64_t>(n);
     }
     if (auto s = v.get<std::string>()) {

@@ -208,8 +208,8 @@ bool ManagedProcess::wait_for(std::chrono::nanoseconds timeout) const {
 Result<void> ManagedProcess::write_input(std::string_view bytes) {
     std::lock_guard lk(s_->input_mu);
     if (!s_->keep_stdin)
-        return fail(
-            Error("process.write_input", s_->id + ": stdin not kept (std_in is not a pipe)", EBADF));
+        return fail(Error("process.write_input", s_->id + ": stdin not kept (std_in is not a pipe)",
+                          EBADF));
     if (!s_->input_fd)
         return fail(Error("process.write_input", s_->id + ": stdin already closed", EBADF));
     // Non-blocking writes, waiting for room together with input_wake: the process finishing
@@ -240,8 +240,8 @@ Result<void> ManagedProcess::write_input(std::string_view bytes) {
 
 Result<void> ManagedProcess::close_input() {
     if (!s_->keep_stdin)
-        return fail(
-            Error("process.close_input", s_->id + ": stdin not kept (std_in is not a pipe)", EBADF));
+        return fail(Error("process.close_input", s_->id + ": stdin not kept (std_in is not a pipe)",
+                          EBADF));
     // Wake a writer blocked on a full pipe first, or the lock below waits for it forever.
     s_->input_closing.store(true);
     if (s_->input_wake.fd() >= 0) s_->input_wake.signal();

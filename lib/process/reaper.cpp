@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cerrno>
 
-#include "process/notifier.hpp"
 #include "process/cgroup.hpp"
+#include "process/notifier.hpp"
 #include "sys/io.hpp"
 #include "sys/signals.hpp"
 
@@ -213,8 +213,7 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
         if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
             close_pipe(*st, st->err_fd);
     if (st->in_fd)
-        if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a)
-            st->in_fd.reset();
+        if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a) st->in_fd.reset();
     if (st->timeout.count() > 0) {
         const auto at = deadline_after(st->started_steady, st->timeout);
         if (at != Clock::time_point::max()) add_timer(Timer{at, Timer::timeout, st});
@@ -306,8 +305,8 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
         bool queued = true;
         if (st->on_output && hooks_.notifier) {
             // One callback per read (a batch of lines), on the notifier thread.
-            queued = hooks_.notifier->post_output(
-                len, [st, stream, bytes = std::string(buf_, len)] {
+            queued =
+                hooks_.notifier->post_output(len, [st, stream, bytes = std::string(buf_, len)] {
                     st->on_output(OutputChunk{st->id, stream, bytes});
                 });
         }

@@ -103,10 +103,11 @@ Result<void> validate(const std::string& op, const RunOptions& o) {
     if (o.command.empty()) return fail(Error(op, "option \"command\" is required", EINVAL));
     // A NUL byte would silently cut the string where the kernel reads it (argv, envp, paths).
     auto nul = [&](const char* key, const std::string& what) {
-        return fail(Error(op, std::string("option \"") + key + "\": " + what + " contains a NUL byte",
-                          EINVAL));
+        return fail(Error(
+            op, std::string("option \"") + key + "\": " + what + " contains a NUL byte", EINVAL));
     };
-    if (has_nul(o.command)) return nul("command", "\"" + o.command.substr(0, o.command.find('\0')) + "…\"");
+    if (has_nul(o.command))
+        return nul("command", "\"" + o.command.substr(0, o.command.find('\0')) + "…\"");
     for (std::size_t i = 0; i < o.args.size(); ++i)
         if (has_nul(o.args[i])) return nul("args", "element " + std::to_string(i));
     if (has_nul(o.dir)) return nul("dir", "the path");
@@ -115,8 +116,8 @@ Result<void> validate(const std::string& op, const RunOptions& o) {
     for (std::size_t i = 0; i < o.unset_env.size(); ++i) {
         if (has_nul(o.unset_env[i])) return nul("unsetEnv", "entry " + std::to_string(i));
         if (o.unset_env[i].empty() || o.unset_env[i].find('=') != std::string::npos)
-            return fail(Error(op, "option \"unsetEnv\": \"" + o.unset_env[i] + "\" is not a name",
-                              EINVAL));
+            return fail(
+                Error(op, "option \"unsetEnv\": \"" + o.unset_env[i] + "\" is not a name", EINVAL));
     }
     if (o.timeout.count() < 0)
         return fail(Error(op, "option \"timeout\": negative duration", EINVAL));
@@ -135,18 +136,19 @@ Result<void> validate(const std::string& op, const RunOptions& o) {
         {"stdin", &o.std_in}, {"stdout", &o.std_out}, {"stderr", &o.std_err}};
     for (const auto& [key, st] : streams) {
         const bool is_in = st == &o.std_in;
-        if (st->kind() == K::merge && st != &o.std_err)
-            return bad(key, "merge is for stderr only");
+        if (st->kind() == K::merge && st != &o.std_err) return bad(key, "merge is for stderr only");
         if (st->kind() == K::bytes && !is_in) return bad(key, "bytes is for stdin only");
         if (st->kind() == K::file && st->path().empty()) return bad(key, "file needs a path");
         if (st->kind() == K::file && has_nul(st->path())) return nul(key, "the path");
         if (st->kind() == K::fd && st->descriptor() < 0)
             return bad(key, "fd " + std::to_string(st->descriptor()) + " is not a descriptor");
     }
-    const int ptys = (o.std_in.kind() == K::pty) + (o.std_out.kind() == K::pty) +
-                     (o.std_err.kind() == K::pty);
+    const int ptys =
+        (o.std_in.kind() == K::pty) + (o.std_out.kind() == K::pty) + (o.std_err.kind() == K::pty);
     if (ptys != 0 && ptys != 3)
-        return bad(o.std_in.kind() != K::pty ? "stdin" : o.std_out.kind() != K::pty ? "stdout" : "stderr",
+        return bad(o.std_in.kind() != K::pty    ? "stdin"
+                   : o.std_out.kind() != K::pty ? "stdout"
+                                                : "stderr",
                    "a pty is shared by stdin, stdout and stderr: all three must say pty");
     for (std::size_t i = 0; i < o.pass_fds.size(); ++i) {
         const auto& p = o.pass_fds[i];
@@ -156,7 +158,8 @@ Result<void> validate(const std::string& op, const RunOptions& o) {
         if (p.parent < 0) return bad("passFds", "parent descriptor " + std::to_string(p.parent));
         for (std::size_t j = 0; j < i; ++j)
             if (o.pass_fds[j].child == p.child)
-                return bad("passFds", "child descriptor " + std::to_string(p.child) + " given twice");
+                return bad("passFds",
+                           "child descriptor " + std::to_string(p.child) + " given twice");
     }
     return {};
 }
@@ -186,8 +189,8 @@ Result<Resolved> resolve(const std::string& op, const RunOptions& o) {
             overrides.push_back("PWD=" + abs);
         }
     }
-    const bool custom = !overrides.empty() || !o.unset_env.empty() ||
-                        o.env_mode == EnvMode::replace;
+    const bool custom =
+        !overrides.empty() || !o.unset_env.empty() || o.env_mode == EnvMode::replace;
     const char* path_var = nullptr;
     if (custom) {
         if (o.env_mode == EnvMode::replace) {
@@ -238,8 +241,8 @@ Result<Resolved> resolve(const std::string& op, const RunOptions& o) {
 
 // Step 4: every descriptor the child gets, and the parent ends we keep.
 struct StdioPlan {
-    sys::UniqueFd child_own[3];  // owned sources for 0, 1, 2 (pipe ends, files, dups)
-    int child[3] = {-1, -1, -1}; // what is dup2'd onto 0, 1, 2; -1: inherit ours
+    sys::UniqueFd child_own[3];        // owned sources for 0, 1, 2 (pipe ends, files, dups)
+    int child[3] = {-1, -1, -1};       // what is dup2'd onto 0, 1, 2; -1: inherit ours
     sys::UniqueFd out_read, err_read;  // captured stdout / stderr
     sys::UniqueFd in_write;            // stdin pipe (pipe or bytes)
     bool separate_err = false;
@@ -365,9 +368,11 @@ Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int dev
         for (const auto& pf : o.pass_fds) max_dst = std::max(max_dst, pf.child);
         for (const auto& pf : o.pass_fds) {
             auto d = sys::dup_at_least(pf.parent, max_dst + 1);
-            if (!d) return fail(Error(op, "option \"passFds\": fd " + std::to_string(pf.parent) +
-                                              ": " + d.error().what(),
-                                      d.error().code()));
+            if (!d)
+                return fail(Error(
+                    op,
+                    "option \"passFds\": fd " + std::to_string(pf.parent) + ": " + d.error().what(),
+                    d.error().code()));
             p.pass_src.push_back(d->get());
             p.pass_dst.push_back(pf.child);
             p.pass_own.push_back(std::move(*d));
@@ -970,8 +975,7 @@ namespace {
 // The keys of process.run / process.start, go-process's first, then ours.
 constexpr const char* kRunKeys[] = {
     "command", "args", "dir", "env", "timeout", "gracePeriod", "killGroup", "disableCapture",
-    "input", "maxOutput", "detach", "keepStdin", "stdin", "stdout", "stderr", "envMode",
-    "unsetEnv",
+    "input", "maxOutput", "detach", "keepStdin", "stdin", "stdout", "stderr", "envMode", "unsetEnv",
     // containment and identity (issue 13), read by detail::parse_containment_options
     "cgroup", "memoryMax", "memorySwapMax", "pidsMax", "cpuMax", "ioWeight", "user", "group",
     "groups", "umask", "rlimits", "nice", "noNewPrivs", "parentDeathSignal"};
@@ -984,15 +988,16 @@ Result<Stdio> parse_stdio(const std::string& op, const char* key, const Value& v
         if (*s == "null") return Stdio::null();
         if (*s == "inherit") return Stdio::inherit();
         if (*s == "merge") return Stdio::merge();
-        return fail(Error(op, where + ": unknown stream target \"" + *s +
-                                  "\" (want pipe, null, inherit, merge or {\"file\": path})",
+        return fail(Error(op,
+                          where + ": unknown stream target \"" + *s +
+                              "\" (want pipe, null, inherit, merge or {\"file\": path})",
                           EINVAL));
     }
     if (const auto* o = v.get<Options>()) {
         for (const auto& [k, _] : o->entries())
             if (k != "file" && k != "append")
-                return fail(Error(op, where + ": unknown key \"" + k + "\" (known: file, append)",
-                                  EINVAL));
+                return fail(
+                    Error(op, where + ": unknown key \"" + k + "\" (known: file, append)", EINVAL));
         auto path = o->want_string(op, "file");
         if (!path) return fail(path.error());
         if (path->empty()) return fail(Error(op, where + ": \"file\" is required", EINVAL));
@@ -1000,9 +1005,9 @@ Result<Stdio> parse_stdio(const std::string& op, const char* key, const Value& v
         if (!append) return fail(append.error());
         return Stdio::file(*path, *append ? FileMode::append : FileMode::truncate);
     }
-    return fail(Error(op, where + ": want string or {\"file\": path, \"append\": bool}, got " +
-                              v.type_name(),
-                      EINVAL));
+    return fail(Error(
+        op, where + ": want string or {\"file\": path, \"append\": bool}, got " + v.type_name(),
+        EINVAL));
 }
 
 }  // namespace
@@ -1042,9 +1047,9 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
     if (*env_mode == "replace") {
         o.env_mode = EnvMode::replace;
     } else if (*env_mode != "merge") {
-        return fail(Error(op, "option \"envMode\": want \"merge\" or \"replace\", got \"" +
-                                  *env_mode + "\"",
-                          EINVAL));
+        return fail(Error(
+            op, "option \"envMode\": want \"merge\" or \"replace\", got \"" + *env_mode + "\"",
+            EINVAL));
     }
     auto unset = opts.want_strings(op, "unsetEnv");
     if (!unset) return fail(unset.error());
@@ -1077,7 +1082,8 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
         auto input = opts.want_string(op, "input");
         if (!input) return fail(input.error());
         if (*keep)
-            return fail(Error(op, "options \"input\" and \"keepStdin\" exclude each other", EINVAL));
+            return fail(
+                Error(op, "options \"input\" and \"keepStdin\" exclude each other", EINVAL));
         o.std_in = Stdio::bytes(std::move(*input));
     } else if (*keep) {
         o.std_in = Stdio::pipe();

@@ -3,8 +3,8 @@
 // mu; under input_mu; under the reaper's work lock (its thread, or a waiter helping it).
 #pragma once
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -77,11 +77,11 @@ struct ProcessState {
     OutputRing err_output;
     ExitStatus exit;  // complete once done
     Usage usage;
-    bool output_cut = false;  // the drain timer ended the wait for the pipes
+    bool output_cut = false;             // the drain timer ended the wait for the pipes
     std::uint64_t callback_dropped = 0;  // on_output bytes dropped (queue full)
     std::vector<std::function<void(const ProcessInfo&)>> exit_hooks;  // until done
     sys::EventFd exit_event;  // ManagedProcess::exit_fd(): created on demand, signalled once done
-    sys::UniqueFd pty_ctl;  // Stdio::pty: our descriptor for resize(); closed at finish
+    sys::UniqueFd pty_ctl;    // Stdio::pty: our descriptor for resize(); closed at finish
     bool kill_requested = false;
     EndReason reason = EndReason::none;
     std::string reason_text;  // ctx.reason() for cancelled

@@ -4,8 +4,7 @@
 
 namespace core::process::detail {
 
-Checker::Checker(Service& service, Report report)
-    : service_(service), report_(std::move(report)) {}
+Checker::Checker(Service& service, Report report) : service_(service), report_(std::move(report)) {}
 
 Checker::~Checker() {
     std::vector<std::thread> threads;

@@ -3,8 +3,8 @@
 // ignored so that a file can carry comments.
 #include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <set>
 #include <string>
@@ -232,25 +232,36 @@ Result<std::uint64_t> get_size(const Where& w, const std::string& key, const jso
     if (!v.is_string()) return fail(w.want(key, "a size (bytes, or \"512K\", \"10M\", \"1G\")", v));
     std::string t = v.get<std::string>();
     for (const char* suffix : {"iB", "B"})
-        if (t.size() > std::strlen(suffix) && t.compare(t.size() - std::strlen(suffix),
-                                                        std::string::npos, suffix) == 0) {
+        if (t.size() > std::strlen(suffix) &&
+            t.compare(t.size() - std::strlen(suffix), std::string::npos, suffix) == 0) {
             t.resize(t.size() - std::strlen(suffix));
             break;
         }
     std::uint64_t mult = 1;
     if (!t.empty()) {
         switch (t.back()) {
-            case 'K': case 'k': mult = 1u << 10; break;
-            case 'M': case 'm': mult = 1u << 20; break;
-            case 'G': case 'g': mult = 1u << 30; break;
-            default: break;
+            case 'K':
+            case 'k':
+                mult = 1u << 10;
+                break;
+            case 'M':
+            case 'm':
+                mult = 1u << 20;
+                break;
+            case 'G':
+            case 'g':
+                mult = 1u << 30;
+                break;
+            default:
+                break;
         }
         if (mult != 1) t.pop_back();
     }
     std::uint64_t n = 0;
     auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), n);
     if (t.empty() || ec != std::errc() || p != t.data() + t.size())
-        return fail(w.err(key, "want a size (bytes, or \"512K\", \"10M\", \"1G\"), got " + v.dump()));
+        return fail(
+            w.err(key, "want a size (bytes, or \"512K\", \"10M\", \"1G\"), got " + v.dump()));
     if (n > kMax / mult) return fail(w.err(key, "too large: " + v.dump()));
     return n * mult;
 }
@@ -282,7 +293,8 @@ Result<void> parse_log(const Where& w, const json& v, LogSpec& l) {
     }
     for (const char* key : {"timestamps", "separate"}) {
         if (!v.contains(key)) continue;
-        if (!v[key].is_boolean()) return fail(w.want(std::string("log.") + key, "true or false", v[key]));
+        if (!v[key].is_boolean())
+            return fail(w.want(std::string("log.") + key, "true or false", v[key]));
         (std::string_view(key) == "timestamps" ? l.timestamps : l.separate) = v[key].get<bool>();
     }
     return {};

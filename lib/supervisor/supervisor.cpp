@@ -458,7 +458,7 @@ struct SupervisorImpl {
         o.detach = true;
         o.max_output = opts.max_output;
         o.grace_period = s.stop_timeout;  // for the Service's own shutdown of our children
-        o.cgroup = s.cgroup;  // containment and identity (issue 13)
+        o.cgroup = s.cgroup;              // containment and identity (issue 13)
         o.limits = s.limits;
         o.identity = s.identity;
         return o;
@@ -593,8 +593,7 @@ struct SupervisorImpl {
             set_state_locked(d, DaemonState::stopping, why);
             if (d.spec.stop_timeout.count() > 0) d.kill_at = Clock::now() + d.spec.stop_timeout;
         }
-        const int sig =
-            d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::sig_kill();
+        const int sig = d.spec.stop_timeout.count() > 0 ? d.spec.stop_signal : sys::sig_kill();
         if (auto r = proc->signal(sig); !r)
             log()->debug("supervisor: {}: signal: {}", d.spec.name, r.error().what());
         // A SIGSTOPped daemon would hold the stop signal pending until the kill deadline:
@@ -692,8 +691,8 @@ struct SupervisorImpl {
                     d->restart_at.reset();
                 }
                 // A stopped daemon stays stopped; one waiting or given up is started anew.
-                completions.emplace_back(c.done, was_down ? do_start(*d, "spec changed")
-                                                          : Result<void>{});
+                completions.emplace_back(c.done,
+                                         was_down ? do_start(*d, "spec changed") : Result<void>{});
                 break;
             }
             case CommandMsg::stop:

@@ -76,6 +76,8 @@ Scoped::Scoped(std::string_view call, int err, int count, int skip) {
     arm(call, err, count, skip);
 }
 
-Scoped::~Scoped() { disarm(call_); }
+Scoped::~Scoped() {
+    disarm(call_);
+}
 
 }  // namespace core::sys::fault

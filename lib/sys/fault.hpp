@@ -32,13 +32,13 @@ int fired(std::string_view call);
 
 // RAII: arms in the constructor, disarms that call in the destructor.
 class Scoped {
-public:
+  public:
     Scoped(std::string_view call, int err, int count = 1, int skip = 0);
     ~Scoped();
     Scoped(const Scoped&) = delete;
     Scoped& operator=(const Scoped&) = delete;
 
-private:
+  private:
     char call_[32];
 };
 

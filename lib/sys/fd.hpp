@@ -9,7 +9,7 @@
 namespace core::sys {
 
 class UniqueFd {
-public:
+  public:
     UniqueFd() = default;
     // Takes ownership of fd (which may be -1).
     static UniqueFd adopt(int fd) noexcept { return UniqueFd(fd); }
@@ -35,7 +35,7 @@ public:
     // A new owned descriptor for the same file, CLOEXEC (F_DUPFD_CLOEXEC), numbered 3 or more.
     Result<UniqueFd> dup() const;
 
-private:
+  private:
     explicit UniqueFd(int fd) noexcept : fd_(fd) {}
     int fd_ = -1;
 };

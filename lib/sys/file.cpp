@@ -89,8 +89,8 @@ Result<bool> has_exclusive_flock(int fd, int* holder) {
         unsigned maj = 0, min = 0;
         unsigned long long ino = 0;
         // Waiter lines ("1: -> FLOCK ...") do not parse to 7 fields and are skipped.
-        if (std::sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%llu", kind, adv, rw, &pid, &maj,
-                        &min, &ino) != 7)
+        if (std::sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%llu", kind, adv, rw, &pid, &maj, &min,
+                        &ino) != 7)
             continue;
         if (std::string_view(kind) != "FLOCK") continue;
         const bool same_dev = maj == want_major && min == want_minor;
@@ -266,9 +266,8 @@ Result<void> check_private_dir(const std::string& path) {
     if (S_ISLNK(st.st_mode)) return fail(Error("lstat", path + ": is a symbolic link", EPERM));
     if (!S_ISDIR(st.st_mode)) return fail(Error("lstat", path + ": not a directory", ENOTDIR));
     if (st.st_uid != ::geteuid())
-        return fail(Error("lstat", path + ": owned by uid " + std::to_string(st.st_uid) +
-                                       ", not by us",
-                          EPERM));
+        return fail(Error(
+            "lstat", path + ": owned by uid " + std::to_string(st.st_uid) + ", not by us", EPERM));
     if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
         return fail(Error("lstat", path + ": writable by group or others", EPERM));
     return {};
@@ -279,6 +278,8 @@ bool process_alive(int pid) noexcept {
     return ::kill(pid, 0) == 0 || errno == EPERM;
 }
 
-int self_pid() noexcept { return static_cast<int>(::getpid()); }
+int self_pid() noexcept {
+    return static_cast<int>(::getpid());
+}
 
 }  // namespace core::sys::file

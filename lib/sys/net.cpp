@@ -148,7 +148,9 @@ Result<Io> send_some(int fd, std::string_view data) {
     }
 }
 
-void shutdown_write(int fd) noexcept { ::shutdown(fd, SHUT_WR); }
+void shutdown_write(int fd) noexcept {
+    ::shutdown(fd, SHUT_WR);
+}
 
 Result<bool> wait_fd(int fd, bool want_write, std::chrono::milliseconds timeout) {
     using Clock = std::chrono::steady_clock;
@@ -182,7 +184,8 @@ Result<void> epoll_add(int ep, int fd, std::uint32_t events, std::uint64_t data)
     epoll_event e{};
     e.events = events;
     e.data.u64 = data;
-    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0) return fail(E_errno("epoll_ctl", "ADD", errno));
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &e) != 0)
+        return fail(E_errno("epoll_ctl", "ADD", errno));
     return {};
 }
 
@@ -191,7 +194,8 @@ Result<void> epoll_mod(int ep, int fd, std::uint32_t events, std::uint64_t data)
     epoll_event e{};
     e.events = events;
     e.data.u64 = data;
-    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e) != 0) return fail(E_errno("epoll_ctl", "MOD", errno));
+    if (::epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e) != 0)
+        return fail(E_errno("epoll_ctl", "MOD", errno));
     return {};
 }
 
@@ -238,9 +242,15 @@ void eventfd_drain(int fd) noexcept {
 
 namespace core::sys::sig {
 
-int sig_term() noexcept { return SIGTERM; }
-int sig_int() noexcept { return SIGINT; }
-int sig_kill() noexcept { return SIGKILL; }
+int sig_term() noexcept {
+    return SIGTERM;
+}
+int sig_int() noexcept {
+    return SIGINT;
+}
+int sig_kill() noexcept {
+    return SIGKILL;
+}
 
 Result<void> block_stop_signals() {
     return core::sys::block_signals({SIGTERM, SIGINT});

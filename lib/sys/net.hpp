@@ -99,7 +99,7 @@ Result<void> block_stop_signals();
 // The destructor drains what is pending on it (so unblocking cannot deliver a signal the
 // signalfd was meant to consume) and restores the thread's previous mask.
 class StopSignals {
-public:
+  public:
     static Result<StopSignals> open();
     StopSignals() = default;
     StopSignals(StopSignals&& o) noexcept;
@@ -112,7 +112,7 @@ public:
     // The next pending signal number, 0 when none (non-blocking read).
     int read() noexcept;
 
-private:
+  private:
     UniqueFd fd_;
     bool restore_term_ = false;  // unblock SIGTERM on destruction (it was not blocked before)
     bool restore_int_ = false;

@@ -51,8 +51,7 @@ Result<void> kill_group(int pgid, int sig) {
 }
 
 namespace {
-Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* what,
-                                          int extra = 0) {
+Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* what, int extra = 0) {
     for (;;) {
         if (int err = fault::hit("waitid")) {
             // An injected EINTR is retried like a real one.
@@ -79,7 +78,8 @@ Result<std::optional<ExitStatus>> do_wait(idtype_t type, id_t id, const char* wh
             st.signal = si.si_status;
             st.core_dumped = si.si_code == CLD_DUMPED;
         }
-        st.user_cpu_us = static_cast<std::int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
+        st.user_cpu_us =
+            static_cast<std::int64_t>(ru.ru_utime.tv_sec) * 1000000 + ru.ru_utime.tv_usec;
         st.system_cpu_us =
             static_cast<std::int64_t>(ru.ru_stime.tv_sec) * 1000000 + ru.ru_stime.tv_usec;
         st.max_rss_bytes = static_cast<std::uint64_t>(ru.ru_maxrss) * 1024;  // KiB on Linux

@@ -144,7 +144,8 @@ Result<sigset_t> make_set(const std::vector<int>& sigs, const char* op) {
     sigemptyset(&set);
     for (int sig : sigs) {
         if (!blockable_signal(sig))
-            return fail(E_errno(op, "signal " + std::to_string(sig) + " cannot be blocked", EINVAL));
+            return fail(
+                E_errno(op, "signal " + std::to_string(sig) + " cannot be blocked", EINVAL));
         sigaddset(&set, sig);
     }
     return set;
@@ -193,7 +194,7 @@ int SignalFd::read() noexcept {
         const ssize_t n = ::read(fd_.get(), &si, sizeof si);
         if (n == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
         if (n < 0 && errno == EINTR) continue;  // nothing was read: retrying is exact
-        return 0;  // EAGAIN: none pending
+        return 0;                               // EAGAIN: none pending
     }
 }
 

@@ -50,14 +50,14 @@ bool blockable_signal(int sig) noexcept;
 // mask: the signals must be blocked in every thread, or one delivered to a thread that does not
 // block it gets its default action instead of reaching the descriptor. Move-only; one reader.
 class SignalFd {
-public:
+  public:
     // Errors: EINVAL (a signal blockable_signal refuses), signalfd's errno (EMFILE, ENOMEM).
     static Result<SignalFd> open(const std::vector<int>& sigs);
     int fd() const noexcept { return fd_.get(); }
     // The next pending signal's number, 0 when none is pending (never blocks).
     int read() noexcept;
 
-private:
+  private:
     UniqueFd fd_;
 };
 

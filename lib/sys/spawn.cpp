@@ -565,8 +565,8 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
         const long rc = spawn_clone3(spec, out, exec_err, step, index);
         if (rc == 0) {
             if (exec_err != 0 && step != 0)
-                return fail(E_errno(
-                    "child", step_text(spec, static_cast<Step>(step), index), exec_err));
+                return fail(
+                    E_errno("child", step_text(spec, static_cast<Step>(step), index), exec_err));
             if (exec_err != 0) return fail(E_errno("clone3", spec.path, exec_err));
             // The kernel numbers the pidfd from 0 up like any descriptor: keep it above stdio
             // (adopt_above_stdio). Without a slot above 2 (EMFILE) the child cannot be watched:
@@ -587,8 +587,8 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
         // refusal may be about the cgroup (EPERM, EBUSY, EOPNOTSUPP on its fd): say so, and do
         // not switch every later spawn over for it.
         if (clone3_only)
-            return fail(E_errno("child",
-                                spec.cgroup_fd >= 0 ? "clone3 into the cgroup" : "clone3", err));
+            return fail(
+                E_errno("child", spec.cgroup_fd >= 0 ? "clone3 into the cgroup" : "clone3", err));
         // Refused by the kernel or a seccomp profile (container runtimes answer ENOSYS or EPERM
         // for clone3): posix_spawn from now on. Resource errors are the caller's to see.
         const bool refused = err == ENOSYS || err == EPERM || err == EINVAL || err == E2BIG;

@@ -57,9 +57,9 @@ struct SpawnSpec {
     bool set_groups = false;
     const std::uint32_t* groups = nullptr;  // supplementary groups (ngroups of them; 0: none)
     std::size_t ngroups = 0;
-    long gid = -1;  // real, effective and saved gid; -1: unchanged
-    long uid = -1;  // real, effective and saved uid; -1: unchanged
-    int umask = -1;  // the child's umask; -1: inherited
+    long gid = -1;                         // real, effective and saved gid; -1: unchanged
+    long uid = -1;                         // real, effective and saved uid; -1: unchanged
+    int umask = -1;                        // the child's umask; -1: inherited
     const SpawnRlimit* rlimits = nullptr;  // prlimit64 on the child itself, in order
     std::size_t nrlimits = 0;
     bool set_nice = false;  // setpriority(PRIO_PROCESS, 0, nice)
@@ -67,7 +67,6 @@ struct SpawnSpec {
     bool no_new_privs = false;    // prctl(PR_SET_NO_NEW_PRIVS, 1)
     int parent_death_signal = 0;  // prctl(PR_SET_PDEATHSIG) after the uid change; 0: none
 };
-
 
 struct Spawned {
     int pid = -1;

@@ -659,8 +659,11 @@ TEST_CASE("Cli_Supervise_Ugly", "[cli]") {
     // -v: the state changes are logged on stderr too, so each stream is written all along.
     core::process::RunOptions o;
     o.command = child();
-    o.args = {mode, core::test::coreproc_path(), "-v", "supervise", file, "--registry", registry,
-              "--listen", addr};
+    o.args = {mode,     core::test::coreproc_path(),
+              "-v",     "supervise",
+              file,     "--registry",
+              registry, "--listen",
+              addr};
     auto sup = cli.svc->start(Context::background(), o);
     REQUIRE(sup);
     // Alive after many writes to the dead pipe: the crasher's restarts are each a line.
@@ -736,13 +739,14 @@ TEST_CASE("Cli_Supervise_Reload_Good", "[cli]") {
         return !st.is_discarded() && st["reload"].is_object() && st["reload"]["ok"] == true;
     }));
     CHECK(st["reload"]["added"] == json{"new"});
-    CHECK(core::test::eventually(
-        [&] { return mp->output().find("reloaded") != std::string::npos; }));
+    CHECK(
+        core::test::eventually([&] { return mp->output().find("reloaded") != std::string::npos; }));
 
     REQUIRE(mp->signal(SIGTERM));
     auto r = Cli::finish(mp);
     CHECK(r.code == 0);
-    for (const auto& [name, pid] : after) CHECK(core::test::eventually([&] { return pid_gone(pid); }));
+    for (const auto& [name, pid] : after)
+        CHECK(core::test::eventually([&] { return pid_gone(pid); }));
 }
 
 TEST_CASE("Cli_Supervise_Logs_Good", "[cli]") {
@@ -793,7 +797,8 @@ TEST_CASE("Cli_Supervise_Logs_Good", "[cli]") {
     CHECK(core::test::eventually([&] {
         std::ifstream f(dir.path / "own.txt");
         std::string line;
-        return std::getline(f, line) && line.size() > 25 && line.substr(line.size() - 6) == " hello";
+        return std::getline(f, line) && line.size() > 25 &&
+               line.substr(line.size() - 6) == " hello";
     }));
     REQUIRE(mp->signal(SIGTERM));
     CHECK(Cli::finish(mp).code == 0);
@@ -834,8 +839,9 @@ TEST_CASE("Cli_Run_Signal_Ugly", "[cli]") {
     SECTION("run: a dead stdout does not kill coreproc before its command ends") {
         core::process::RunOptions o;
         o.command = child();
-        o.args = {"dead-stdout", core::test::coreproc_path(), "run", "--json", "--", child(),
-                  "print", "hi"};
+        o.args = {
+            "dead-stdout", core::test::coreproc_path(), "run", "--json", "--", child(), "print",
+            "hi"};
         auto mp = cli.svc->start(Context::background(), o);
         REQUIRE(mp);
         auto r = Cli::finish(*mp);

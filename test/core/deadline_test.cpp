@@ -79,8 +79,8 @@ TEST_CASE("Deadline_SaturatingDurationCast_Good", "[core][deadline]") {
     CORE_LEAK_GUARD();
     CHECK(saturating_duration_cast<std::chrono::nanoseconds>(1500ms) == 1500000000ns);
     CHECK(saturating_duration_cast<std::chrono::milliseconds>(1999us) == 1ms);  // truncates
-    CHECK(saturating_duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(
-              0.25)) == 250ms);
+    CHECK(saturating_duration_cast<std::chrono::milliseconds>(
+              std::chrono::duration<double>(0.25)) == 250ms);
     CHECK(saturating_duration_cast<std::chrono::seconds>(std::chrono::nanoseconds::max()) ==
           std::chrono::seconds(9223372036));
 }

@@ -72,12 +72,14 @@ TEST_CASE("DaemonRegistry_Register_Good", "[daemon][registry]") {
           "{\n"
           "  \"code\": \"core\",\n"
           "  \"daemon\": \"agent\",\n"
-          "  \"pid\": " + std::to_string(::getpid()) + ",\n"
-          "  \"health\": \"127.0.0.1:9100\",\n"
-          "  \"project\": \"/srv/proj\",\n"
-          "  \"binary\": \"/usr/bin/app\",\n"
-          "  \"started\": \"2026-03-25T10:00:00.123456789Z\"\n"
-          "}\n");
+          "  \"pid\": " +
+              std::to_string(::getpid()) +
+              ",\n"
+              "  \"health\": \"127.0.0.1:9100\",\n"
+              "  \"project\": \"/srv/proj\",\n"
+              "  \"binary\": \"/usr/bin/app\",\n"
+              "  \"started\": \"2026-03-25T10:00:00.123456789Z\"\n"
+              "}\n");
     auto mode = [](const std::string& p) {
         struct stat st {};
         ::lstat(p.c_str(), &st);
@@ -229,7 +231,8 @@ TEST_CASE("DaemonRegistry_Get_Ugly", "[daemon][registry]") {
     CORE_LEAK_GUARD();
     TempDir tmp;
     cp::DaemonRegistry reg(tmp.path());
-    write_file(tmp / "core-agent.json", "{\"code\": \"core\", \"daemon\": \"agent\", \"pid\": \"12\"}");
+    write_file(tmp / "core-agent.json",
+               "{\"code\": \"core\", \"daemon\": \"agent\", \"pid\": \"12\"}");
     auto g = reg.get("core", "agent");
     REQUIRE_FALSE(g);
     CHECK(g.error().what() ==
@@ -246,7 +249,10 @@ TEST_CASE("DaemonRegistry_DefaultDir_Good", "[daemon][registry]") {
     };
     const auto home = saved("HOME"), tmpdir = saved("TMPDIR");
     auto restore = [](const char* k, const std::optional<std::string>& v) {
-        if (v) ::setenv(k, v->c_str(), 1); else ::unsetenv(k);
+        if (v)
+            ::setenv(k, v->c_str(), 1);
+        else
+            ::unsetenv(k);
     };
     ::setenv("HOME", "/home/someone", 1);
     ::setenv("TMPDIR", "/var/tmp", 1);
@@ -276,21 +282,23 @@ TEST_CASE("DaemonRegistry_List_Good", "[daemon][registry]") {
     SECTION("a file written by go-process (Go's exact format) is read back") {
         // What Go's json.MarshalIndent of go-process's DaemonEntry produces (time.Time in
         // RFC 3339 with nanoseconds and the local offset).
-        const std::string go = "{\n"
-                               "  \"code\": \"core\",\n"
-                               "  \"daemon\": \"agent\",\n"
-                               "  \"pid\": " + std::to_string(::getpid()) + ",\n"
-                               "  \"health\": \"127.0.0.1:9100\",\n"
-                               "  \"project\": \"/home/u/proj\",\n"
-                               "  \"binary\": \"/usr/local/bin/core-agent\",\n"
-                               "  \"started\": \"2026-03-25T11:00:00.1234567+01:00\"\n"
-                               "}";
+        const std::string go =
+            "{\n"
+            "  \"code\": \"core\",\n"
+            "  \"daemon\": \"agent\",\n"
+            "  \"pid\": " +
+            std::to_string(::getpid()) +
+            ",\n"
+            "  \"health\": \"127.0.0.1:9100\",\n"
+            "  \"project\": \"/home/u/proj\",\n"
+            "  \"binary\": \"/usr/local/bin/core-agent\",\n"
+            "  \"started\": \"2026-03-25T11:00:00.1234567+01:00\"\n"
+            "}";
         write_file(tmp / "core-agent.json", go);
         // Go without indentation and with the keys in another order, fraction-less time.
-        write_file(tmp / "core-web.json",
-                   "{\"pid\":" + std::to_string(::getpid()) +
-                       ",\"daemon\":\"web\",\"code\":\"core\",\"started\":"
-                       "\"2026-03-25T10:00:00Z\"}");
+        write_file(tmp / "core-web.json", "{\"pid\":" + std::to_string(::getpid()) +
+                                              ",\"daemon\":\"web\",\"code\":\"core\",\"started\":"
+                                              "\"2026-03-25T10:00:00Z\"}");
         auto l = reg.list();
         REQUIRE(l);
         CHECK(l->problems.empty());
@@ -369,10 +377,10 @@ TEST_CASE("DaemonRegistry_Rfc3339_Ugly", "[daemon][registry]") {
     REQUIRE(zero);
     CHECK(*zero == chr::system_clock::time_point{});
     CHECK(cp::format_rfc3339(chr::system_clock::time_point{}) == "0001-01-01T00:00:00Z");
-    for (const char* bad : {"", "2026-02-30T00:00:00Z", "2026-03-25 10:00:00Z",
-                            "2026-03-25T10:00:00", "2026-03-25T10:00:00.Z",
-                            "9999-01-01T00:00:00Z", "2026-03-25T25:00:00Z",
-                            "2026-03-25T10:00:00+0100", "2026-03-25T10:00:00Zjunk"}) {
+    for (const char* bad :
+         {"", "2026-02-30T00:00:00Z", "2026-03-25 10:00:00Z", "2026-03-25T10:00:00",
+          "2026-03-25T10:00:00.Z", "9999-01-01T00:00:00Z", "2026-03-25T25:00:00Z",
+          "2026-03-25T10:00:00+0100", "2026-03-25T10:00:00Zjunk"}) {
         INFO(bad);
         CHECK_FALSE(parse_rfc3339(bad));
     }

@@ -41,7 +41,7 @@ cp::DaemonOptions options(const TempDir& tmp) {
 // Blocks SIGTERM in this thread for the scope, restoring the previous mask after consuming any
 // SIGTERM still pending for the thread.
 class BlockTerm {
-public:
+  public:
     BlockTerm() {
         sigset_t s;
         sigemptyset(&s);
@@ -50,7 +50,7 @@ public:
     }
     ~BlockTerm() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
 
-private:
+  private:
     sigset_t old_;
 };
 

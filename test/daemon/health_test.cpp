@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <catch2/catch_test_macros.hpp>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,11 +23,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-int port_of(const std::string& addr) { return std::stoi(addr.substr(addr.rfind(':') + 1)); }
+int port_of(const std::string& addr) {
+    return std::stoi(addr.substr(addr.rfind(':') + 1));
+}
 
 // A raw TCP client for the cases a well-behaved client cannot produce.
 class RawClient {
-public:
+  public:
     explicit RawClient(const std::string& addr) {
         fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         sockaddr_in sa{};
@@ -65,12 +67,14 @@ public:
         return out;
     }
 
-private:
+  private:
     int fd_ = -1;
     bool connected_ = false;
 };
 
-std::string status_line(const std::string& raw) { return raw.substr(0, raw.find("\r\n")); }
+std::string status_line(const std::string& raw) {
+    return raw.substr(0, raw.find("\r\n"));
+}
 
 }  // namespace
 
@@ -209,9 +213,8 @@ TEST_CASE("HealthServer_Health_Bad", "[daemon][health]") {
         if (db_ok) return {};
         return core::fail(core::E("ping", "connection refused"));
     });
-    s.add_check("never-reached", []() -> core::Result<void> {
-        return core::fail(core::E("x", "second failure"));
-    });
+    s.add_check("never-reached",
+                []() -> core::Result<void> { return core::fail(core::E("x", "second failure")); });
     REQUIRE(s.start());
     auto r = cp::http_get(s.addr(), "/health", 5s);
     REQUIRE(r);
@@ -224,8 +227,8 @@ TEST_CASE("HealthServer_Health_Bad", "[daemon][health]") {
     CHECK(r->body == "unhealthy: db: ping: connection refused\n");  // the first failure
     auto p = cp::probe_health(s.addr(), 5s);
     REQUIRE_FALSE(p);
-    CHECK(p.error().what() == "probe.health: " + s.addr() +
-                                  ": status 503: unhealthy: db: ping: connection refused");
+    CHECK(p.error().what() ==
+          "probe.health: " + s.addr() + ": status 503: unhealthy: db: ping: connection refused");
     auto c = s.check();
     REQUIRE_FALSE(c);
     CHECK(c.error().what() == "db: ping: connection refused");
@@ -245,7 +248,9 @@ TEST_CASE("HealthServer_Health_Ugly", "[daemon][health]") {
         REQUIRE(cp::probe_health(s.addr(), 5s));
     }
     SECTION("custom handlers, 404 and 405") {
-        s.add_handler("/status", [] { return cp::HttpResponse{200, "{\"up\":true}\n", "application/json"}; });
+        s.add_handler("/status", [] {
+            return cp::HttpResponse{200, "{\"up\":true}\n", "application/json"};
+        });
         auto st = cp::http_get(s.addr(), "/status", 5s);
         REQUIRE(st);
         CHECK(st->status == 200);
@@ -498,8 +503,8 @@ TEST_CASE("Probe_Health_Ugly", "[daemon][health]") {
 
 TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
     CORE_LEAK_GUARD();
-    auto r = cp::detail::parse_request(
-        "\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
+    auto r =
+        cp::detail::parse_request("\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
     REQUIRE(r);
     CHECK(r->method == "GET");
     CHECK(r->target == "/health?x=1");
@@ -599,8 +604,7 @@ TEST_CASE("HealthServer_Checks_Ugly", "[daemon][health]") {
             lingering.push_back(std::make_unique<RawClient>(s.addr()));
             REQUIRE(lingering.back()->send("GET /ready HTTP/1.1\r\n\r\n"));
             bool closed = false;  // the server's half-close; our side stays open
-            CHECK(status_line(lingering.back()->read_to_close(10s, &closed)) ==
-                  "HTTP/1.1 200 OK");
+            CHECK(status_line(lingering.back()->read_to_close(10s, &closed)) == "HTTP/1.1 200 OK");
         }
         CHECK(cp::probe_health(s.addr(), 2s));
         open_gate();

@@ -142,8 +142,7 @@ TEST_CASE("PidFile_Acquire_Ugly", "[daemon][pidfile]") {
     SECTION("stale files are taken over: dead pid, garbage, empty, our own old pid") {
         for (const std::string& stale :
              {std::to_string(core::test::dead_pid()) + "\n", std::string("garbage\n"),
-              std::string(""), std::string("999999999999999999999\n"),
-              std::string(200, 'x')}) {
+              std::string(""), std::string("999999999999999999999\n"), std::string(200, 'x')}) {
             write_file(path, stale);
             auto before = cp::read_pid(path);
             REQUIRE(before);

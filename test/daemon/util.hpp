@@ -22,7 +22,7 @@ extern char** environ;
 namespace core::test {
 
 class TempDir {
-public:
+  public:
     TempDir() {
         std::string tmpl = std::filesystem::temp_directory_path() / "core-daemon-test-XXXXXX";
         char* p = ::mkdtemp(tmpl.data());
@@ -37,14 +37,14 @@ public:
     const std::string& path() const { return path_; }
     std::string operator/(const std::string& name) const { return path_ + "/" + name; }
 
-private:
+  private:
     std::string path_;
 };
 
 // A child process with its stdin and stdout on pipes. The destructor kills (SIGKILL) and reaps
 // it if the test did not.
 class Spawned {
-public:
+  public:
     Spawned(const std::string& exe, const std::vector<std::string>& args) {
         int in[2], out[2];
         if (::pipe2(in, O_CLOEXEC) != 0) return;
@@ -132,7 +132,7 @@ public:
         return st;
     }
 
-private:
+  private:
     pid_t pid_ = -1;
     int stdin_ = -1;
     int stdout_ = -1;
@@ -140,7 +140,9 @@ private:
 };
 
 // The daemon test helper program (test/daemon/daemon_helper.cpp).
-inline const char* daemon_helper_path() { return CORE_TEST_DAEMON_HELPER; }
+inline const char* daemon_helper_path() {
+    return CORE_TEST_DAEMON_HELPER;
+}
 
 // A PID that certainly names no process: a child that exited and was reaped. (PIDs are not
 // reused until the counter wraps, far beyond a test's life.)

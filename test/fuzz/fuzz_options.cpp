@@ -13,10 +13,10 @@
 
 namespace {
 
-const char* const kKeys[] = {"command", "args",      "dir",           "env",
-                             "timeout", "gracePeriod", "killGroup",   "disableCapture",
-                             "input",   "maxOutput", "detach",        "id",
-                             "pid",     "runningOnly", "keepStdin",   "unknown"};
+const char* const kKeys[] = {"command", "args",        "dir",       "env",
+                             "timeout", "gracePeriod", "killGroup", "disableCapture",
+                             "input",   "maxOutput",   "detach",    "id",
+                             "pid",     "runningOnly", "keepStdin", "unknown"};
 
 struct Reader {
     const std::uint8_t* p;
@@ -42,20 +42,29 @@ struct Reader {
 
 core::Value value(Reader& r) {
     switch (r.byte() % 10) {
-    case 0: return core::Value(r.str());
-    case 1: return core::Value(static_cast<int>(r.i64()));
-    case 2: return core::Value(r.i64());
-    case 3: return core::Value(static_cast<bool>(r.byte() & 1));
-    case 4: {
-        std::vector<std::string> v;
-        for (int i = r.byte() % 5; i > 0; --i) v.push_back(r.str());
-        return core::Value(v);
-    }
-    case 5: return core::Value(std::chrono::milliseconds(r.i64()));
-    case 6: return core::Value(std::chrono::seconds(static_cast<int>(r.i64())));
-    case 7: return core::Value(static_cast<double>(r.i64()) / 7.0);
-    case 8: return core::Value(static_cast<unsigned long>(r.i64()));
-    default: return core::Value();
+        case 0:
+            return core::Value(r.str());
+        case 1:
+            return core::Value(static_cast<int>(r.i64()));
+        case 2:
+            return core::Value(r.i64());
+        case 3:
+            return core::Value(static_cast<bool>(r.byte() & 1));
+        case 4: {
+            std::vector<std::string> v;
+            for (int i = r.byte() % 5; i > 0; --i) v.push_back(r.str());
+            return core::Value(v);
+        }
+        case 5:
+            return core::Value(std::chrono::milliseconds(r.i64()));
+        case 6:
+            return core::Value(std::chrono::seconds(static_cast<int>(r.i64())));
+        case 7:
+            return core::Value(static_cast<double>(r.i64()) / 7.0);
+        case 8:
+            return core::Value(static_cast<unsigned long>(r.i64()));
+        default:
+            return core::Value();
     }
 }
 

@@ -52,10 +52,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -78,7 +78,9 @@ void write_all(int fd, const char* p, size_t n) {
         n -= static_cast<size_t>(w);
     }
 }
-void out(const std::string& s) { write_all(1, s.data(), s.size()); }
+void out(const std::string& s) {
+    write_all(1, s.data(), s.size());
+}
 
 void sleep_ms(long ms) {
     timespec ts{ms / 1000, (ms % 1000) * 1000000};
@@ -257,7 +259,7 @@ int main(int argc, char** argv) {
     if (mode == "sigign") {
         std::string s;
         for (int sig = 1; sig < NSIG; ++sig) {
-            struct sigaction sa{};
+            struct sigaction sa {};
             if (sigaction(sig, nullptr, &sa) == 0 && sa.sa_handler == SIG_IGN)
                 s += (s.empty() ? "" : " ") + std::to_string(sig);
         }
@@ -315,8 +317,8 @@ int main(int argc, char** argv) {
         const bool sized = ioctl(1, TIOCGWINSZ, &ws) == 0;
         out("tty " + std::to_string(isatty(0)) + " " + std::to_string(isatty(1)) + " " +
             std::to_string(isatty(2)) + " " +
-            (sized ? std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) : "none") +
-            " " + std::to_string(getsid(0) == getpid()) + "\n");
+            (sized ? std::to_string(ws.ws_row) + "x" + std::to_string(ws.ws_col) : "none") + " " +
+            std::to_string(getsid(0) == getpid()) + "\n");
         return 0;
     }
     if (mode == "winch") {
@@ -376,7 +378,9 @@ int main(int argc, char** argv) {
         const int res = n == "nproc" ? RLIMIT_NPROC : n == "core" ? RLIMIT_CORE : RLIMIT_NOFILE;
         rlimit rl{};
         getrlimit(res, &rl);
-        auto v = [](rlim_t x) { return x == RLIM_INFINITY ? std::string("-1") : std::to_string(x); };
+        auto v = [](rlim_t x) {
+            return x == RLIM_INFINITY ? std::string("-1") : std::to_string(x);
+        };
         out(v(rl.rlim_cur) + " " + v(rl.rlim_max) + "\n");
         return 0;
     }
@@ -453,7 +457,7 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (mode == "dead-stdout" || mode == "dead-stderr") {  // exec argv[2…] with fd 1 or 2 a
-        int p[2];                                           // pipe whose reader is gone
+        int p[2];                                          // pipe whose reader is gone
         if (argc < 3 || ::pipe(p) != 0) return usage();
         ::close(p[0]);
         const int target = mode == "dead-stdout" ? 1 : 2;

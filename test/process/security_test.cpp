@@ -59,9 +59,9 @@ TEST_CASE("Security_EnvSecret_Good", "[process]") {
         REQUIRE_FALSE(timed_out);
         CHECK_FALSE(contains(timed_out.error().what(), secret));
         // Through the action too, with the same keys a config file would use.
-        auto act = c->action("process.run").run(
-            ctx, core::Options{{"command", std::string("/nonexistent/binary")},
-                               {"env", std::vector<std::string>{env_kv}}});
+        auto act = c->action("process.run")
+                       .run(ctx, core::Options{{"command", std::string("/nonexistent/binary")},
+                                               {"env", std::vector<std::string>{env_kv}}});
         REQUIRE_FALSE(act);
         CHECK_FALSE(contains(act.error().what(), secret));
     }

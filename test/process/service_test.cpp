@@ -41,9 +41,8 @@ TEST_CASE("Service_OnStartup_Good", "[process]") {
     REQUIRE(c);
     CHECK((*c)->actions().empty());
     REQUIRE((*c)->startup(Context::background()));
-    CHECK((*c)->actions() ==
-          Strings{"process.run", "process.exec", "process.start", "process.kill", "process.list",
-                    "process.get"});
+    CHECK((*c)->actions() == Strings{"process.run", "process.exec", "process.start", "process.kill",
+                                     "process.list", "process.get"});
     CHECK((*c)->process().exists());
 }
 

@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
     if (err.code() != want_errno)
         return fail("want errno " + std::to_string(want_errno) + ", got " +
                     std::to_string(err.code()) + ": " + err.what());
-    if (err.what().find(helper) == std::string::npos && err.what().find("process") == std::string::npos)
+    if (err.what().find(helper) == std::string::npos &&
+        err.what().find("process") == std::string::npos)
         return fail("error names neither the op nor the command: " + err.what());
 
     for (auto& p : procs) (void)p->kill();

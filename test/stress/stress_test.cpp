@@ -40,7 +40,9 @@ cp::RunOptions child(std::vector<std::string> args) {
     return o;
 }
 
-std::size_t heap_in_use() { return mallinfo2().uordblks; }
+std::size_t heap_in_use() {
+    return mallinfo2().uordblks;
+}
 
 bool final_status(cp::Status s) {
     return s == cp::Status::exited || s == cp::Status::killed || s == cp::Status::failed;
@@ -51,60 +53,60 @@ std::string one_cycle(cp::Service& svc, std::mt19937& rng) {
     const auto ctx = core::Context::background();
     auto jitter = [&] { std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300)); };
     switch (rng() % 5) {
-    case 0: {  // natural exit with a code
-        const int code = static_cast<int>(rng() % 4);
-        auto p = svc.start(ctx, child({"exit", std::to_string(code)}));
-        if (!p) return "start: " + p.error().what();
-        auto info = (*p)->wait();
-        (void)svc.remove(info.id);
-        if (info.status != cp::Status::exited || info.exit_code != code)
-            return "exit: want " + std::to_string(code) + ", got " + cp::to_string(info.status) +
-                   " " + std::to_string(info.exit_code);
-        return {};
-    }
-    case 1: {  // kill a sleeper (SIGTERM works; grace 0 escalates at once)
-        auto o = child({"sleep", "10000"});
-        o.grace_period = (rng() % 2) ? 0ms : 200ms;
-        auto p = svc.start(ctx, o);
-        if (!p) return "start: " + p.error().what();
-        jitter();
-        if (auto k = (*p)->kill(); !k) return "kill: " + k.error().what();
-        auto info = (*p)->wait();
-        (void)svc.remove(info.id);
-        if (info.status != cp::Status::killed || info.exit_code != -1 ||
-            (info.signal != SIGTERM && info.signal != SIGKILL))
-            return std::string("kill: got ") + cp::to_string(info.status) + " signal " +
-                   std::to_string(info.signal);
-        return {};
-    }
-    case 2: {  // kill racing a natural exit: either outcome, never both, never a hang
-        auto p = svc.start(ctx, child({"sleep", std::to_string(rng() % 3)}));
-        if (!p) return "start: " + p.error().what();
-        jitter();
-        if (auto k = (*p)->kill(); !k) return "race kill: " + k.error().what();
-        auto info = (*p)->wait();
-        (void)svc.remove(info.id);
-        const bool exited = info.status == cp::Status::exited && info.exit_code == 0;
-        const bool killed = info.status == cp::Status::killed && info.exit_code == -1;
-        if (!exited && !killed) return std::string("race: got ") + cp::to_string(info.status);
-        return {};
-    }
-    case 3: {  // timeout
-        auto o = child({"sleep", "10000"});
-        o.timeout = std::chrono::milliseconds(1 + rng() % 5);
-        o.grace_period = 0ms;
-        auto r = svc.run(ctx, o);
-        if (r) return "timeout: run succeeded";
-        if (r.error().what().find("timed out") == std::string::npos)
-            return "timeout: " + r.error().what();
-        return {};
-    }
-    default: {  // run with output
-        auto r = svc.run(ctx, child({"print", "hello"}));
-        if (!r) return "run: " + r.error().what();
-        if (*r != "hello\n") return "run: output " + *r;
-        return {};
-    }
+        case 0: {  // natural exit with a code
+            const int code = static_cast<int>(rng() % 4);
+            auto p = svc.start(ctx, child({"exit", std::to_string(code)}));
+            if (!p) return "start: " + p.error().what();
+            auto info = (*p)->wait();
+            (void)svc.remove(info.id);
+            if (info.status != cp::Status::exited || info.exit_code != code)
+                return "exit: want " + std::to_string(code) + ", got " +
+                       cp::to_string(info.status) + " " + std::to_string(info.exit_code);
+            return {};
+        }
+        case 1: {  // kill a sleeper (SIGTERM works; grace 0 escalates at once)
+            auto o = child({"sleep", "10000"});
+            o.grace_period = (rng() % 2) ? 0ms : 200ms;
+            auto p = svc.start(ctx, o);
+            if (!p) return "start: " + p.error().what();
+            jitter();
+            if (auto k = (*p)->kill(); !k) return "kill: " + k.error().what();
+            auto info = (*p)->wait();
+            (void)svc.remove(info.id);
+            if (info.status != cp::Status::killed || info.exit_code != -1 ||
+                (info.signal != SIGTERM && info.signal != SIGKILL))
+                return std::string("kill: got ") + cp::to_string(info.status) + " signal " +
+                       std::to_string(info.signal);
+            return {};
+        }
+        case 2: {  // kill racing a natural exit: either outcome, never both, never a hang
+            auto p = svc.start(ctx, child({"sleep", std::to_string(rng() % 3)}));
+            if (!p) return "start: " + p.error().what();
+            jitter();
+            if (auto k = (*p)->kill(); !k) return "race kill: " + k.error().what();
+            auto info = (*p)->wait();
+            (void)svc.remove(info.id);
+            const bool exited = info.status == cp::Status::exited && info.exit_code == 0;
+            const bool killed = info.status == cp::Status::killed && info.exit_code == -1;
+            if (!exited && !killed) return std::string("race: got ") + cp::to_string(info.status);
+            return {};
+        }
+        case 3: {  // timeout
+            auto o = child({"sleep", "10000"});
+            o.timeout = std::chrono::milliseconds(1 + rng() % 5);
+            o.grace_period = 0ms;
+            auto r = svc.run(ctx, o);
+            if (r) return "timeout: run succeeded";
+            if (r.error().what().find("timed out") == std::string::npos)
+                return "timeout: " + r.error().what();
+            return {};
+        }
+        default: {  // run with output
+            auto r = svc.run(ctx, child({"print", "hello"}));
+            if (!r) return "run: " + r.error().what();
+            if (*r != "hello\n") return "run: output " + *r;
+            return {};
+        }
     }
 }
 

@@ -11,11 +11,11 @@
 #include <atomic>
 #include <catch2/catch_test_macros.hpp>
 #include <cerrno>
-#include <filesystem>
-#include <regex>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -987,8 +987,7 @@ TEST_CASE("Supervisor_Logs_Good", "[supervisor]") {
         REQUIRE(st);
         REQUIRE_FALSE(st->last_lines.empty());
         CHECK(st->last_lines.back() == "OSError: [Errno 98] Address already in use");
-        CHECK(st->last_error ==
-              "exited with code 1: OSError: [Errno 98] Address already in use");
+        CHECK(st->last_error == "exited with code 1: OSError: [Errno 98] Address already in use");
         const auto evs = env.log.of("bind");
         CHECK(evs.back().reason ==
               "exited with code 1: OSError: [Errno 98] Address already in use");

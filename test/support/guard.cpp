@@ -11,8 +11,12 @@
 
 namespace core::test {
 
-const char* child_path() { return CORE_TEST_CHILD; }
-const char* coreproc_path() { return CORE_TEST_COREPROC; }
+const char* child_path() {
+    return CORE_TEST_CHILD;
+}
+const char* coreproc_path() {
+    return CORE_TEST_COREPROC;
+}
 
 std::set<int> open_fds() {
     std::set<int> out;

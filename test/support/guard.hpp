@@ -30,7 +30,7 @@ bool eventually(const std::function<bool()>& pred,
                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 class LeakGuard {
-public:
+  public:
     LeakGuard();
     ~LeakGuard();
     LeakGuard(const LeakGuard&) = delete;
@@ -38,7 +38,7 @@ public:
     // The leaks now, as text; empty when clean (waits up to timeout for them to clear).
     std::string leaks(std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
-private:
+  private:
     std::set<int> fds_;
     std::set<int> children_;
 };

@@ -5,9 +5,9 @@
 // failed (failures of steps with allow_failure excepted), 1 otherwise, 2 when the file is
 // unreadable or invalid or a named step does not exist, 128+N after signal N.
 #include <algorithm>
-#include <csignal>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -20,10 +20,10 @@
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
-#include "core/signal_context.hpp"
 #include "core/process/runner.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
+#include "core/signal_context.hpp"
 #include "term.hpp"
 
 namespace coreproc {

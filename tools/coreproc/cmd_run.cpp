@@ -12,10 +12,10 @@
 #include <spdlog/logger.h>
 
 #include "commands.hpp"
-#include "core/signal_context.hpp"
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
+#include "core/signal_context.hpp"
 
 namespace coreproc {
 
@@ -135,7 +135,8 @@ int cmd_run(const Globals& g, const RunArgs& a) {
             out["output_dropped"] = info.output_dropped;
             out["stdout_dropped"] = info.output_dropped;
             out["stderr_dropped"] = info.stderr_dropped;
-            out["user_cpu_ms"] = std::chrono::duration<double, std::milli>(info.usage.user_cpu).count();
+            out["user_cpu_ms"] =
+                std::chrono::duration<double, std::milli>(info.usage.user_cpu).count();
             out["system_cpu_ms"] =
                 std::chrono::duration<double, std::milli>(info.usage.system_cpu).count();
             out["max_rss_bytes"] = info.usage.max_rss_bytes;

@@ -188,12 +188,11 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         ho.project = a.file;
         ho.registry_dir = a.registry;
         ho.json = g.json;
-        ho.log_dir = !a.log_dir.empty()
-                         ? a.log_dir
-                         : default_log_dir(!a.registry.empty()
-                                               ? a.registry
-                                               : cp::DaemonRegistry::default_dir(),
-                                           a.file);
+        ho.log_dir =
+            !a.log_dir.empty()
+                ? a.log_dir
+                : default_log_dir(
+                      !a.registry.empty() ? a.registry : cp::DaemonRegistry::default_dir(), a.file);
         ho.state_file = ho.log_dir + "/supervisor.state";
         // Before the new Supervisor writes its own state: what a crashed one left running.
         if (int rc = stop_survivors(g, ho.state_file, *specs); rc != kExitOk) {
@@ -225,20 +224,17 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         copts.reload = [&]() -> core::Result<std::string> {
             auto rr = reload(g, a, host);
             if (!rr) return core::fail(rr.error());
-            return nlohmann::json{{"ok", rr->errors.empty()},
-                                  {"added", rr->added},
-                                  {"removed", rr->removed},
-                                  {"changed", rr->changed},
-                                  {"unchanged", rr->unchanged},
-                                  {"errors", rr->errors}}
+            return nlohmann::json{{"ok", rr->errors.empty()},   {"added", rr->added},
+                                  {"removed", rr->removed},     {"changed", rr->changed},
+                                  {"unchanged", rr->unchanged}, {"errors", rr->errors}}
                 .dump();
         };
         copts.read_logs = [&](const std::string& name, std::size_t tail,
                               bool stderr_only) -> core::Result<std::string> {
             auto st = host.supervisor().get(name);
             if (!st) return core::fail(st.error());
-            const std::string& path = stderr_only && !st->err_log_path.empty() ? st->err_log_path
-                                                                               : st->log_path;
+            const std::string& path =
+                stderr_only && !st->err_log_path.empty() ? st->err_log_path : st->log_path;
             if (path.empty())
                 return core::fail(core::Error("logs", name + ": no log file", ENOENT));
             return tail_file(path, tail);
@@ -269,9 +265,9 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                       << "; listening on http://" << addr << " (/health /ready /status)"
                       << "; logs in " << ho.log_dir << std::endl;
             std::cout << "coreproc supervise: control socket " << control.socket_path()
-                      << (control.tcp_address().empty() ? std::string()
-                                                        : "; control API on http://" +
-                                                              control.tcp_address())
+                      << (control.tcp_address().empty()
+                              ? std::string()
+                              : "; control API on http://" + control.tcp_address())
                       << std::endl;
         }
         if (auto ok = host.start_all(); !ok) g.log->warn("start: {}", ok.error().what());

@@ -17,8 +17,8 @@ struct RunArgs {
     std::string grace;    // SIGTERM→SIGKILL delay on timeout/interrupt, empty: the default
     bool kill_group = false;
     std::string stdin_mode = "inherit";  // inherit | null
-    std::vector<std::string> command;  // CMD ARG…
-    ContainmentArgs contain;           // --cgroup, --memory-max, --user, … (issue 13)
+    std::vector<std::string> command;    // CMD ARG…
+    ContainmentArgs contain;             // --cgroup, --memory-max, --user, … (issue 13)
 };
 int cmd_run(const Globals& g, const RunArgs& a);
 
@@ -60,9 +60,9 @@ struct CtlArgs {
     std::string socket;
     std::string action;
     std::vector<std::string> args;
-    bool follow = false;    // logs -f
+    bool follow = false;     // logs -f
     std::size_t lines = 10;  // logs -n
-    bool err = false;       // logs --stderr
+    bool err = false;        // logs --stderr
 };
 int cmd_ctl(const Globals& g, const CtlArgs& a);
 

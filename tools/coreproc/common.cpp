@@ -11,8 +11,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include "core/process/daemon.hpp"
-#include "core/process/signal_waiter.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signal_waiter.hpp"
 #include "core/process/supervisor.hpp"
 
 namespace coreproc {

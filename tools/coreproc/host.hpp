@@ -30,7 +30,7 @@ struct HostOptions {
     bool json = false;              // as a JSON line rather than text
     // Called after the host's own handling, on the supervisor thread.
     std::function<void(const core::process::DaemonStateChanged&)> on_change;
-    std::string log_dir;  // SupervisorOptions::log_dir: the daemons' default log directory
+    std::string log_dir;     // SupervisorOptions::log_dir: the daemons' default log directory
     std::string state_file;  // SupervisorOptions::state_file
 };
 

@@ -49,8 +49,9 @@ int main(int argc, char** argv) {
                     "Delay between SIGTERM and SIGKILL when killing (default 5s)");
     run->add_flag("--kill-group", run_args.kill_group,
                   "Start the command in its own process group and kill the whole group");
-    run->add_flag("--json", json,
-                  "Print a JSON result (stdout and stderr captured apart, exit status, CPU) on stdout");
+    run->add_flag(
+        "--json", json,
+        "Print a JSON result (stdout and stderr captured apart, exit status, CPU) on stdout");
     run->add_option("--stdin", run_args.stdin_mode,
                     "Where the command's stdin comes from: inherit (ours, the default) or null")
         ->check(CLI::IsMember({"inherit", "null"}));
@@ -113,8 +114,9 @@ int main(int argc, char** argv) {
                     "Also serve the control API on this loopback HOST:PORT (bearer token)");
     sup->add_flag("--allow-remote", sup_args.allow_remote,
                   "Allow a non-loopback --control-listen address (logs a warning)");
-    sup->add_option("--token-file", sup_args.token_file,
-                    "Bearer token file for --control-listen (default: generated beside the socket)");
+    sup->add_option(
+        "--token-file", sup_args.token_file,
+        "Bearer token file for --control-listen (default: generated beside the socket)");
     sup->footer(
         "Examples:\n"
         "  coreproc supervise daemons.json\n"
@@ -133,7 +135,8 @@ int main(int argc, char** argv) {
         "  coreproc daemons --registry \"${XDG_RUNTIME_DIR:-/tmp}/core/daemons\" --json");
 
     CtlArgs ctl_args;
-    auto* ctl = app.add_subcommand("ctl", "Control a running `coreproc supervise` from another shell");
+    auto* ctl =
+        app.add_subcommand("ctl", "Control a running `coreproc supervise` from another shell");
     ctl->add_option("--name", ctl_args.name, "The supervisor's name (its file's base name)");
     ctl->add_option("--socket", ctl_args.socket, "The supervisor's control socket");
     ctl->add_flag("--json", json, "Print the supervisor's JSON replies as they are");

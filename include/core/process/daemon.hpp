@@ -22,16 +22,16 @@ class logger;
 namespace core::process {
 
 struct DaemonOptions {
-    std::string pid_file;     // empty: no PID file
-    std::string health_addr;  // empty: no health server; "127.0.0.1:0" picks a port
-    std::string code;         // registry code; code and daemon both empty: not registered
-    std::string daemon;       // registry daemon name
-    std::string project;      // registry: optional
-    std::string binary;       // registry: optional
+    std::string pid_file;      // empty: no PID file
+    std::string health_addr;   // empty: no health server; "127.0.0.1:0" picks a port
+    std::string code;          // registry code; code and daemon both empty: not registered
+    std::string daemon;        // registry daemon name
+    std::string project;       // registry: optional
+    std::string binary;        // registry: optional
     std::string registry_dir;  // empty: DaemonRegistry::default_dir()
     std::vector<std::pair<std::string, HealthCheck>> checks;  // added to the health server
     std::chrono::milliseconds health_read_timeout{5000};
-    bool handle_signals = true;  // run() also ends on SIGTERM/SIGINT (see run())
+    bool handle_signals = true;              // run() also ends on SIGTERM/SIGINT (see run())
     std::shared_ptr<spdlog::logger> logger;  // null: core::default_logger()
 };
 
@@ -39,7 +39,7 @@ struct DaemonOptions {
 // idempotent; run() blocks one thread. notify_stop() may be called from any thread or a signal
 // handler; other methods are thread-safe.
 class CORE_API Daemon {
-public:
+  public:
     explicit Daemon(DaemonOptions opts);
     ~Daemon();  // stop(), errors ignored
     Daemon(const Daemon&) = delete;
@@ -70,7 +70,7 @@ public:
     // The health server (null when health_addr is empty), e.g. to add checks or handlers.
     HealthServer* health() noexcept;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -16,8 +16,8 @@ namespace core::process {
 // One daemon, as go-process's DaemonEntry (JSON keys: code, daemon, pid, health, project,
 // binary, started — RFC 3339 with nanoseconds, UTC when written).
 struct DaemonEntry {
-    std::string code;     // the owning tool/app code, e.g. "core"
-    std::string daemon;   // the daemon's name within code, e.g. "agent"
+    std::string code;    // the owning tool/app code, e.g. "core"
+    std::string daemon;  // the daemon's name within code, e.g. "agent"
     int pid = 0;
     std::string health;   // health address "127.0.0.1:PORT", or empty
     std::string project;  // optional
@@ -41,7 +41,7 @@ struct ListResult {
 // Registry holds what this object last wrote or read. Writes are atomic (temp file in the same
 // directory, fsync, rename, fsync of the directory). Thread-safe.
 class CORE_API DaemonRegistry {
-public:
+  public:
     // dir empty: default_dir().
     explicit DaemonRegistry(std::string dir = {});
 
@@ -69,7 +69,7 @@ public:
     // The in-memory mirror.
     const Registry<DaemonEntry>& entries() const noexcept { return entries_; }
 
-private:
+  private:
     std::string dir_;
     Registry<DaemonEntry> entries_{"daemon.registry"};
 };

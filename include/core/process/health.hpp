@@ -33,9 +33,9 @@ using HttpHandler = std::function<HttpResponse()>;
 struct HealthOptions {
     std::string addr = "127.0.0.1:0";  // "IPv4:port" or "localhost:port"; port 0 picks one
     std::chrono::milliseconds read_timeout{5000};  // whole request head must arrive in this
-    std::size_t max_connections = 64;  // beyond this, a new connection gets 503 and is closed
-    std::size_t max_head = 8192;       // request head limit; beyond it 431 and close
-    bool ready = true;                 // initial readiness (as go-process: ready until told)
+    std::size_t max_connections = 64;        // beyond this, a new connection gets 503 and is closed
+    std::size_t max_head = 8192;             // request head limit; beyond it 431 and close
+    bool ready = true;                       // initial readiness (as go-process: ready until told)
     std::shared_ptr<spdlog::logger> logger;  // null: core::default_logger()
 };
 
@@ -49,7 +49,7 @@ struct HealthOptions {
 // Daemon owning it): that would join the thread itself. Connections already answered and
 // closing do not count against max_connections. A non-loopback address logs a warning.
 class CORE_API HealthServer {
-public:
+  public:
     explicit HealthServer(HealthOptions opts = {});
     ~HealthServer();  // stop()
     HealthServer(const HealthServer&) = delete;
@@ -75,7 +75,7 @@ public:
     // "<name>: <error>".
     [[nodiscard]] Result<void> check() const;
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

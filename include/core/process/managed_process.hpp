@@ -21,7 +21,7 @@ struct ProcessState;
 }
 
 class CORE_API ManagedProcess {
-public:
+  public:
     explicit ManagedProcess(std::shared_ptr<detail::ProcessState> state);
     ~ManagedProcess();
     ManagedProcess(const ManagedProcess&) = delete;
@@ -78,7 +78,7 @@ public:
 
     std::shared_ptr<detail::ProcessState> state() const noexcept { return s_; }
 
-private:
+  private:
     std::shared_ptr<detail::ProcessState> s_;
 };
 

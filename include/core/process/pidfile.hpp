@@ -22,7 +22,7 @@ struct PidInfo {
 // time. The lock is per open file description, so a second PidFile on the same path conflicts
 // even inside the same process.
 class CORE_API PidFile {
-public:
+  public:
     explicit PidFile(std::string path);
     ~PidFile();  // release(), errors ignored
     PidFile(PidFile&& o) noexcept;
@@ -43,7 +43,7 @@ public:
     bool held() const noexcept { return fd_ >= 0; }
     const std::string& path() const noexcept { return path_; }
 
-private:
+  private:
     std::string path_;
     int fd_ = -1;  // the locked file; owned (closed in release)
 };

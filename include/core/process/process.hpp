@@ -2,9 +2,9 @@
 #pragma once
 
 #include "core/core.hpp"
+#include "core/process/daemon.hpp"
 #include "core/process/managed_process.hpp"
+#include "core/process/runner.hpp"
 #include "core/process/service.hpp"
 #include "core/process/supervisor.hpp"
 #include "core/process/types.hpp"
-#include "core/process/daemon.hpp"
-#include "core/process/runner.hpp"

@@ -138,8 +138,8 @@ struct DaemonStatus {
     // The newest lines of output (both streams) of the current or last process, oldest first;
     // kept for failures (SupervisorOptions::last_lines of them).
     std::vector<std::string> last_lines;
-    std::string log_path;          // the stdout (or merged) log file; empty without log files
-    std::string err_log_path;      // the stderr log file when separate, else empty
+    std::string log_path;           // the stdout (or merged) log file; empty without log files
+    std::string err_log_path;       // the stderr log file when separate, else empty
     std::uint64_t log_dropped = 0;  // lines dropped because the log queue was full
     std::uint64_t log_errors = 0;   // lines lost to open/write errors (disk full, bad dir)
     std::string log_error;          // the last such error, else empty
@@ -175,8 +175,8 @@ struct SupervisorOptions {
     // The default directory of the daemons' log files (a LogSpec without dir or file); empty:
     // only daemons whose LogSpec names a dir or file get log files.
     std::string log_dir;
-    std::size_t last_lines = 10;               // lines kept for DaemonStatus::last_lines
-    std::size_t log_queue_bytes = 4u << 20;    // bound of the log writer's queue (then drop)
+    std::size_t last_lines = 10;             // lines kept for DaemonStatus::last_lines
+    std::size_t log_queue_bytes = 4u << 20;  // bound of the log writer's queue (then drop)
     // Called on the log writer thread when log lines are lost (a full queue, an open or write
     // error), at most about once a second per daemon and kind; e.g. to log a warning.
     std::function<void(const std::string& daemon, const std::string& problem)> on_log_problem;
@@ -238,10 +238,10 @@ class CORE_API Supervisor {
 // "pidfile", "restart", "backoff":{"initial","factor","max","jitter"}, "reset_after",
 // "start_limit":{"burst","interval"}, "health":{"url"|"command","interval","timeout",
 // "failures","start_grace"}, "stop_signal", "stop_timeout", "log":{"dir"|"file","max_size",
-// "backups","timestamps","separate"}}]}. Sizes: a number of bytes or "512K", "10M", "1G". Durations: "500ms", "2s", "1m"
-// or a number of milliseconds; signals: "SIGTERM", "TERM" or a number. Every key but name and
-// command has a default; unknown keys are rejected, except those starting with '_' (comments).
-// Errors name the source, the daemon (index and name) and the key.
+// "backups","timestamps","separate"}}]}. Sizes: a number of bytes or "512K", "10M", "1G".
+// Durations: "500ms", "2s", "1m" or a number of milliseconds; signals: "SIGTERM", "TERM" or a
+// number. Every key but name and command has a default; unknown keys are rejected, except those
+// starting with '_' (comments). Errors name the source, the daemon (index and name) and the key.
 CORE_API Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_text,
                                                                 std::string_view source = "config");
 // As parse_supervise_config on the file's contents. Errors: as parse; unreadable file.

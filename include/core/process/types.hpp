@@ -86,9 +86,9 @@ struct ProcessInfo {
     // signal N (SIGX)", "timed out after D", the cancelled context's reason, "output cut", or
     // why the process failed (status failed). Empty while running.
     std::string error;
-    ExitStatus exit;                 // once finished (running: the defaults)
-    Usage usage;                     // once finished
-    std::size_t stderr_dropped = 0;  // with std_err = Stdio::pipe(): bytes dropped from its front
+    ExitStatus exit;                   // once finished (running: the defaults)
+    Usage usage;                       // once finished
+    std::size_t stderr_dropped = 0;    // with std_err = Stdio::pipe(): bytes dropped from its front
     std::size_t callback_dropped = 0;  // on_output bytes dropped because the queue was full
     // The child's cgroup (a path; empty without one) and what it counted: current memory and
     // CPU while running, the final figures (peak memory, OOM kills) once finished.
@@ -191,7 +191,7 @@ struct PassFd {
 };
 
 struct RunOptions : Command {
-    std::chrono::milliseconds timeout{0};         // 0: none; on expiry, kill
+    std::chrono::milliseconds timeout{0};          // 0: none; on expiry, kill
     std::chrono::milliseconds grace_period{5000};  // SIGTERM→SIGKILL delay; 0: SIGKILL at once
     bool kill_group = false;  // start in a new process group and signal the whole group
     // start: not tied to the caller's context and in a new session (setsid: terminal signals
