@@ -100,7 +100,7 @@ struct RunnerOptions {
     // ProcessOutput events: with ServiceOptions::events off it is never called (and each
     // spec's end waits up to 2 s for lines that never come: leave it unset then). A line
     // longer than RunOptions::max_output (1 MiB) arrives in pieces of that size.
-    std::function<void(const RunOutput&)> on_output;
+    std::function<void(const RunOutput&)> on_output{};
     // run_all and run_parallel: after the first failure that is not allowed, start nothing
     // more (the rest are skipped, naming that step) and stop the running specs (their group
     // gets SIGTERM, then SIGKILL after 5 s; they fail, naming that step). run_sequential

@@ -32,7 +32,7 @@ struct ServiceOptions {
     // Where per-process cgroups (RunOptions::cgroup) are created: an absolute path inside the
     // cgroup2 mount, or a path relative to that mount. Empty: our own v2 cgroup when it is
     // writable (delegated), else the v2 mount's root on a hybrid (v1 + v2) host.
-    std::string cgroup_parent;
+    std::string cgroup_parent{};
 };
 
 // A pipeline started by Service::start_pipeline: each member's stdout feeds the next one's

@@ -174,16 +174,16 @@ struct SupervisorOptions {
     std::chrono::milliseconds kill_wait{5000};  // how long stop() waits for a reap after SIGKILL
     // The default directory of the daemons' log files (a LogSpec without dir or file); empty:
     // only daemons whose LogSpec names a dir or file get log files.
-    std::string log_dir;
+    std::string log_dir{};
     std::size_t last_lines = 10;             // lines kept for DaemonStatus::last_lines
     std::size_t log_queue_bytes = 4u << 20;  // bound of the log writer's queue (then drop)
     // Called on the log writer thread when log lines are lost (a full queue, an open or write
     // error), at most about once a second per daemon and kind; e.g. to log a warning.
-    std::function<void(const std::string& daemon, const std::string& problem)> on_log_problem;
+    std::function<void(const std::string& daemon, const std::string& problem)> on_log_problem{};
     // When set, the name, pid and start time of every running daemon are kept in this file
     // (replaced atomically on each change, removed when the Supervisor ends), so that the next
     // supervisor after a crash finds them (find_survivors).
-    std::string state_file;
+    std::string state_file{};
 };
 
 namespace detail {
