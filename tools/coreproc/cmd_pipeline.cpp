@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -22,6 +21,7 @@
 #include "commands.hpp"
 #include "core/process/runner.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signal_waiter.hpp"
 #include "core/process/supervisor.hpp"
 #include "core/signal_context.hpp"
 #include "term.hpp"
@@ -362,7 +362,8 @@ int cmd_pipeline(const Globals& g, const PipelineArgs& a) {
     // SIGINT (Ctrl-C), SIGTERM or SIGHUP cancels ctx: the Runner stops its running steps (each
     // in a process group of its own, killed whole) and skips the rest. main() blocked them
     // before any thread started.
-    auto sc = core::SignalContext::create({SIGINT, SIGTERM, SIGHUP});
+    auto sc = core::SignalContext::create(
+        {core::process::signal_int(), core::process::signal_term(), core::process::signal_hup()});
     if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
     const core::Context ctx = sc ? sc->context() : core::Context::background();
     core::Result<core::process::RunAllResult> res =

@@ -6,7 +6,6 @@
 // same code path process.run takes (start, then wait). Without --json the child inherits our
 // stdout and stderr, so its output is live and keeps its interleaving; with --json they are
 // captured apart. Our stdin is passed through (--stdin null to opt out).
-#include <csignal>
 #include <iostream>
 
 #include <spdlog/logger.h>
@@ -14,6 +13,7 @@
 #include "commands.hpp"
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signal_waiter.hpp"
 #include "core/process/supervisor.hpp"
 #include "core/signal_context.hpp"
 
@@ -100,7 +100,8 @@ int cmd_run(const Globals& g, const RunArgs& a) {
 
     // SIGINT (Ctrl-C) or SIGTERM cancels ctx: the Service then stops the command's group
     // (SIGTERM, SIGKILL after --grace). main() blocked both signals before any thread started.
-    auto sc = core::SignalContext::create({SIGINT, SIGTERM, SIGHUP});
+    auto sc = core::SignalContext::create(
+        {core::process::signal_int(), core::process::signal_term(), core::process::signal_hup()});
     if (!sc) g.log->warn("signals will not be handled: {}", sc.error().what());
     const core::Context sig_ctx = sc ? sc->context() : core::Context::background();
 
