@@ -518,7 +518,7 @@ const char* spawn_unsupported(const SpawnSpec& spec) noexcept {
 }
 
 namespace {
-std::string step_text(const SpawnSpec& s, Step step, int index) {
+[[maybe_unused]] std::string step_text(const SpawnSpec& s, Step step, int index) {
     switch (step) {
         case Step::rlimit: {
             const auto& r = s.rlimits[index];
