@@ -688,7 +688,7 @@ TEST_CASE("Cli_Supervise_Ugly", "[cli]") {
     CHECK(core::test::eventually([&] { return pid_gone(pids.at("steady")); }, 10s));
 }
 
-TEST_CASE("Cli_Supervise_Reload_Good", "[cli]") {
+TEST_CASE("Cli_SuperviseReload_Good", "[cli]") {
     CORE_LEAK_GUARD();
     Cli cli;
     TempDir dir;
@@ -749,7 +749,7 @@ TEST_CASE("Cli_Supervise_Reload_Good", "[cli]") {
         CHECK(core::test::eventually([&] { return pid_gone(pid); }));
 }
 
-TEST_CASE("Cli_Supervise_Logs_Good", "[cli]") {
+TEST_CASE("Cli_SuperviseLogs_Good", "[cli]") {
     CORE_LEAK_GUARD();
     Cli cli;
     TempDir dir;
@@ -804,7 +804,7 @@ TEST_CASE("Cli_Supervise_Logs_Good", "[cli]") {
     CHECK(Cli::finish(mp).code == 0);
 }
 
-TEST_CASE("Cli_Run_Signal_Ugly", "[cli]") {
+TEST_CASE("Cli_RunSignal_Ugly", "[cli]") {
     CORE_LEAK_GUARD();
     Cli cli;
     TempDir dir;
@@ -868,7 +868,7 @@ std::vector<int> processes_with(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-TEST_CASE("Cli_Supervise_Survivors_Ugly", "[cli]") {
+TEST_CASE("Cli_SuperviseSurvivors_Ugly", "[cli]") {
     CORE_LEAK_GUARD();
     Cli cli;
     TempDir dir;

@@ -399,7 +399,7 @@ TEST_CASE("Service_OnShutdown_Ugly", "[process]") {
     CHECK(info.signal == SIGKILL);
 }
 
-TEST_CASE("Service_Ugly_PermissionModel", "[process]") {
+TEST_CASE("Service_PermissionModel_Ugly", "[process]") {
     CORE_LEAK_GUARD();
     auto c = core::Core::create();
     REQUIRE(c);
