@@ -252,25 +252,6 @@ struct StdioPlan {
     std::vector<int> pass_src, pass_dst;
 };
 
-// An owned descriptor at 3 or above: the dup2s onto 0, 1 and 2 in the child must not clobber
-// each other's sources when the host has closed some of its own stdio.
-Result<void> lift(sys::UniqueFd& f) {
-    if (f && f.get() < 3) {
-        auto d = sys::dup_at_least(f.get(), 3);
-        if (!d) return fail(d.error());
-        f = std::move(*d);
-    }
-    return {};
-}
-
-Result<sys::Pipe> make_lifted_pipe() {
-    auto r = sys::make_pipe();
-    if (!r) return fail(r.error());
-    if (auto l = lift(r->read); !l) return fail(l.error());
-    if (auto l = lift(r->write); !l) return fail(l.error());
-    return std::move(*r);
-}
-
 Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int devnull_fd) {
     using K = Stdio::Kind;
     StdioPlan p;
@@ -281,10 +262,8 @@ Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int dev
     if (o.std_in.kind() == K::pty) {
         auto pt = sys::open_pty(o.std_in.rows(), o.std_in.cols());
         if (!pt) return fail(wrap_key(0, pt.error()));
-        if (auto l = lift(pt->master); !l) return fail(wrap_key(0, l.error()));
         auto slave = sys::open_pty_slave(pt->slave_path);
         if (!slave) return fail(wrap_key(0, slave.error()));
-        if (auto l = lift(*slave); !l) return fail(wrap_key(0, l.error()));
         p.pty = true;
         for (int n = 0; n < 3; ++n) p.child[n] = slave->get();
         p.child_own[0] = std::move(*slave);
@@ -301,7 +280,7 @@ Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int dev
                 return {};
             case K::pipe:
             case K::bytes: {
-                auto pp = make_lifted_pipe();
+                auto pp = sys::make_pipe();
                 if (!pp) return fail(wrap_key(n, pp.error()));
                 if (n == 0) {
                     // Ours is non-blocking either way: the reaper writes bytes() without
@@ -322,7 +301,6 @@ Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int dev
             case K::file: {
                 auto f = sys::open_stdio_file(s.path(), n != 0, s.mode() == FileMode::append);
                 if (!f) return fail(wrap_key(n, f.error()));
-                if (auto l = lift(*f); !l) return fail(wrap_key(n, l.error()));
                 p.child_own[n] = std::move(*f);
                 p.child[n] = p.child_own[n].get();
                 return {};
@@ -409,7 +387,6 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         if (!devnull) {
             auto d = sys::open_devnull();
             if (!d) return fail(wrap(op, d.error()));
-            if (auto l = lift(*d); !l) return fail(wrap(op, l.error()));
             devnull = std::move(*d);
         }
         devnull_fd = devnull.get();

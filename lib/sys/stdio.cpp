@@ -27,7 +27,11 @@ Result<UniqueFd> open_stdio_file(const std::string& path, bool for_write, bool a
         fd = ::open(path.c_str(), flags, 0666);
     } while (fd < 0 && errno == EINTR);  // a FIFO's open may be interrupted; nothing done yet
     if (fd < 0) return fail(E_errno("open", "\"" + path + "\"", errno));
-    auto owned = UniqueFd::adopt(fd);
+    // Above 2, as every descriptor lib/sys creates (a host may have closed its stdio).
+    auto lifted = adopt_above_stdio(fd);
+    if (!lifted) return fail(E("open", "\"" + path + "\"", lifted.error()));
+    auto owned = std::move(*lifted);
+    fd = owned.get();
     if (!for_write) {
         // open(O_RDONLY) of a directory succeeds; the child's read would then fail with EISDIR.
         struct stat st {};
@@ -45,10 +49,13 @@ Result<std::string> current_dir() {
 
 Result<Pty> open_pty(unsigned short rows, unsigned short cols) {
     if (int err = fault::hit("posix_openpt")) return fail(E_errno("posix_openpt", "", err));
-    const int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+    int m = ::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
     if (m < 0) return fail(E_errno("posix_openpt", "", errno));
     Pty p;
-    p.master = UniqueFd::adopt(m);
+    auto master = adopt_above_stdio(m);
+    if (!master) return fail(master.error());
+    p.master = std::move(*master);
+    m = p.master.get();
     if (::grantpt(m) != 0) return fail(E_errno("grantpt", "", errno));
     if (::unlockpt(m) != 0) return fail(E_errno("unlockpt", "", errno));
     char name[128];
@@ -62,7 +69,7 @@ Result<Pty> open_pty(unsigned short rows, unsigned short cols) {
 Result<UniqueFd> open_pty_slave(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return fail(E_errno("open", "\"" + path + "\"", errno));
-    return UniqueFd::adopt(fd);
+    return adopt_above_stdio(fd);
 }
 
 Result<void> resize_pty(int master, unsigned short rows, unsigned short cols) {
