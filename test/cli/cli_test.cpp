@@ -1084,8 +1084,15 @@ TEST_CASE("Cli_PipelineTargets_Good", "[cli][pipeline]") {
         auto r = cli.run({"pipeline", "--dry-run", file, "check", "docs"});
         CHECK(r.code == 0);
         CHECK_THAT(r.output, ContainsSubstring("4 steps"));
-        CHECK(r.output.find("configure") < r.output.find("build"));
-        CHECK(r.output.find("build") < r.output.find("check"));
+        // Row starts, not bare words: the step's command is a path that may contain
+        // "build" or "check" (CI checks out under /check/.../build).
+        const auto row = [&](const std::string& n, const std::string& name) {
+            return r.output.find("\n" + n + "  " + name);
+        };
+        CHECK(row("1", "configure") != std::string::npos);
+        CHECK(row("1", "configure") < row("2", "build"));
+        CHECK(row("2", "build") < row("3", "check"));
+        CHECK(row("3", "check") < row("4", "docs"));
         CHECK_THAT(r.output, !ContainsSubstring("started"));
         r = cli.run({"pipeline", "--dry-run", "--json", file});
         json j = parse_json(r.output);
