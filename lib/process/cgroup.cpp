@@ -281,9 +281,14 @@ bool Cgroup::end_tree(Accounting& out) {
 
 void cgroup_signal(const Cgroup& c, int sig) noexcept {
     try {
+        // The stop signals and the SIGCONT that follows them (a stopped member cannot act on
+        // SIGTERM until it is continued) reach every member; anything else (SIGHUP, SIGUSR1:
+        // a reload the leader hands on as it sees fit) only the leader.
+        static const int quit = sys::parse_signal("SIGQUIT").value_or(0);
         if (sig == sys::sig_kill()) {
             (void)c.kill();
-        } else if (sig == sys::sig_term()) {
+        } else if (sig == sys::sig_term() || sig == sys::sig_int() || sig == quit ||
+                   sig == sys::sig_cont()) {
             (void)c.signal_members(sig);
         }
     } catch (...) {

@@ -80,8 +80,9 @@ class Cgroup {
     bool removed_ = false;
 };
 
-// Kill-path hook for the reaper: SIGTERM and SIGKILL of a process with a cgroup go to the whole
-// tree too (members, then cgroup.kill for SIGKILL); other signals only to the leader.
+// Kill-path hook for the reaper: the stop signals (SIGTERM, SIGINT, SIGQUIT), SIGCONT and
+// SIGKILL of a process with a cgroup go to the whole tree too (members; cgroup.kill for
+// SIGKILL); other signals only to the leader.
 void cgroup_signal(const Cgroup& cg, int sig) noexcept;
 // Reaper hook at the leader's exit (before it is reaped): Cgroup::end_tree, its accounting into
 // st.accounting. Takes st.mu.

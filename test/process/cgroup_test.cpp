@@ -178,6 +178,44 @@ TEST_CASE("Cgroup_Kill_Good", "[process][cgroup]") {
     }
 }
 
+// The state letter of /proc/PID/stat ('T' when stopped), or 0 when the pid is gone.
+static char proc_state(int pid) {
+    const std::string st = read_text("/proc/" + std::to_string(pid) + "/stat");
+    const auto close = st.rfind(')');
+    if (close == std::string::npos || close + 2 >= st.size()) return 0;
+    return st[close + 2];
+}
+
+TEST_CASE("Cgroup_Signal_Good", "[process][cgroup]") {
+    NEED_CGROUP(parent);
+    CORE_LEAK_GUARD();
+    SpawnMethodScope m(cp::SpawnMethod::clone3);
+    auto c = make_core();
+    auto svc = service(c);
+    auto o = child({"setsid-tree", "60000"});
+    o.cgroup = true;
+    o.grace_period = 200ms;
+    auto p = svc->start(Context::background(), o);
+    REQUIRE(p);
+    auto [gc, ggc] = tree_pids(wait_output(*p, "tree "));
+    REQUIRE(gc > 0);
+    // A member in another session, stopped: only the cgroup reaches it.
+    REQUIRE(::kill(gc, SIGSTOP) == 0);
+    REQUIRE(core::test::eventually([&] { return proc_state(gc) == 'T'; }));
+    SECTION("SIGCONT reaches every member, not only the leader's group") {
+        REQUIRE((*p)->signal(SIGCONT));
+        CHECK(core::test::eventually([&] { return proc_state(gc) != 'T'; }));
+    }
+    SECTION("kill: a stopped member is continued and gone with the tree") {
+        REQUIRE((*p)->kill());
+        (*p)->wait();
+        CHECK_FALSE(alive(gc));
+        CHECK_FALSE(alive(ggc));
+    }
+    (void)(*p)->kill();
+    (*p)->wait();
+}
+
 TEST_CASE("Cgroup_Shutdown_Good", "[process][cgroup]") {
     NEED_CGROUP(parent);
     CORE_LEAK_GUARD();
