@@ -17,6 +17,7 @@
 #include "daemon/http.hpp"
 #include "sys/fd.hpp"
 #include "sys/net.hpp"
+#include "sys/poll.hpp"
 
 namespace core::process {
 
@@ -101,8 +102,8 @@ struct HealthServer::Impl {
 
     // Owned by the server thread while it runs (created by start, closed by stop after join).
     UniqueFd listen_fd;
-    UniqueFd epoll_fd;
-    UniqueFd wake_fd;
+    sys::Epoll epoll;
+    sys::EventFd wake;
 
     // GET /health runs the checks on their own thread, one run at a time whose result answers
     // every request waiting when it ends (single flight): a slow check never holds up /ready,
@@ -127,7 +128,7 @@ struct HealthServer::Impl {
             Result<void> r = run_checks();
             lk.lock();
             check_result = std::move(r);
-            net::eventfd_notify(wake_fd.get());
+            wake.signal();
         }
     }
 
@@ -149,7 +150,7 @@ struct HealthServer::Impl {
     // Answers a waiting connection; false when it is finished and must be closed.
     bool answer(Conn& c, const HttpResponse& resp) {
         respond(c, resp, c.head_only);
-        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in, c.tag)) return false;
+        if (!epoll.modify(c.fd.get(), sys::ev_in, c.tag)) return false;
         return service(c);
     }
 
@@ -237,9 +238,9 @@ struct HealthServer::Impl {
             for (;;) {
                 auto io = net::recv_some(c.fd.get(), buf, sizeof buf);
                 if (!io) return false;
-                if (io->would_block) return true;
-                if (io->eof) return false;  // client gave up before a full head
-                c.in.append(buf, io->n);
+                if (*io == sys::would_block) return true;
+                if (*io == 0) return false;  // client gave up before a full head
+                c.in.append(buf, static_cast<std::size_t>(*io));
                 const std::size_t end = detail::find_head_end(c.in);
                 if (end != std::string::npos && end <= opts.max_head) {
                     auto req = detail::parse_request(std::string_view(c.in).substr(0, end));
@@ -249,7 +250,7 @@ struct HealthServer::Impl {
                     } else if (req->path == "/health" &&
                                (req->method == "GET" || req->method == "HEAD")) {
                         // Nothing more is read from it: no events but errors while waiting.
-                        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), 0, c.tag)) return false;
+                        if (!epoll.modify(c.fd.get(), 0, c.tag)) return false;
                         c.phase = Conn::Phase::waiting;
                         c.head_only = req->method == "HEAD";
                         waiting.push_back(c.tag);
@@ -270,21 +271,20 @@ struct HealthServer::Impl {
             while (c.out_off < c.out.size()) {
                 auto io = net::send_some(c.fd.get(), std::string_view(c.out).substr(c.out_off));
                 if (!io) return false;
-                if (io->would_block) {
+                if (*io == sys::would_block) {
                     // Level-triggered: ask for writability only while we have bytes to send,
                     // or the loop would spin on an always-writable socket.
                     if (!c.want_out) {
-                        if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in | net::ev_out,
-                                            c.tag))
+                        if (!epoll.modify(c.fd.get(), sys::ev_in | sys::ev_out, c.tag))
                             return false;
                         c.want_out = true;
                     }
                     return true;
                 }
-                c.out_off += io->n;
+                c.out_off += static_cast<std::size_t>(*io);
             }
             if (c.want_out) {
-                if (!net::epoll_mod(epoll_fd.get(), c.fd.get(), net::ev_in, c.tag)) return false;
+                if (!epoll.modify(c.fd.get(), sys::ev_in, c.tag)) return false;
                 c.want_out = false;
             }
             // Half-close and drain what the client still sends: closing a socket with unread
@@ -297,15 +297,15 @@ struct HealthServer::Impl {
         // draining (level-triggered: one read per event is enough; EOF stays readable)
         char buf[4096];
         auto io = net::recv_some(c.fd.get(), buf, sizeof buf);
-        if (!io || io->eof) return false;
-        c.drained += io->n;
+        if (!io || *io == 0) return false;
+        if (*io > 0) c.drained += static_cast<std::size_t>(*io);
         return c.drained <= kDrainCap;
     }
 
     void loop() {
         std::unordered_map<std::uint64_t, Conn> conns;
         std::uint64_t next_tag = 2;
-        net::Event evs[64];
+        sys::PollEvent evs[64];
         while (!stopping.load()) {
             int timeout_ms = -1;
             const auto now = Clock::now();
@@ -317,14 +317,14 @@ struct HealthServer::Impl {
             for (const auto& [tag, c] : conns) consider(c.deadline);
             if (accept_paused) {
                 if (now >= resume_accept_at) {
-                    if (net::epoll_add(epoll_fd.get(), listen_fd.get(), net::ev_in, kListenTag))
+                    if (epoll.add(listen_fd.get(), sys::ev_in, kListenTag))
                         accept_paused = false;
                     else
                         resume_accept_at = now + kAcceptPause;
                 }
                 if (accept_paused) consider(resume_accept_at);
             }
-            auto n = net::epoll_wait(epoll_fd.get(), evs, 64, timeout_ms);
+            auto n = epoll.wait(evs, 64, timeout_ms);
             if (!n) {
                 SPDLOG_LOGGER_DEBUG(log, "health: {}", n.error().what());
                 break;  // epoll itself broke: nothing sensible left to do but stop serving
@@ -332,7 +332,7 @@ struct HealthServer::Impl {
             for (int i = 0; i < *n; ++i) {
                 const std::uint64_t tag = evs[i].data;
                 if (tag == kWakeTag) {
-                    net::eventfd_drain(wake_fd.get());
+                    wake.drain();
                     deliver_checks(conns);
                     continue;
                 }
@@ -374,7 +374,7 @@ struct HealthServer::Impl {
                 // level-triggered listen fd would make epoll_wait return at once, forever. Stop
                 // watching it for a moment (a deadline in the loop, not a sleep), then retry.
                 SPDLOG_LOGGER_DEBUG(log, "health: {}; pausing accepts", fd.error().what());
-                if (net::epoll_del(epoll_fd.get(), listen_fd.get())) {
+                if (epoll.remove(listen_fd.get())) {
                     accept_paused = true;
                     resume_accept_at = Clock::now() + kAcceptPause;
                 }
@@ -398,7 +398,7 @@ struct HealthServer::Impl {
                 continue;
             }
             const std::uint64_t tag = next_tag++;
-            if (!net::epoll_add(epoll_fd.get(), fd->get(), net::ev_in, tag)) {
+            if (!epoll.add(fd->get(), sys::ev_in, tag)) {
                 continue;  // fd closes here; the client sees the connection drop
             }
             Conn c;
@@ -440,20 +440,20 @@ Result<void> HealthServer::start() {
             listen.error().code()));
     auto port = net::local_port(listen->get());
     if (!port) return fail(E("health", "listen " + want, port.error()));
-    auto epfd = net::epoll_create();
+    auto epfd = sys::Epoll::create();
     if (!epfd) return fail(E("health", "start", epfd.error()));
-    auto wake = net::make_eventfd();
+    auto wake = sys::EventFd::create();
     if (!wake) return fail(E("health", "start", wake.error()));
-    if (auto r = net::epoll_add(epfd->get(), listen->get(), net::ev_in, kListenTag); !r)
+    if (auto r = epfd->add(listen->get(), sys::ev_in, kListenTag); !r)
         return fail(E("health", "start", r.error()));
-    if (auto r = net::epoll_add(epfd->get(), wake->get(), net::ev_in, kWakeTag); !r)
+    if (auto r = epfd->add(wake->fd(), sys::ev_in, kWakeTag); !r)
         return fail(E("health", "start", r.error()));
     net::Endpoint bound = *ep;
     bound.port = *port;
     m.bound = net::to_string(bound);
     m.listen_fd = std::move(*listen);
-    m.epoll_fd = std::move(*epfd);
-    m.wake_fd = std::move(*wake);
+    m.epoll = std::move(*epfd);
+    m.wake = std::move(*wake);
     m.stopping.store(false);
     m.accept_paused = false;
     m.waiting.clear();
@@ -475,8 +475,8 @@ Result<void> HealthServer::start() {
         m.check_cv.notify_one();
         if (m.check_thread.joinable()) m.check_thread.join();
         m.listen_fd.reset();
-        m.epoll_fd.reset();
-        m.wake_fd.reset();
+        m.epoll = {};
+        m.wake = {};
         return fail(Error("health", std::string("start thread: ") + e.what(), e.code().value()));
     }
     m.running = true;
@@ -501,7 +501,7 @@ void HealthServer::stop() {
         t = std::move(m.thread);
     }
     m.stopping.store(true);
-    net::eventfd_notify(m.wake_fd.get());
+    m.wake.signal();
     if (t.joinable()) t.join();
     std::thread ct;
     {
@@ -513,8 +513,8 @@ void HealthServer::stop() {
     if (ct.joinable()) ct.join();  // after a check that is running returns
     // The loop's connections closed when it returned; now the shared descriptors.
     m.listen_fd.reset();
-    m.epoll_fd.reset();
-    m.wake_fd.reset();
+    m.epoll = {};
+    m.wake = {};
 }
 
 bool HealthServer::running() const {
@@ -593,7 +593,7 @@ Result<HttpResponse> http_get(const std::string& addr, const std::string& path,
     auto fd = net::tcp_connect_start(*ep, &in_progress);
     if (!fd) return fail(step_error(where, "connect", fd.error()));
     if (in_progress) {
-        auto ok = net::wait_fd(fd->get(), true, left());
+        auto ok = sys::wait_writable(fd->get(), left());
         if (!ok) return fail(step_error(where, "connect", ok.error()));
         if (!*ok) return fail(timed_out("connect"));
         if (auto r = net::connect_result(fd->get()); !r)
@@ -606,13 +606,13 @@ Result<HttpResponse> http_get(const std::string& addr, const std::string& path,
     while (!out.empty()) {
         auto io = net::send_some(fd->get(), out);
         if (!io) return fail(step_error(where, "write", io.error()));
-        if (io->would_block) {
-            auto ok = net::wait_fd(fd->get(), true, left());
+        if (*io == sys::would_block) {
+            auto ok = sys::wait_writable(fd->get(), left());
             if (!ok) return fail(step_error(where, "write", ok.error()));
             if (!*ok) return fail(timed_out("write"));
             continue;
         }
-        out.remove_prefix(io->n);
+        out.remove_prefix(static_cast<std::size_t>(*io));
     }
     std::string raw;
     char buf[8192];
@@ -624,14 +624,14 @@ Result<HttpResponse> http_get(const std::string& addr, const std::string& path,
             if (detail::response_complete(raw)) break;
             return fail(step_error(where, "read", io.error()));
         }
-        if (io->eof) break;
-        if (io->would_block) {
-            auto ok = net::wait_fd(fd->get(), false, left());
+        if (*io == 0) break;
+        if (*io == sys::would_block) {
+            auto ok = sys::wait_readable(fd->get(), left());
             if (!ok) return fail(step_error(where, "read", ok.error()));
             if (!*ok) return fail(timed_out("read"));
             continue;
         }
-        raw.append(buf, io->n);
+        raw.append(buf, static_cast<std::size_t>(*io));
         if (raw.size() > kMaxResponse)
             return fail(Error("http.get", where + ": response larger than 1 MiB", EFBIG));
         if (detail::response_complete(raw)) break;

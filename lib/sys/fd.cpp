@@ -56,9 +56,11 @@ Result<Pipe> make_pipe(int flags) {
 
 Result<void> set_nonblocking(int fd, bool on) {
     int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0) return fail(E_errno("fcntl", "F_GETFL", errno));
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    if (::fcntl(fd, F_SETFL, fl) < 0) return fail(E_errno("fcntl", "F_SETFL", errno));
+    if (fl < 0) return fail(E_errno("fcntl", "F_GETFL fd " + std::to_string(fd), errno));
+    const int want = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    if (want == fl) return {};
+    if (::fcntl(fd, F_SETFL, want) < 0)
+        return fail(E_errno("fcntl", "F_SETFL O_NONBLOCK fd " + std::to_string(fd), errno));
     return {};
 }
 

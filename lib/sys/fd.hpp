@@ -58,8 +58,9 @@ struct Pipe {
 };
 Result<Pipe> make_pipe(int flags = 0);
 
-// Sets or clears O_NONBLOCK.
-Result<void> set_nonblocking(int fd, bool on);
+// Sets or clears O_NONBLOCK (the one non-blocking setter; F_GETFL, then F_SETFL only when the
+// flag changes, so the other status flags are kept).
+Result<void> set_nonblocking(int fd, bool on = true);
 
 // Number of open descriptors of this process (counts /proc/self/fd), for leak checks.
 Result<int> count_open_fds();
