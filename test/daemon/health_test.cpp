@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "core/process/health.hpp"
-#include "daemon/http.hpp"
 #include "guard.hpp"
+#include "http/parser.hpp"
 #include "sys/fault.hpp"
 
 namespace cp = core::process;
@@ -504,7 +504,7 @@ TEST_CASE("Probe_Health_Ugly", "[daemon][health]") {
 TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
     CORE_LEAK_GUARD();
     auto r =
-        cp::detail::parse_request("\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
+        core::http::parse_request("\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
     REQUIRE(r);
     CHECK(r->method == "GET");
     CHECK(r->target == "/health?x=1");
@@ -513,23 +513,23 @@ TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
     REQUIRE(r->headers.size() == 2);
     CHECK(r->headers[1].first == "x-y");
     CHECK(r->headers[1].second == "v v");
-    auto lf = cp::detail::parse_request("GET / HTTP/1.1\nA: b\n\n");
+    auto lf = core::http::parse_request("GET / HTTP/1.1\nA: b\n\n");
     REQUIRE(lf);
-    CHECK(cp::detail::find_head_end("GET / HTTP/1.1\r\n\r\nrest") == 18);
-    CHECK(cp::detail::find_head_end("GET / HTTP/1.1\r\n") == std::string::npos);
+    CHECK(core::http::find_head_end("GET / HTTP/1.1\r\n\r\nrest") == 18);
+    CHECK(core::http::find_head_end("GET / HTTP/1.1\r\n") == std::string::npos);
 }
 
 TEST_CASE("Http_ParseResponse_Ugly", "[daemon][health]") {
     CORE_LEAK_GUARD();
-    auto chunked = cp::detail::parse_response(
+    auto chunked = core::http::parse_response(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n");
     REQUIRE(chunked);
     CHECK(chunked->body == "ok\n");
-    CHECK_FALSE(cp::detail::parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
-    CHECK_FALSE(cp::detail::parse_response("HTTP/1.1 2x0 OK\r\n\r\n"));
-    CHECK_FALSE(cp::detail::parse_response(
+    CHECK_FALSE(core::http::parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
+    CHECK_FALSE(core::http::parse_response("HTTP/1.1 2x0 OK\r\n\r\n"));
+    CHECK_FALSE(core::http::parse_response(
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"));
-    auto eof = cp::detail::parse_response("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
+    auto eof = core::http::parse_response("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
     REQUIRE(eof);
     CHECK(eof->status == 503);
     CHECK(eof->body == "busy");
