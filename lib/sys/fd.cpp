@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,6 +63,15 @@ Result<void> set_nonblocking(int fd, bool on) {
     if (::fcntl(fd, F_SETFL, want) < 0)
         return fail(E_errno("fcntl", "F_SETFL O_NONBLOCK fd " + std::to_string(fd), errno));
     return {};
+}
+
+Result<std::uint64_t> raise_open_files_limit(std::uint64_t want) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return fail(E_errno("getrlimit", "NOFILE", errno));
+    if (rl.rlim_cur >= want) return static_cast<std::uint64_t>(rl.rlim_cur);
+    rl.rlim_cur = want < rl.rlim_max ? static_cast<rlim_t>(want) : rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return fail(E_errno("setrlimit", "NOFILE", errno));
+    return static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
 Result<int> count_open_fds() {
