@@ -59,8 +59,9 @@ struct Conn {
     Clock::time_point deadline;
     Tags* deadline_list = nullptr;  // Impl::deadlines or Impl::probations
     Tags::iterator by_deadline;     // its place there
-    Tags::iterator in_phase;        // in Impl::partial (reading) or Impl::closing (not live)
-    bool in_phase_list = false;
+    Tags* phase_list = nullptr;     // Impl::partial, room, ready or closing (or none)
+    Tags::iterator in_phase;        // its place there
+    std::size_t head_end = 0;       // ready: the end of its complete head in `in`
 };
 
 }  // namespace
@@ -92,8 +93,11 @@ struct Server::Impl {
     // list's deadlines are now + one fixed time: head_timeout, or the probation time.
     Tags deadlines;
     Tags probations;
-    Tags partial;  // connections in reading, oldest first
+    Tags partial;  // live connections in reading, oldest first
+    Tags room;     // on probation, head still arriving, oldest first
+    Tags ready;    // on probation with a complete head, waiting for a live slot, oldest first
     Tags closing;  // connections that no longer count (draining, refusals), oldest first
+    bool accept_full = false;  // accepting paused: room + ready at their bound
     std::size_t live = 0;
     std::uint64_t next_tag = 2;
     bool accept_paused = false;
@@ -115,9 +119,15 @@ struct Server::Impl {
     }
 
     void leave_phase_list(Conn& c) {
-        if (!c.in_phase_list) return;
-        (c.phase == Conn::Phase::reading && c.live ? partial : closing).erase(c.in_phase);
-        c.in_phase_list = false;
+        if (!c.phase_list) return;
+        c.phase_list->erase(c.in_phase);
+        c.phase_list = nullptr;
+    }
+
+    void put(Conn& c, Tags& list) {
+        leave_phase_list(c);
+        c.in_phase = list.insert(list.end(), c.tag);
+        c.phase_list = &list;
     }
 
     // Moves c to phase p, keeping the counters and lists right.
@@ -128,13 +138,10 @@ struct Server::Impl {
             c.live = false;
             --live;
         }
-        if (p == Conn::Phase::reading && c.live) {
-            c.in_phase = partial.insert(partial.end(), c.tag);
-            c.in_phase_list = true;
-        } else if (!c.live) {
-            c.in_phase = closing.insert(closing.end(), c.tag);
-            c.in_phase_list = true;
-        }
+        if (p == Conn::Phase::reading)
+            put(c, c.live ? partial : room);
+        else if (!c.live)
+            put(c, closing);
     }
 
     void close(std::uint64_t tag) {
@@ -165,10 +172,17 @@ struct Server::Impl {
 
     void dispatch(Conn& c, std::size_t end) {
         if (c.probation) {
-            // Its head is complete: it takes the slot of the oldest half-sent request, or, with
-            // every slot answering requests, gets 503.
+            // Its head is complete: it takes a free slot or the slot of the oldest half-sent
+            // request; with every slot busy it waits for one (not read meanwhile) until its
+            // deadline, then gets 503.
             if (live >= opts.max_connections && !evict_partial()) {
-                respond(c, {503, "too many connections\n"});
+                if (!epoll.modify(c.fd.get(), 0, c.tag)) {
+                    respond(c, {503, "too many connections\n"});
+                    return;
+                }
+                c.head_end = end;
+                put(c, ready);
+                set_deadline(c);
                 return;
             }
             leave_phase_list(c);
@@ -206,7 +220,8 @@ struct Server::Impl {
 
     // Advances one connection; false when it is finished and must be closed.
     bool service(Conn& c) {
-        if (c.phase == Conn::Phase::waiting) return false;  // an error or hang-up: it is gone
+        if (c.phase == Conn::Phase::waiting || c.phase_list == &ready)
+            return false;  // no events are asked for: an error or hang-up, it is gone
         if (c.phase == Conn::Phase::reading) {
             char buf[4096];
             // Level-triggered, so stopping early is safe; but read what is there, so a head
@@ -220,7 +235,7 @@ struct Server::Impl {
                 const std::size_t end = find_head_end(c.in);
                 if (end != std::string::npos && end <= opts.max_head) {
                     dispatch(c, end);
-                    if (c.phase == Conn::Phase::waiting) return true;
+                    if (c.phase == Conn::Phase::waiting || c.phase_list == &ready) return true;
                     break;
                 }
                 if (c.in.size() > opts.max_head) {
@@ -334,7 +349,7 @@ struct Server::Impl {
         sys::PollEvent evs[64];
         while (!stopping.load()) {
             const auto now = Clock::now();
-            if (accept_paused && now >= resume_accept_at) {
+            if (accept_paused && !accept_full && now >= resume_accept_at) {
                 if (epoll.add(listen_fd.get(), sys::ev_in, kListenTag))
                     accept_paused = false;
                 else
@@ -361,22 +376,56 @@ struct Server::Impl {
                 if (!service(it->second)) close(tag);
             }
             expire(Clock::now());
+            promote_ready();
         }
         conns.clear();
         deadlines.clear();
         probations.clear();
         partial.clear();
+        room.clear();
+        ready.clear();
         closing.clear();
+        accept_full = false;
         live = 0;
     }
 
     // Closes the oldest connection still sending its head; false when there is none.
-    bool evict_partial() {
-        if (partial.empty()) return false;
-        SPDLOG_LOGGER_DEBUG(log, "{}: closing the oldest half-sent request to make room",
-                            opts.name);
-        close(partial.front());
-        return true;
+    // Closes the oldest connection of list that has sent part of a head (not a connection that
+    // has sent nothing yet: a client about to send, as a loaded client is); false when none.
+    // The scan is bounded by the list's cap, not by the number of connections.
+    bool evict_half_sent(Tags& list) {
+        for (auto tag : list) {
+            if (conns.at(tag).in.empty()) continue;
+            SPDLOG_LOGGER_DEBUG(log, "{}: closing the oldest half-sent request to make room",
+                                opts.name);
+            close(tag);
+            return true;
+        }
+        return false;
+    }
+    bool evict_partial() { return evict_half_sent(partial); }
+
+    std::size_t room_cap() const { return 4 * opts.max_connections; }
+
+    // Live slots freed: the oldest ready connections on probation take them.
+    void promote_ready() {
+        while (!ready.empty() && live < opts.max_connections) {
+            const std::uint64_t tag = ready.front();
+            Conn& c = conns.at(tag);
+            leave_phase_list(c);
+            c.probation = false;
+            c.live = true;
+            ++live;
+            if (!epoll.modify(c.fd.get(), sys::ev_in, c.tag)) {
+                close(tag);
+                continue;
+            }
+            dispatch(c, c.head_end);
+            if (c.phase == Conn::Phase::writing && !write_reply(c)) close(tag);
+        }
+        if (accept_full && !accept_paused && room.size() + ready.size() < room_cap()) {
+            if (epoll.add(listen_fd.get(), sys::ev_in, kListenTag)) accept_full = false;
+        }
     }
 
     void accept_all() {
@@ -398,6 +447,13 @@ struct Server::Impl {
             }
             if (!fd->valid()) return;
             admit(std::move(*fd));
+            if (live >= opts.max_connections && room.size() + ready.size() >= room_cap() &&
+                !evict_half_sent(room)) {
+                // The waiting room is full of clients that have sent nothing or a whole head:
+                // let the kernel's accept queue hold the rest until slots free up.
+                if (epoll.remove(listen_fd.get())) accept_full = true;
+                return;
+            }
         }
     }
 
@@ -416,16 +472,17 @@ struct Server::Impl {
         (void)ok;
         Conn& conn = it->second;
         set_deadline(conn, probation);
-        // On probation it is not live: it waits in the closing list (bounded) for its head, and
-        // its refusal is a reply that goes out and drains like any other (a bare close would
-        // reset the client).
+        // On probation it is not live: it waits in the room (bounded) for its head, and its
+        // refusal is a reply that goes out and drains like any other (a bare close would reset
+        // the client).
         if (!probation) ++live;
         enter(conn, Conn::Phase::reading);
         if (!service(conn)) {
             close(tag);
             return;
         }
-        if (conn.phase == Conn::Phase::reading && partial.size() > partial_cap()) evict_partial();
+        if (conn.phase == Conn::Phase::reading && conn.live && partial.size() > partial_cap())
+            evict_partial();
     }
 
     std::size_t partial_cap() const {

@@ -9,10 +9,13 @@
 //    on their own, and are bounded apart, at 4 × max_connections, oldest closed first);
 //  - a request head must arrive whole within head_timeout of the accept (slowloris), and the
 //    connections still sending theirs ("partial") are capped by max_partial, oldest closed first;
-//  - a newcomer that finds every live slot taken is on probation for up to 1 s: when its head
-//    is complete it takes the slot of the oldest partial connection (closed), so a prober that
-//    sends its request at once is answered even while slow clients hold every slot; with no
-//    partial one to close, or no head in time, it gets 503 "too many connections";
+//  - a newcomer that finds every live slot taken is on probation (not live; at most 4 ×
+//    max_connections of them, else the kernel's accept queue holds the rest): when its head is
+//    complete it takes the slot of the oldest half-sent connection (one that has sent part of
+//    a head; one that has sent nothing yet is a client about to send, and is left alone), or
+//    waits, unread, for a slot to free up; so a prober that sends its request at once is
+//    answered even while slow clients hold every slot, and plain overload queues instead of
+//    failing. No head within 1 s, or no slot within head_timeout: 503 "too many connections";
 //  - every event costs O(1) (deadlines and partial connections are kept in arrival order, the
 //    live count is kept, not counted), so the throughput does not fall with the connections.
 // start/stop/reply/running/addr are thread-safe; the handler must not call stop().

@@ -32,8 +32,9 @@ struct HealthOptions {
     // closed then); also the bound of a /health whose checks are still running (503).
     std::chrono::milliseconds read_timeout{5000};
     // Live connections (reading a head, waiting for the checks, writing a reply); connections
-    // already answered and closing do not count. A newcomer finding them all taken closes the
-    // oldest half-sent request; with none to close it gets 503 "too many connections".
+    // already answered and closing do not count. A newcomer finding them all taken waits (up
+    // to 1 s for its head, then up to read_timeout for a slot, else 503 "too many
+    // connections"); a complete head takes the slot of the oldest half-sent request.
     std::size_t max_connections = 64;
     // Connections still sending their head; past it the oldest is closed. 0: max_connections.
     std::size_t max_partial = 0;
