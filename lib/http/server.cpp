@@ -389,7 +389,6 @@ struct Server::Impl {
         live = 0;
     }
 
-    // Closes the oldest connection still sending its head; false when there is none.
     // Closes the oldest connection of list that has sent part of a head (not a connection that
     // has sent nothing yet: a client about to send, as a loaded client is); false when none.
     // The scan is bounded by the list's cap, not by the number of connections.
