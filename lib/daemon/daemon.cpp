@@ -10,13 +10,10 @@
 #include "core/log.hpp"
 #include "sys/fd.hpp"
 #include "sys/file.hpp"
-#include "sys/net.hpp"
+#include "sys/poll.hpp"
+#include "sys/signals.hpp"
 
 namespace core::process {
-
-namespace net = core::sys::net;
-namespace sig = core::sys::sig;
-using sys::UniqueFd;
 
 struct Daemon::Impl {
     DaemonOptions opts;
@@ -29,8 +26,8 @@ struct Daemon::Impl {
     std::optional<DaemonRegistry> registry;
     bool registered = false;
 
-    UniqueFd stop_fd;                  // eventfd behind notify_stop(); lives until ~Daemon
-    std::atomic<int> stop_fd_raw{-1};  // what notify_stop reads (signal-safe, no lock)
+    std::optional<sys::EventFd> stop_fd;          // behind notify_stop(); lives until ~Daemon
+    std::atomic<sys::EventFd*> stop_ev{nullptr};  // what notify_stop reads (signal-safe, no lock)
     std::atomic<int> last_signal{0};
 
     bool wants_registry() const { return !opts.code.empty() || !opts.daemon.empty(); }
@@ -51,7 +48,7 @@ Daemon::Daemon(DaemonOptions opts) : impl_(std::make_unique<Impl>()) {
 
 Daemon::~Daemon() {
     (void)stop();
-    impl_->stop_fd_raw.store(-1);
+    impl_->stop_ev.store(nullptr);
 }
 
 Result<void> Daemon::start() {
@@ -62,12 +59,12 @@ Result<void> Daemon::start() {
     if (m.wants_registry() && (m.opts.code.empty() || m.opts.daemon.empty()))
         return fail(Error(op, "code and daemon must be both set or both empty", EINVAL));
     if (!m.stop_fd) {
-        auto efd = net::make_eventfd();
+        auto efd = sys::EventFd::create();
         if (!efd) return fail(E(op, "", efd.error()));
-        m.stop_fd = std::move(*efd);
-        m.stop_fd_raw.store(m.stop_fd.get());
+        m.stop_fd.emplace(std::move(*efd));
+        m.stop_ev.store(&*m.stop_fd);
     }
-    net::eventfd_drain(m.stop_fd.get());  // a stop requested for an earlier run is spent
+    m.stop_fd->drain();  // a stop requested for an earlier run is spent
     m.last_signal.store(0);
 
     // Each step undoes the earlier ones when it fails (all-or-nothing).
@@ -141,31 +138,29 @@ Result<void> Daemon::stop() {
 Result<void> Daemon::run(const Context& ctx) {
     constexpr const char* op = "daemon.run";
     Impl& m = *impl_;
-    int efd;
+    sys::EventFd* efd;
     {
         std::lock_guard lk(m.mu);
         if (!m.running) return fail(Error(op, "daemon not started", EINVAL));
-        efd = m.stop_fd.get();
+        efd = &*m.stop_fd;
     }
-    std::optional<sig::StopSignals> sigs;
+    std::optional<sys::SignalFd> sigs;
     if (m.opts.handle_signals) {
-        auto s = sig::StopSignals::open();
+        auto s = sys::SignalFd::open_blocking({sys::sig_term(), sys::sig_int()});
         if (!s) return fail(E(op, "", s.error()));
         sigs.emplace(std::move(*s));
     }
-    auto ep = net::epoll_create();
+    auto ep = sys::Epoll::create();
     if (!ep) return fail(E(op, "", ep.error()));
-    if (auto r = net::epoll_add(ep->get(), efd, net::ev_in, 1); !r)
-        return fail(E(op, "", r.error()));
+    if (auto r = ep->add(efd->fd(), sys::ev_in, 1); !r) return fail(E(op, "", r.error()));
     if (sigs) {
-        if (auto r = net::epoll_add(ep->get(), sigs->fd(), net::ev_in, 2); !r)
-            return fail(E(op, "", r.error()));
+        if (auto r = ep->add(sigs->fd(), sys::ev_in, 2); !r) return fail(E(op, "", r.error()));
     }
     // Cancellation wakes us through the same eventfd notify_stop() uses.
-    std::stop_callback on_cancel(ctx.token(), [efd] { net::eventfd_notify(efd); });
+    std::stop_callback on_cancel(ctx.token(), [efd] { efd->signal(); });
     for (bool done = ctx.done(); !done;) {
-        net::Event evs[4];
-        auto n = net::epoll_wait(ep->get(), evs, 4, -1);
+        sys::PollEvent evs[4];
+        auto n = ep->wait(evs, 4, -1);
         if (!n) return fail(E(op, "", n.error()));
         for (int i = 0; i < *n; ++i) {
             if (evs[i].data == 1) done = true;
@@ -184,8 +179,7 @@ Result<void> Daemon::run(const Context& ctx) {
 }
 
 void Daemon::notify_stop() noexcept {
-    const int fd = impl_->stop_fd_raw.load();
-    if (fd >= 0) net::eventfd_notify(fd);
+    if (sys::EventFd* ev = impl_->stop_ev.load()) ev->signal();
 }
 
 int Daemon::stop_signal() const noexcept {
@@ -211,7 +205,7 @@ HealthServer* Daemon::health() noexcept {
 }
 
 Result<void> block_stop_signals() {
-    auto r = sig::block_stop_signals();
+    auto r = sys::block_signals({sys::sig_term(), sys::sig_int()});
     if (!r) return fail(E("daemon.block_stop_signals", "", r.error()));
     return {};
 }

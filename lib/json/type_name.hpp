@@ -1,33 +1,15 @@
-// The name of a JSON value's type, for config errors ("want string, got integer"). Shared by
-// the pipeline reader (lib/runner) and the supervise config reader (lib/supervisor). Header
-// only: the components that include it already link nlohmann_json.
+// lib/json: the JSON helpers shared by the library's config readers: the pipeline file
+// (lib/runner) and the supervise config (lib/supervisor). A
+// component of its own (core_json, which brings nlohmann_json along), because the readers live
+// in components that may not include each other.
 #pragma once
 
 #include <nlohmann/json.hpp>
 
 namespace core::json {
 
-// null, object, array, string, boolean, integer (signed or unsigned) or number (floating).
-inline const char* type_name(const nlohmann::json& j) noexcept {
-    switch (j.type()) {
-        case nlohmann::json::value_t::null:
-            return "null";
-        case nlohmann::json::value_t::object:
-            return "object";
-        case nlohmann::json::value_t::array:
-            return "array";
-        case nlohmann::json::value_t::string:
-            return "string";
-        case nlohmann::json::value_t::boolean:
-            return "boolean";
-        case nlohmann::json::value_t::number_integer:
-        case nlohmann::json::value_t::number_unsigned:
-            return "integer";
-        case nlohmann::json::value_t::number_float:
-            return "number";
-        default:
-            return "value";
-    }
-}
+// The name of a JSON value's type, for config errors ("want string, got integer"): null,
+// object, array, string, boolean, integer (signed or unsigned) or number (floating).
+const char* type_name(const nlohmann::json& j) noexcept;
 
 }  // namespace core::json

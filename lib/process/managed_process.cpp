@@ -178,7 +178,7 @@ void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::m
     auto copy = s.pidfd.dup();  // under s.mu: the reaper closes s.pidfd under it too
     if (!copy) return;
     lk.unlock();
-    auto ready = sys::wait_readable(copy->get(), -1);
+    auto ready = sys::wait_readable(copy->get(), sys::forever);
     copy->reset();
     if (ready && *ready)
         if (auto r = s.reaper.lock()) (void)r->help_reap(sp);

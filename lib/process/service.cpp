@@ -285,12 +285,12 @@ Result<StdioPlan> plan_stdio(const std::string& op, const RunOptions& o, int dev
                 if (n == 0) {
                     // Ours is non-blocking either way: the reaper writes bytes() without
                     // blocking; write_input() waits for room together with a wake-up.
-                    if (auto nb = sys::make_nonblocking(pp->write.get()); !nb)
+                    if (auto nb = sys::set_nonblocking(pp->write.get()); !nb)
                         return fail(wrap_key(n, nb.error()));
                     p.in_write = std::move(pp->write);
                     p.child_own[n] = std::move(pp->read);
                 } else {
-                    if (auto nb = sys::make_nonblocking(pp->read.get()); !nb)
+                    if (auto nb = sys::set_nonblocking(pp->read.get()); !nb)
                         return fail(wrap_key(n, nb.error()));
                     (n == 1 ? p.out_read : p.err_read) = std::move(pp->read);
                     p.child_own[n] = std::move(pp->write);

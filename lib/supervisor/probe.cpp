@@ -1,7 +1,7 @@
 #include "supervisor/probe.hpp"
 
 #if CORE_SUPERVISOR_HAVE_DAEMON
-#include "core/process/health.hpp"
+#include "core/process/http.hpp"
 #endif
 
 namespace core::process::detail {

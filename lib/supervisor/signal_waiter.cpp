@@ -4,19 +4,18 @@
 
 #include "sys/poll.hpp"
 #include "sys/signals.hpp"
-#include "sys/supervise.hpp"
 
 namespace core::process {
 
 struct SignalWaiter::Impl {
-    sys::sup::SignalFd sigs;
+    sys::SignalFd sigs;
     sys::EventFd wake;
     sys::Epoll ep;
 };
 
 Result<SignalWaiter> SignalWaiter::open(const std::vector<int>& signals) {
     constexpr const char* op = "signal_waiter.open";
-    auto sigs = sys::sup::SignalFd::open(signals);
+    auto sigs = sys::SignalFd::open(signals);
     if (!sigs) return fail(E(op, "", sigs.error()));
     auto wake = sys::EventFd::create();
     if (!wake) return fail(E(op, "", wake.error()));
@@ -66,14 +65,13 @@ int signal_hup() noexcept {
 }
 
 Result<void> block_signals(const std::vector<int>& signals) {
-    if (auto r = sys::sup::block_signals(signals); !r)
+    if (auto r = sys::block_signals(signals); !r)
         return fail(E("process.block_signals", "", r.error()));
     return {};
 }
 
 Result<void> ignore_sigpipe() {
-    if (auto r = sys::sup::ignore_sigpipe(); !r)
-        return fail(E("process.ignore_sigpipe", "", r.error()));
+    if (auto r = sys::ignore_sigpipe(); !r) return fail(E("process.ignore_sigpipe", "", r.error()));
     return {};
 }
 

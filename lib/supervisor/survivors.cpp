@@ -78,10 +78,10 @@ Result<void> stop_survivor(const Survivor& s, int stop_signal, std::chrono::mill
     };
     if (auto r = send(stop_signal); !r) return r;
     if (stop_signal != sys::sig_cont()) (void)send(sys::sig_cont());
-    auto gone = sys::wait_readable(fd->get(), static_cast<int>(timeout.count()));
+    auto gone = sys::wait_readable(fd->get(), timeout);
     if (gone && *gone) return {};
     if (auto r = send(sys::sig_kill()); !r) return r;
-    gone = sys::wait_readable(fd->get(), 5000);
+    gone = sys::wait_readable(fd->get(), std::chrono::milliseconds(5000));
     if (gone && *gone) return {};
     return fail(E(op, who + ": still running 5s after SIGKILL"));
 }

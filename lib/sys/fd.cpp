@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,10 +57,21 @@ Result<Pipe> make_pipe(int flags) {
 
 Result<void> set_nonblocking(int fd, bool on) {
     int fl = ::fcntl(fd, F_GETFL);
-    if (fl < 0) return fail(E_errno("fcntl", "F_GETFL", errno));
-    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
-    if (::fcntl(fd, F_SETFL, fl) < 0) return fail(E_errno("fcntl", "F_SETFL", errno));
+    if (fl < 0) return fail(E_errno("fcntl", "F_GETFL fd " + std::to_string(fd), errno));
+    const int want = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    if (want == fl) return {};
+    if (::fcntl(fd, F_SETFL, want) < 0)
+        return fail(E_errno("fcntl", "F_SETFL O_NONBLOCK fd " + std::to_string(fd), errno));
     return {};
+}
+
+Result<std::uint64_t> raise_open_files_limit(std::uint64_t want) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return fail(E_errno("getrlimit", "NOFILE", errno));
+    if (rl.rlim_cur >= want) return static_cast<std::uint64_t>(rl.rlim_cur);
+    rl.rlim_cur = want < rl.rlim_max ? static_cast<rlim_t>(want) : rl.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0) return fail(E_errno("setrlimit", "NOFILE", errno));
+    return static_cast<std::uint64_t>(rl.rlim_cur);
 }
 
 Result<int> count_open_fds() {

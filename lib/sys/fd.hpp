@@ -2,6 +2,7 @@
 // closes on destruction. Ownership transfer shows in the name: adopt(), release(), dup().
 #pragma once
 
+#include <cstdint>
 #include <utility>
 
 #include "core/result.hpp"
@@ -58,8 +59,13 @@ struct Pipe {
 };
 Result<Pipe> make_pipe(int flags = 0);
 
-// Sets or clears O_NONBLOCK.
-Result<void> set_nonblocking(int fd, bool on);
+// Sets or clears O_NONBLOCK (the one non-blocking setter; F_GETFL, then F_SETFL only when the
+// flag changes, so the other status flags are kept).
+Result<void> set_nonblocking(int fd, bool on = true);
+
+// Raises this process's soft RLIMIT_NOFILE towards want (never above the hard limit, never
+// lowering it): the soft limit in force afterwards. For hosts and tests that hold many sockets.
+Result<std::uint64_t> raise_open_files_limit(std::uint64_t want);
 
 // Number of open descriptors of this process (counts /proc/self/fd), for leak checks.
 Result<int> count_open_fds();

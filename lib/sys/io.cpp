@@ -140,12 +140,6 @@ Result<void> check_dir(const std::string& dir) {
 }  // namespace core::sys
 
 namespace core::sys {
-Result<void> make_nonblocking(int fd) {
-    if (::fcntl(fd, F_SETFL, O_NONBLOCK) != 0)
-        return fail(E_errno("fcntl", "F_SETFL O_NONBLOCK fd " + std::to_string(fd), errno));
-    return {};
-}
-
 Result<UniqueFd> dup_at_least(int fd, int min) {
     if (int err = fault::hit("dup")) return fail(E_errno("dup", "", err));
     const int nfd = ::fcntl(fd, F_DUPFD_CLOEXEC, min);

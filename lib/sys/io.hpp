@@ -36,9 +36,6 @@ Result<void> check_dir(const std::string& dir);
 }  // namespace core::sys
 
 namespace core::sys {
-// Sets O_NONBLOCK on a descriptor we just created (one fcntl: its other status flags are known
-// to be clear).
-Result<void> make_nonblocking(int fd);
 // A CLOEXEC duplicate numbered >= min (for pipe ends that landed on 0, 1 or 2 because the host
 // closed its stdio).
 Result<UniqueFd> dup_at_least(int fd, int min);

@@ -6,7 +6,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <limits>
 
 #include "sys/fault.hpp"
 
@@ -16,6 +18,8 @@ const std::uint32_t ev_in = EPOLLIN;
 const std::uint32_t ev_out = EPOLLOUT;
 const std::uint32_t ev_err = EPOLLERR;
 const std::uint32_t ev_hup = EPOLLHUP;
+const std::uint32_t ev_rdhup = EPOLLRDHUP;
+const std::uint32_t ev_et = EPOLLET;
 
 Result<Epoll> Epoll::create() {
     if (int err = fault::hit("epoll_create1")) return fail(E_errno("epoll_create1", "", err));
@@ -40,6 +44,8 @@ Result<void> Epoll::add(int fd, std::uint32_t events, std::uint64_t data) {
 }
 
 Result<void> Epoll::modify(int fd, std::uint32_t events, std::uint64_t data) {
+    if (int err = fault::hit("epoll_ctl"))
+        return fail(E_errno("epoll_ctl", "mod fd " + std::to_string(fd), err));
     epoll_event ev{};
     ev.events = events;
     ev.data.u64 = data;
@@ -134,15 +140,45 @@ void TimerFd::drain() noexcept {
     (void)r;
 }
 
-Result<bool> wait_readable(int fd, int timeout_ms) {
-    if (int err = fault::hit("poll")) return fail(E_errno("poll", "fd " + std::to_string(fd), err));
-    ::pollfd p{fd, POLLIN, 0};
-    const int n = ::poll(&p, 1, timeout_ms);
-    if (n < 0) {
-        if (errno == EINTR) return false;
+namespace {
+
+// One poll() loop for both directions. Without a deadline it is one poll(-1) per wake-up (the
+// waiters' hot path: no clock read); with one, the remaining time is recomputed after EINTR.
+Result<bool> wait_one(int fd, short events, std::chrono::milliseconds timeout) {
+    using Clock = std::chrono::steady_clock;
+    const bool no_deadline =
+        timeout.count() < 0 || timeout >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              Clock::time_point::max() - Clock::now());
+    const auto deadline = no_deadline ? Clock::time_point::max() : Clock::now() + timeout;
+    for (;;) {
+        if (int err = fault::hit("poll"))
+            return fail(E_errno("poll", "fd " + std::to_string(fd), err));
+        int wait_ms = -1;
+        if (!no_deadline) {
+            // Rounded up, so a wake-up never comes just before the deadline and spins; poll
+            // takes an int, so a longer wait is cut to ~24 days and the loop waits again.
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+            if (left.count() < 0) left = std::chrono::milliseconds(0);
+            constexpr auto kMaxPoll = std::chrono::milliseconds(std::numeric_limits<int>::max());
+            wait_ms = static_cast<int>(std::min(left, kMaxPoll).count());
+        }
+        ::pollfd p{fd, events, 0};
+        const int n = ::poll(&p, 1, wait_ms);
+        if (n > 0) return true;
+        if (n == 0 && Clock::now() >= deadline) return false;
+        if (n == 0 || errno == EINTR) continue;  // recompute the remaining time and wait again
         return fail(E_errno("poll", "fd " + std::to_string(fd), errno));
     }
-    return n > 0;
+}
+
+}  // namespace
+
+Result<bool> wait_readable(int fd, std::chrono::milliseconds timeout) {
+    return wait_one(fd, POLLIN, timeout);
+}
+
+Result<bool> wait_writable(int fd, std::chrono::milliseconds timeout) {
+    return wait_one(fd, POLLOUT, timeout);
 }
 
 Result<WriteWait> wait_writable_or_woken(int fd, int wake_fd) {

@@ -1,6 +1,10 @@
-// The reaper's event sources: an epoll set, an eventfd for cross-thread wake-ups and a timerfd
-// on CLOCK_MONOTONIC. Every descriptor is CLOEXEC and non-blocking from birth. Each object is
-// owned by one thread, except EventFd::signal() and Epoll::add/del, which any thread may call.
+// Event sources and waits, the one vocabulary for every event loop in the library (the reaper,
+// the health server, Daemon::run, the signal waiters): an epoll set with its event type and
+// bits, an eventfd for cross-thread wake-ups, a timerfd on CLOCK_MONOTONIC, and a poll() for one
+// descriptor. Every descriptor is CLOEXEC and non-blocking from birth, and numbered above 2.
+// Each object is owned by one thread, except EventFd::signal() and Epoll::add/modify/remove,
+// which any thread may call. Fault-seamed as "epoll_create1", "epoll_ctl", "epoll_wait",
+// "eventfd", "timerfd_create", "poll".
 #pragma once
 
 #include <chrono>
@@ -16,7 +20,10 @@ extern const std::uint32_t ev_in;
 extern const std::uint32_t ev_out;
 extern const std::uint32_t ev_err;
 extern const std::uint32_t ev_hup;
+extern const std::uint32_t ev_rdhup;  // the peer shut down its writing side (sockets)
+extern const std::uint32_t ev_et;     // edge-triggered: the owner drains to EAGAIN each time
 
+// One ready descriptor, as epoll_wait reports it: the bits that fired and the caller's tag.
 struct PollEvent {
     std::uint32_t events = 0;
     std::uint64_t data = 0;
@@ -37,9 +44,14 @@ class Epoll {
     UniqueFd fd_;
 };
 
-// poll(fd, POLLIN) for up to timeout_ms (-1: forever): true when readable (or hung up), false
-// on timeout or EINTR (the caller has a slower way to wait anyway).
-Result<bool> wait_readable(int fd, int timeout_ms);
+// A wait without a deadline, for wait_readable/wait_writable.
+inline constexpr std::chrono::milliseconds forever{-1};
+// poll(fd, POLLIN) until readable (or hung up): true when it is, false once timeout has passed.
+// A negative timeout (forever) or one too large for the clock waits without a deadline; EINTR is
+// waited out with the time that is left.
+Result<bool> wait_readable(int fd, std::chrono::milliseconds timeout);
+// As wait_readable, for POLLOUT (a non-blocking connect or a full socket buffer).
+Result<bool> wait_writable(int fd, std::chrono::milliseconds timeout);
 
 // poll(fd, POLLOUT) together with wake_fd (POLLIN), without a timeout: what happened first. A
 // writer blocked on a full pipe uses it so that another thread can wake it (wake_fd's eventfd).

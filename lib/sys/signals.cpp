@@ -10,6 +10,7 @@
 #include <cctype>
 #include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "sys/fault.hpp"
 
@@ -132,6 +133,16 @@ void consume_pending_sigpipe() noexcept {
     (void)sigtimedwait(&pipe_only, nullptr, &zero);
 }
 
+Result<void> ignore_sigpipe() {
+    if (int err = fault::hit("sigaction")) return fail(E_errno("sigaction", "SIGPIPE", err));
+    struct sigaction sa {};
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(SIGPIPE, &sa, nullptr) != 0)
+        return fail(E_errno("sigaction", "SIGPIPE", errno));
+    return {};
+}
+
 bool blockable_signal(int sig) noexcept {
     // 32 and 33 are glibc's own (cancellation, setxid): sigaddset refuses them.
     return sig >= 1 && sig < NSIG && sig != SIGKILL && sig != SIGSTOP && sig != 32 && sig != 33;
@@ -185,6 +196,52 @@ Result<SignalFd> SignalFd::open(const std::vector<int>& sigs) {
     SignalFd s;
     s.fd_ = std::move(*owned);
     return s;
+}
+
+Result<SignalFd> SignalFd::open_blocking(const std::vector<int>& sigs) {
+    std::vector<bool> was_blocked;
+    if (auto r = block_signals(sigs, &was_blocked); !r) return fail(r.error());
+    std::vector<int> unblock;
+    for (std::size_t i = 0; i < sigs.size(); ++i)
+        if (!was_blocked[i]) unblock.push_back(sigs[i]);
+    auto s = open(sigs);
+    if (!s) {
+        unblock_signals(unblock);
+        return fail(s.error());
+    }
+    s->unblock_ = std::move(unblock);
+    return s;
+}
+
+SignalFd::SignalFd(SignalFd&& o) noexcept
+    : fd_(std::move(o.fd_)), unblock_(std::exchange(o.unblock_, {})) {}
+
+SignalFd& SignalFd::operator=(SignalFd&& o) noexcept {
+    if (this != &o) {
+        close();
+        fd_ = std::move(o.fd_);
+        unblock_ = std::exchange(o.unblock_, {});
+    }
+    return *this;
+}
+
+SignalFd::~SignalFd() {
+    close();
+}
+
+void SignalFd::close() noexcept {
+    if (!unblock_.empty()) {
+        // Consume what is pending for us before unblocking: a SIGTERM that arrived after
+        // Daemon::run decided to return would otherwise be delivered with its default action
+        // and kill the host. Only signals pending for this thread or the process are read here.
+        if (fd_) {
+            while (read() != 0) {
+            }
+        }
+        unblock_signals(unblock_);
+        unblock_.clear();
+    }
+    fd_.reset();
 }
 
 int SignalFd::read() noexcept {

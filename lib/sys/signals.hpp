@@ -1,5 +1,6 @@
-// Signal numbers and per-thread signal plumbing for code outside lib/sys (which may not include
-// <csignal>). Stateless; every function is thread-safe.
+// The one signals header: signal numbers for code outside lib/sys (which may not include
+// <csignal>), names and parsing, per-thread masks, SIGPIPE, and the signalfd. Stateless but for
+// SignalFd; every function is thread-safe. Fault-seamed as "signalfd", "sigaction".
 #pragma once
 
 #include <optional>
@@ -46,19 +47,40 @@ void unblock_signals(const std::vector<int>& sigs) noexcept;
 // Whether sig can be waited for with a signalfd (1 <= sig < NSIG, not SIGKILL, SIGSTOP, 32, 33).
 bool blockable_signal(int sig) noexcept;
 
-// A signalfd for a set of signals (CLOEXEC, non-blocking, above fd 2). It changes no signal
-// mask: the signals must be blocked in every thread, or one delivered to a thread that does not
-// block it gets its default action instead of reaching the descriptor. Move-only; one reader.
+// SIGPIPE's disposition becomes SIG_IGN process-wide: a write to a closed pipe fails with EPIPE
+// instead of killing the host. Children get the default back (spawn resets dispositions).
+Result<void> ignore_sigpipe();
+
+// A signalfd for a set of signals (CLOEXEC, non-blocking, above fd 2), the only one in the
+// library. Move-only; one reader.
+//  - open() changes no signal mask: the signals must be blocked in every thread, or one
+//    delivered to a thread that does not block it gets its default action instead of reaching
+//    the descriptor.
+//  - open_blocking() also blocks them in the calling thread for the SignalFd's lifetime (what
+//    Daemon::run needs); its destructor, which must run on that thread, first drains what is
+//    pending (so unblocking cannot deliver a signal the signalfd was meant to consume), then
+//    unblocks the signals that were not blocked before.
 class SignalFd {
   public:
     // Errors: EINVAL (a signal blockable_signal refuses), signalfd's errno (EMFILE, ENOMEM).
     static Result<SignalFd> open(const std::vector<int>& sigs);
+    // As open, blocking sigs in the calling thread until destruction. Errors: as open.
+    static Result<SignalFd> open_blocking(const std::vector<int>& sigs);
+    SignalFd() = default;
+    SignalFd(SignalFd&& o) noexcept;
+    SignalFd& operator=(SignalFd&& o) noexcept;
+    SignalFd(const SignalFd&) = delete;
+    SignalFd& operator=(const SignalFd&) = delete;
+    ~SignalFd();
+
     int fd() const noexcept { return fd_.get(); }
     // The next pending signal's number, 0 when none is pending (never blocks).
     int read() noexcept;
 
   private:
+    void close() noexcept;
     UniqueFd fd_;
+    std::vector<int> unblock_;  // open_blocking: the signals to unblock on destruction
 };
 
 // Consumes a pending SIGPIPE aimed at the calling thread, if any (after an EPIPE while SIGPIPE was

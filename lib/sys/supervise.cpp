@@ -1,9 +1,6 @@
 #include "sys/supervise.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,59 +11,6 @@
 #include "sys/fault.hpp"
 
 namespace core::sys::sup {
-
-namespace {
-
-Result<sigset_t> make_set(const std::vector<int>& sigs) {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int s : sigs)
-        if (sigaddset(&set, s) != 0)
-            return fail(E_errno("sigaddset", "signal " + std::to_string(s), errno));
-    return set;
-}
-
-}  // namespace
-
-Result<void> block_signals(const std::vector<int>& sigs) {
-    auto set = make_set(sigs);
-    if (!set) return fail(set.error());
-    if (int rc = ::pthread_sigmask(SIG_BLOCK, &*set, nullptr); rc != 0)
-        return fail(E_errno("pthread_sigmask", "SIG_BLOCK", rc));
-    return {};
-}
-
-Result<void> ignore_sigpipe() {
-    if (int err = fault::hit("sigaction")) return fail(E_errno("sigaction", "SIGPIPE", err));
-    struct sigaction sa {};
-    sa.sa_handler = SIG_IGN;
-    sigemptyset(&sa.sa_mask);
-    if (::sigaction(SIGPIPE, &sa, nullptr) != 0)
-        return fail(E_errno("sigaction", "SIGPIPE", errno));
-    return {};
-}
-
-Result<SignalFd> SignalFd::open(const std::vector<int>& sigs) {
-    auto set = make_set(sigs);
-    if (!set) return fail(set.error());
-    if (int err = fault::hit("signalfd")) return fail(E_errno("signalfd", "", err));
-    const int fd = ::signalfd(-1, &*set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (fd < 0) return fail(E_errno("signalfd", "", errno));
-    SignalFd s;
-    s.fd_ = UniqueFd::adopt(fd);
-    return s;
-}
-
-int SignalFd::read() noexcept {
-    if (!fd_) return 0;
-    signalfd_siginfo si{};
-    for (;;) {
-        const ssize_t n = ::read(fd_.get(), &si, sizeof si);
-        if (n == static_cast<ssize_t>(sizeof si)) return static_cast<int>(si.ssi_signo);
-        if (n < 0 && errno == EINTR) continue;
-        return 0;
-    }
-}
 
 Result<UniqueFd> open_append(const std::string& path, unsigned mode) {
     if (int err = fault::hit("open")) return fail(E_errno("open", path, err));

@@ -1,7 +1,7 @@
-// OS calls for supervising from a CLI host and for the supervisor's log and state files: a
-// signalfd over any set of signals, blocking signals and ignoring SIGPIPE, append-only log files
-// and a process's start time. Every descriptor CLOEXEC from birth; every fallible call
-// fault-seamed under its syscall's name ("signalfd", "sigaction", "open", "write", "fstat").
+// OS calls for the supervisor's log and state files: append-only log files, atomic replacement
+// and a process's group and start time (its signals are in sys/signals.hpp). Every descriptor
+// CLOEXEC from birth; every fallible call fault-seamed under its syscall's name ("open",
+// "write", "fstat").
 #pragma once
 
 #include <cstdint>
@@ -14,25 +14,6 @@
 #include "sys/fd.hpp"
 
 namespace core::sys::sup {
-
-// Blocks sigs in the calling thread (threads created afterwards inherit the mask).
-Result<void> block_signals(const std::vector<int>& sigs);
-// SIGPIPE's disposition becomes SIG_IGN process-wide: a write to a closed pipe fails with EPIPE
-// instead of killing the host. Children get the default back (spawn sets POSIX_SPAWN_SETSIGDEF).
-Result<void> ignore_sigpipe();
-
-// A non-blocking signalfd for a set of signals. The signals must be blocked in every thread
-// (block_signals in main() before any thread starts), or they keep their default action.
-class SignalFd {
-  public:
-    static Result<SignalFd> open(const std::vector<int>& sigs);
-    int fd() const noexcept { return fd_.get(); }
-    // The next pending signal number, 0 when none.
-    int read() noexcept;
-
-  private:
-    UniqueFd fd_;
-};
 
 // open(path, O_WRONLY|O_APPEND|O_CREAT|O_NOFOLLOW|O_CLOEXEC, mode).
 Result<UniqueFd> open_append(const std::string& path, unsigned mode);

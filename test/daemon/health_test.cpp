@@ -1,6 +1,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,8 +15,8 @@
 #include <vector>
 
 #include "core/process/health.hpp"
-#include "daemon/http.hpp"
 #include "guard.hpp"
+#include "http/parser.hpp"
 #include "sys/fault.hpp"
 
 namespace cp = core::process;
@@ -504,7 +505,7 @@ TEST_CASE("Probe_Health_Ugly", "[daemon][health]") {
 TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
     CORE_LEAK_GUARD();
     auto r =
-        cp::detail::parse_request("\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
+        core::http::parse_request("\r\nGET /health?x=1 HTTP/1.0\r\nHost: a\r\nX-Y:  v v \r\n\r\n");
     REQUIRE(r);
     CHECK(r->method == "GET");
     CHECK(r->target == "/health?x=1");
@@ -513,23 +514,23 @@ TEST_CASE("Http_ParseRequest_Good", "[daemon][health]") {
     REQUIRE(r->headers.size() == 2);
     CHECK(r->headers[1].first == "x-y");
     CHECK(r->headers[1].second == "v v");
-    auto lf = cp::detail::parse_request("GET / HTTP/1.1\nA: b\n\n");
+    auto lf = core::http::parse_request("GET / HTTP/1.1\nA: b\n\n");
     REQUIRE(lf);
-    CHECK(cp::detail::find_head_end("GET / HTTP/1.1\r\n\r\nrest") == 18);
-    CHECK(cp::detail::find_head_end("GET / HTTP/1.1\r\n") == std::string::npos);
+    CHECK(core::http::find_head_end("GET / HTTP/1.1\r\n\r\nrest") == 18);
+    CHECK(core::http::find_head_end("GET / HTTP/1.1\r\n") == std::string::npos);
 }
 
 TEST_CASE("Http_ParseResponse_Ugly", "[daemon][health]") {
     CORE_LEAK_GUARD();
-    auto chunked = cp::detail::parse_response(
+    auto chunked = core::http::parse_response(
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n");
     REQUIRE(chunked);
     CHECK(chunked->body == "ok\n");
-    CHECK_FALSE(cp::detail::parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
-    CHECK_FALSE(cp::detail::parse_response("HTTP/1.1 2x0 OK\r\n\r\n"));
-    CHECK_FALSE(cp::detail::parse_response(
+    CHECK_FALSE(core::http::parse_response("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
+    CHECK_FALSE(core::http::parse_response("HTTP/1.1 2x0 OK\r\n\r\n"));
+    CHECK_FALSE(core::http::parse_response(
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"));
-    auto eof = cp::detail::parse_response("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
+    auto eof = core::http::parse_response("HTTP/1.0 503 Service Unavailable\r\n\r\nbusy");
     REQUIRE(eof);
     CHECK(eof->status == 503);
     CHECK(eof->body == "busy");
@@ -611,4 +612,124 @@ TEST_CASE("HealthServer_Checks_Ugly", "[daemon][health]") {
         s.stop();
     }
     open_gate();
+}
+
+// Issue 16 item 5: the cap counts only live connections (reading a head, waiting for the
+// checks, writing a reply). Answered connections the client keeps open are closing and do not
+// count; requests waiting for a check do.
+TEST_CASE("HealthServer_Cap_Good", "[daemon][health]") {
+    CORE_LEAK_GUARD();
+    std::mutex mu;
+    std::condition_variable cv;
+    bool release = false;
+    std::atomic<int> runs{0};
+    cp::HealthOptions o;
+    o.max_connections = 4;
+    o.read_timeout = 60s;
+    cp::HealthServer s(o);
+    s.add_check("gate", [&]() -> core::Result<void> {
+        ++runs;
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, 20s, [&] { return release; });  // bounded: never hangs the test
+        return {};
+    });
+    REQUIRE(s.start());
+    auto open_gate = [&] {
+        {
+            std::lock_guard lk(mu);
+            release = true;
+        }
+        cv.notify_all();
+    };
+    // Twice the cap of answered connections, left open by their clients: closing, not live.
+    std::vector<std::unique_ptr<RawClient>> lingering;
+    for (int i = 0; i < 8; ++i) {
+        lingering.push_back(std::make_unique<RawClient>(s.addr()));
+        REQUIRE(lingering.back()->send("GET /ready HTTP/1.1\r\n\r\n"));
+        CHECK(status_line(lingering.back()->read_to_close()) == "HTTP/1.1 200 OK");
+    }
+    SECTION("requests waiting for the checks fill the cap; a newcomer waits for a slot") {
+        std::vector<std::unique_ptr<RawClient>> waiting;
+        for (int i = 0; i < 4; ++i) {
+            waiting.push_back(std::make_unique<RawClient>(s.addr()));
+            REQUIRE(waiting.back()->send("GET /health HTTP/1.1\r\n\r\n"));
+        }
+        REQUIRE(core::test::eventually([&] { return runs.load() >= 1; }));
+        // Every live slot answers a request, none half-sent to make room: the newcomer's
+        // complete request is held (not read, not refused) until one is free.
+        RawClient extra(s.addr());
+        REQUIRE(extra.send("GET /ready HTTP/1.1\r\n\r\n"));
+        bool closed = false;
+        CHECK(extra.read_to_close(300ms, &closed).empty());
+        CHECK_FALSE(closed);
+        open_gate();
+        for (auto& w : waiting) CHECK(status_line(w->read_to_close()) == "HTTP/1.1 200 OK");
+        CHECK(status_line(extra.read_to_close()) == "HTTP/1.1 200 OK");
+        // The eight lingering ones are still open, and the server serves again.
+        CHECK(cp::probe_ready(s.addr(), 5s));
+    }
+    SECTION("closing connections beyond the cap never refuse a newcomer") {
+        for (int i = 0; i < 32; ++i) {
+            lingering.push_back(std::make_unique<RawClient>(s.addr()));
+            REQUIRE(lingering.back()->send("GET /ready HTTP/1.1\r\n\r\n"));
+            CHECK(status_line(lingering.back()->read_to_close()) == "HTTP/1.1 200 OK");
+        }
+        open_gate();
+        CHECK(cp::probe_health(s.addr(), 5s));
+    }
+    open_gate();
+    s.stop();
+}
+
+// Issue 16 item 5: 1000 connections, most of them slowloris clients that send half a head and
+// hold it (a long read timeout, so none expires during the test): /health is still answered,
+// because a prober with a complete head takes the slot of the oldest half-sent one.
+TEST_CASE("HealthServer_Slowloris_Ugly", "[daemon][health]") {
+    constexpr int kConns = 1000;
+    // Both ends live in this process: the clients' 1000, and the server's (at most its cap
+    // plus the bounded closing ones).
+    rlimit rl{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    const rlim_t want = 2 * kConns + 512;
+    if (rl.rlim_cur < want) {
+        if (rl.rlim_max < want) SKIP("RLIMIT_NOFILE hard limit below " << want);
+        rl.rlim_cur = want;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    }
+    CORE_LEAK_GUARD();
+    cp::HealthOptions o;
+    o.read_timeout = 60s;
+    cp::HealthServer s(o);  // the default cap (64)
+    REQUIRE(s.start());
+    std::vector<std::unique_ptr<RawClient>> clients;
+    clients.reserve(kConns);
+    int slow = 0, normal = 0;
+    for (int i = 0; i < kConns; ++i) {
+        clients.push_back(std::make_unique<RawClient>(s.addr()));
+        REQUIRE(clients.back()->connected());
+        if (i % 10 == 9) {
+            // One in ten sends a whole request and keeps its end open after the reply.
+            REQUIRE(clients.back()->send("GET /health HTTP/1.1\r\n\r\n"));
+            ++normal;
+        } else {
+            REQUIRE(clients.back()->send("GET /health HTTP/1.1\r\nX-Slow: "));
+            ++slow;
+        }
+    }
+    CHECK(slow == 900);
+    CHECK(normal == 100);
+    SECTION("a probe is answered while slow clients hold every slot") {
+        for (int i = 0; i < 3; ++i) CHECK(cp::probe_health(s.addr(), 5s));
+        CHECK(cp::probe_ready(s.addr(), 5s));
+    }
+    SECTION("a slow client's connection is closed, never answered as if complete") {
+        REQUIRE(cp::probe_health(s.addr(), 5s));
+        // The oldest slow clients made room: closed without a response.
+        bool closed = false;
+        const std::string raw = clients.front()->read_to_close(10s, &closed);
+        CHECK(closed);
+        CHECK(raw.empty());
+    }
+    clients.clear();
+    s.stop();
 }

@@ -1,12 +1,13 @@
-// libFuzzer target: the health server's request parser (untrusted bytes from the network) and
-// the HTTP client's response parser. Invariants checked beyond "no crash, no UB, no leak".
+// libFuzzer target: lib/http's request parser (the health server's) (untrusted bytes from the
+// network) and the HTTP client's response parser. Invariants checked beyond "no crash, no UB, no
+// leak".
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 
-#include "daemon/http.hpp"
+#include "http/parser.hpp"
 
-namespace d = core::process::detail;
+namespace d = core::http;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::string_view in(reinterpret_cast<const char*>(data), size);

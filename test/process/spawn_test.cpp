@@ -454,7 +454,7 @@ TEST_CASE("Spawn_Clone3_Ugly", "[process]") {
     }
 }
 
-// Issue 12 §4: net::wait_fd(…, milliseconds::max()) is "forever", not a deadline that
+// Issue 12 §4: wait_readable(…, milliseconds::max()) is "forever", not a deadline that
 // overflowed into the past (it returned false at once). The waiter must still be asleep in poll
 // when the writer writes: the writer waits until the waiting thread's state is S.
 TEST_CASE("Spawn_WaitFd_Ugly", "[process]") {
@@ -466,7 +466,7 @@ TEST_CASE("Spawn_WaitFd_Ugly", "[process]") {
     core::Result<bool> got = false;
     std::thread waiter([&] {
         tid = static_cast<int>(::gettid());
-        got = sys::net::wait_fd(p->read.get(), false, std::chrono::milliseconds::max());
+        got = sys::wait_readable(p->read.get(), std::chrono::milliseconds::max());
         returned = true;
     });
     auto sleeping = [&] {

@@ -24,6 +24,7 @@
 #include "sys/net.hpp"
 #include "sys/poll.hpp"
 #include "sys/proc.hpp"
+#include "sys/signals.hpp"
 
 namespace cp = core::process;
 namespace sys = core::sys;
@@ -188,20 +189,16 @@ int creators_mode() {
                 auto c = net::tcp_connect_start(ep, &in_progress);
                 if (check_result("net::tcp_connect_start", c, errs)) {
                     check("net::tcp_connect_start", c->get(), errs);
-                    auto ready = net::wait_fd(l->get(), false, std::chrono::seconds(10));
+                    auto ready = sys::wait_readable(l->get(), std::chrono::seconds(10));
                     auto a = net::accept(l->get());
                     if (ready && *ready && check_result("net::accept", a, errs))
                         check("net::accept", a->get(), errs);
                 }
             }
         }
-        auto e = net::epoll_create();
-        if (check_result("net::epoll_create", e, errs)) check("net::epoll_create", e->get(), errs);
-        auto w = net::make_eventfd();
-        if (check_result("net::make_eventfd", w, errs)) check("net::make_eventfd", w->get(), errs);
-        auto s = sys::sig::StopSignals::open();
-        if (check_result("sig::StopSignals::open", s, errs))
-            check("sig::StopSignals::open", s->fd(), errs);
+        auto s = sys::SignalFd::open_blocking({sys::sig_term(), sys::sig_int()});
+        if (check_result("SignalFd::open_blocking", s, errs))
+            check("SignalFd::open_blocking", s->fd(), errs);
     }
     if (!errs.empty()) return fail("creators:" + errs);
     return 0;

@@ -1,6 +1,7 @@
-// The health endpoint of a daemon (HealthServer) and the HTTP client side used to probe one
-// (http_get, probe_health, probe_ready). A small HTTP/1.1 server on its own epoll thread:
-// bounded request heads, read timeouts, a connection cap; one request per connection.
+// The health endpoint of a daemon (HealthServer) and the probes of one (probe_health,
+// probe_ready), built on lib/http's HTTP/1.1 server and client (core/process/http.hpp: the
+// response type and http_get). One epoll thread: bounded request heads, a header deadline, a
+// cap on live connections and on half-sent requests; one request per connection.
 #pragma once
 
 #include <chrono>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "core/export.hpp"
+#include "core/process/http.hpp"
 #include "core/result.hpp"
 
 namespace spdlog {
@@ -21,19 +23,21 @@ namespace core::process {
 // A health check: ok, or an Error whose what() is reported in the 503 body.
 using HealthCheck = std::function<Result<void>()>;
 
-struct HttpResponse {
-    int status = 0;
-    std::string body;
-    std::string content_type = "text/plain; charset=utf-8";  // server side only
-};
-
 // A custom GET route: called on the server thread; must not block for long.
 using HttpHandler = std::function<HttpResponse()>;
 
 struct HealthOptions {
     std::string addr = "127.0.0.1:0";  // "IPv4:port" or "localhost:port"; port 0 picks one
-    std::chrono::milliseconds read_timeout{5000};  // whole request head must arrive in this
-    std::size_t max_connections = 64;        // beyond this, a new connection gets 503 and is closed
+    // The whole request head must arrive within this of the accept (a slowloris client is
+    // closed then); also the bound of a /health whose checks are still running (503).
+    std::chrono::milliseconds read_timeout{5000};
+    // Live connections (reading a head, waiting for the checks, writing a reply); connections
+    // already answered and closing do not count. A newcomer finding them all taken waits (up
+    // to 1 s for its head, then up to read_timeout for a slot, else 503 "too many
+    // connections"); a complete head takes the slot of the oldest half-sent request.
+    std::size_t max_connections = 64;
+    // Connections still sending their head; past it the oldest is closed. 0: max_connections.
+    std::size_t max_partial = 0;
     std::size_t max_head = 8192;             // request head limit; beyond it 431 and close
     bool ready = true;                       // initial readiness (as go-process: ready until told)
     std::shared_ptr<spdlog::logger> logger;  // null: core::default_logger()
@@ -47,7 +51,8 @@ struct HealthOptions {
 // their own, one run at a time shared by the requests waiting for it (a slow check delays only
 // /health; past read_timeout it answers 503). Neither may call stop() (of this server, or of a
 // Daemon owning it): that would join the thread itself. Connections already answered and
-// closing do not count against max_connections. A non-loopback address logs a warning.
+// closing do not count against max_connections, and slow clients cannot hold every slot: /health
+// stays answerable under a slowloris. A non-loopback address logs a warning.
 class CORE_API HealthServer {
   public:
     explicit HealthServer(HealthOptions opts = {});
@@ -79,18 +84,6 @@ class CORE_API HealthServer {
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };
-
-// A minimal HTTP/1.0-style GET client (Connection: close). addr is "host:port" or
-// "http://host:port"; host an IPv4 literal or "localhost". One deadline covers connect, write
-// and read. The body is capped at 1 MiB. Errors name the address and the step:
-// "http.get: 127.0.0.1:9: connect: Connection refused", "...: timed out after 500ms",
-// "...: malformed response".
-[[nodiscard]] CORE_API Result<HttpResponse> http_get(const std::string& addr,
-                                                     const std::string& path,
-                                                     std::chrono::milliseconds timeout);
-// As http_get with a full URL "http://host:port/path" (path defaults to "/").
-[[nodiscard]] CORE_API Result<HttpResponse> http_get_url(const std::string& url,
-                                                         std::chrono::milliseconds timeout);
 
 // GET /health (resp. /ready) on addr: ok on 200; otherwise an Error with the reason
 // ("probe.health: 127.0.0.1:PORT: status 503: unhealthy: db: down", connection refused,

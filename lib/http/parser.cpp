@@ -1,9 +1,9 @@
-#include "daemon/http.hpp"
+#include "http/parser.hpp"
 
 #include <charconv>
 #include <cstdint>
 
-namespace core::process::detail {
+namespace core::http {
 
 namespace {
 
@@ -107,7 +107,7 @@ std::size_t find_head_end(std::string_view buf) {
     return std::string_view::npos;
 }
 
-Result<HttpRequest> parse_request(std::string_view head) {
+Result<Request> parse_request(std::string_view head) {
     std::string_view rest = head;
     std::string_view line;
     // RFC 9112 2.2: a server SHOULD ignore at least one empty line before the request line.
@@ -117,7 +117,7 @@ Result<HttpRequest> parse_request(std::string_view head) {
     } while (line.empty() && ++skipped <= 4);
     if (line.empty()) return bad("empty request");
 
-    HttpRequest req;
+    Request req;
     const std::size_t sp1 = line.find(' ');
     if (sp1 == std::string_view::npos) return bad("malformed request line");
     const std::size_t sp2 = line.find(' ', sp1 + 1);
@@ -180,7 +180,7 @@ const char* reason_phrase(int status) noexcept {
     }
 }
 
-std::string format_response(const HttpResponse& r, bool head_only) {
+std::string format_response(const Response& r, bool head_only) {
     std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + reason_phrase(r.status) +
                       "\r\nContent-Type: " + r.content_type +
                       "\r\nContent-Length: " + std::to_string(r.body.size()) +
@@ -288,10 +288,10 @@ Result<std::string> dechunk(std::string_view body, bool* done) {
 
 }  // namespace
 
-Result<HttpResponse> parse_response(std::string_view raw) {
+Result<Response> parse_response(std::string_view raw) {
     auto h = parse_response_head(raw);
     if (!h) return tl::unexpected(h.error());
-    HttpResponse r;
+    Response r;
     r.status = h->status;
     r.content_type.clear();
     std::string_view body = raw.substr(h->body_at);
@@ -323,4 +323,4 @@ bool response_complete(std::string_view raw) {
     return false;
 }
 
-}  // namespace core::process::detail
+}  // namespace core::http

@@ -1,0 +1,242 @@
+// coreproc-loadgen: closed-loop HTTP load on the health server (issue 16 item 5). N clients,
+// each connect → GET /health → read to EOF → close → again, for a fixed time, on one epoll
+// thread; optional slowloris clients that send half a head and hold it. By default the target
+// is an in-process HealthServer with its default limits; --addr aims at another one.
+//
+//   coreproc-loadgen                         # 1, 64 and 1000 connections, 3 s each
+//   coreproc-loadgen -c 64 -s 10 --slowloris 500
+//   coreproc-loadgen --addr 127.0.0.1:8080 -c 1000
+//
+// One line per run: connections, req/s, 200s, other statuses, errors (connect failures, resets,
+// closes without a reply), p50/p99 latency of a whole request. Built on lib/sys like the rest
+// of tools/ (no raw syscalls here).
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/process/health.hpp"
+#include "http/endpoint.hpp"
+#include "sys/fd.hpp"
+#include "sys/net.hpp"
+#include "sys/poll.hpp"
+
+namespace {
+
+namespace net = core::sys::net;
+namespace sys = core::sys;
+using Clock = std::chrono::steady_clock;
+
+struct Client {
+    sys::UniqueFd fd;
+    bool connecting = false;
+    bool slow = false;
+    std::size_t sent = 0;
+    std::string in;
+    Clock::time_point started;
+};
+
+struct Totals {
+    std::size_t ok = 0, other = 0, errors = 0;
+    std::vector<double> lat_us;
+};
+
+const std::string kRequest =
+    "GET /health HTTP/1.1\r\nHost: loadgen\r\nUser-Agent: coreproc-loadgen\r\n"
+    "Connection: close\r\n\r\n";
+const std::string kSlowHead = "GET /health HTTP/1.1\r\nHost: loadgen\r\nX-Slow: ";
+
+class Load {
+  public:
+    Load(net::Endpoint ep, sys::Epoll& ep_set) : ep_(ep), epoll_(ep_set) {}
+
+    bool open(std::uint64_t tag, Client& c) {
+        bool in_progress = false;
+        auto fd = net::tcp_connect_start(ep_, &in_progress);
+        if (!fd) return false;
+        c.fd = std::move(*fd);
+        c.connecting = in_progress;
+        c.sent = 0;
+        c.in.clear();
+        c.started = Clock::now();
+        // Writable first: connected (or the connect's outcome known), then the request goes.
+        return static_cast<bool>(epoll_.add(c.fd.get(), sys::ev_out, tag));
+    }
+
+    // Advances one client on an event; false when its connection is done (reply or error).
+    bool step(Client& c, std::uint64_t tag, Totals& t) {
+        if (c.connecting) {
+            if (!net::connect_result(c.fd.get())) return fail(c, t);
+            c.connecting = false;
+        }
+        const std::string& msg = c.slow ? kSlowHead : kRequest;
+        if (c.sent < msg.size()) {
+            auto n = net::send_some(c.fd.get(), std::string_view(msg).substr(c.sent));
+            if (!n) return fail(c, t);
+            if (*n > 0) c.sent += static_cast<std::size_t>(*n);
+            if (c.sent == msg.size())
+                if (!epoll_.modify(c.fd.get(), sys::ev_in, tag)) return fail(c, t);
+            return true;
+        }
+        char buf[4096];
+        for (;;) {
+            auto n = net::recv_some(c.fd.get(), buf, sizeof buf);
+            if (!n) return c.slow ? false : done(c, t);  // a reset after the reply still counts
+            if (*n == sys::would_block) return true;
+            if (*n == 0) return c.slow ? false : done(c, t);
+            c.in.append(buf, static_cast<std::size_t>(*n));
+        }
+    }
+
+  private:
+    bool done(Client& c, Totals& t) {
+        if (c.in.rfind("HTTP/1.", 0) != 0) return fail(c, t);
+        if (c.in.compare(9, 3, "200") == 0)
+            ++t.ok;
+        else
+            ++t.other;
+        t.lat_us.push_back(
+            std::chrono::duration<double, std::micro>(Clock::now() - c.started).count());
+        return false;
+    }
+    bool fail(Client&, Totals& t) {
+        ++t.errors;
+        return false;
+    }
+
+    net::Endpoint ep_;
+    sys::Epoll& epoll_;
+};
+
+int run(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds) {
+    auto epoll = sys::Epoll::create();
+    if (!epoll) {
+        std::fprintf(stderr, "loadgen: %s\n", epoll.error().what().c_str());
+        return 1;
+    }
+    std::vector<Client> clients(conns + slow);
+    Load load(ep, *epoll);
+    Totals t;
+    // The slowloris clients first, so that they hold their slots before the load starts.
+    for (std::size_t i = conns; i < clients.size(); ++i) {
+        clients[i].slow = true;
+        if (!load.open(i, clients[i])) ++t.errors;
+    }
+    const auto start = Clock::now();
+    const auto end =
+        start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    for (std::size_t i = 0; i < conns; ++i)
+        if (!load.open(i, clients[i])) ++t.errors;
+    std::vector<sys::PollEvent> evs(256);
+    while (Clock::now() < end) {
+        auto n = epoll->wait(evs.data(), static_cast<int>(evs.size()), 50);
+        if (!n) {
+            std::fprintf(stderr, "loadgen: %s\n", n.error().what().c_str());
+            return 1;
+        }
+        for (int i = 0; i < *n; ++i) {
+            const std::size_t idx = evs[static_cast<std::size_t>(i)].data;
+            Client& c = clients[idx];
+            if (!c.fd) continue;
+            if (load.step(c, idx, t)) continue;
+            c.fd.reset();
+            if (!c.slow && Clock::now() < end && !load.open(idx, c)) ++t.errors;
+        }
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    std::sort(t.lat_us.begin(), t.lat_us.end());
+    auto pct = [&](double p) {
+        if (t.lat_us.empty()) return 0.0;
+        return t
+            .lat_us[std::min(t.lat_us.size() - 1,
+                             static_cast<std::size_t>(p * static_cast<double>(t.lat_us.size())))];
+    };
+    const std::size_t slow_alive = static_cast<std::size_t>(
+        std::count_if(clients.begin() + static_cast<std::ptrdiff_t>(conns), clients.end(),
+                      [](const Client& c) { return static_cast<bool>(c.fd); }));
+    std::printf(
+        "connections=%zu slowloris=%zu seconds=%.1f req/s=%.0f ok=%zu other_status=%zu "
+        "errors=%zu p50_us=%.0f p99_us=%.0f slowloris_still_open=%zu\n",
+        conns, slow, secs, static_cast<double>(t.ok + t.other) / secs, t.ok, t.other, t.errors,
+        pct(0.50), pct(0.99), slow_alive);
+    std::fflush(stdout);
+    return 0;
+}
+
+void usage() {
+    std::fprintf(stderr,
+                 "usage: coreproc-loadgen [-c N[,N…]] [-s SECONDS] [--slowloris K] "
+                 "[--addr HOST:PORT] [--max-connections N]\n"
+                 "  -c              concurrent clients per run (default 1,64,1000)\n"
+                 "  -s              seconds per run (default 3)\n"
+                 "  --slowloris     extra clients that send half a head and hold it (default 0)\n"
+                 "  --addr          target server (default: an in-process HealthServer)\n"
+                 "  --max-connections  the in-process server's cap (default: its default, 64)\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::size_t> counts{1, 64, 1000};
+    double seconds = 3;
+    std::size_t slow = 0;
+    std::string addr;
+    std::size_t max_conns = 0;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                usage();
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "-c") {
+            counts.clear();
+            std::string v = next();
+            for (std::size_t p = 0; p <= v.size();) {
+                const std::size_t q = std::min(v.find(',', p), v.size());
+                counts.push_back(std::strtoul(v.substr(p, q - p).c_str(), nullptr, 10));
+                p = q + 1;
+            }
+        } else if (a == "-s") {
+            seconds = std::strtod(next().c_str(), nullptr);
+        } else if (a == "--slowloris") {
+            slow = std::strtoul(next().c_str(), nullptr, 10);
+        } else if (a == "--addr") {
+            addr = next();
+        } else if (a == "--max-connections") {
+            max_conns = std::strtoul(next().c_str(), nullptr, 10);
+        } else {
+            usage();
+            return 2;
+        }
+    }
+    std::size_t most = slow;
+    for (auto c : counts) most = std::max(most, c + slow);
+    // Both ends of every connection live in this process when the server is in-process.
+    if (auto lim = sys::raise_open_files_limit(2 * most + 256); !lim || *lim < 2 * most + 64)
+        std::fprintf(stderr, "loadgen: warning: RLIMIT_NOFILE too low for %zu connections\n", most);
+    core::process::HealthOptions ho;
+    if (max_conns) ho.max_connections = max_conns;
+    core::process::HealthServer server(ho);
+    if (addr.empty()) {
+        if (auto r = server.start(); !r) {
+            std::fprintf(stderr, "loadgen: %s\n", r.error().what().c_str());
+            return 1;
+        }
+        addr = server.addr();
+    }
+    auto ep = core::http::parse_endpoint("loadgen", addr);
+    if (!ep) {
+        std::fprintf(stderr, "loadgen: %s\n", ep.error().what().c_str());
+        return 2;
+    }
+    for (auto c : counts)
+        if (int rc = run(*ep, c, slow, seconds); rc != 0) return rc;
+    return 0;
+}
