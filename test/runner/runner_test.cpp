@@ -890,3 +890,134 @@ TEST_CASE("Runner_OnOutput_Good", "[runner]") {
         CHECK(x.started_at <= x.finished_at);
     }
 }
+
+// --- the typed process model (issue 12 in the Runner): each stream apart, the ExitStatus, and
+// lines and ends learnt from the process's own hooks, not from the bus ---
+
+TEST_CASE("Runner_Exec_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc, RunnerOptions{});
+    auto r = runner.run_all(Context::background(),
+                            {step("both", {"interleave", "3"}), step("three", {"exit", "3"}),
+                             step("signal", {"kill-self", "9"})});
+    REQUIRE(r);
+    SECTION("stdout and stderr apart, and the combined output of both") {
+        const auto& b = by_name(*r, "both");
+        CHECK(b.status == RunStatus::passed);
+        CHECK(b.std_out == "out 0\nout 1\nout 2\n");
+        CHECK(b.std_err == "err 0\nerr 1\nerr 2\n");
+        CHECK(b.output.size() == b.std_out.size() + b.std_err.size());
+        CHECK_THAT(b.output, ContainsSubstring("out 2\n"));
+        CHECK_THAT(b.output, ContainsSubstring("err 2\n"));
+        CHECK(b.exit.kind == core::process::ExitKind::exited);
+        CHECK(b.exit.code == 0);
+        CHECK(b.exit.success());
+        CHECK(b.usage.max_rss_bytes > 0);
+    }
+    SECTION("a non-zero exit and a signal as typed completions") {
+        const auto& t = by_name(*r, "three");
+        CHECK(t.status == RunStatus::failed);
+        CHECK(t.exit.kind == core::process::ExitKind::exited);
+        CHECK(t.exit.code == 3);
+        CHECK(t.exit_code == 3);
+        CHECK(t.error == "exited with code 3");
+        const auto& k = by_name(*r, "signal");
+        CHECK(k.exit.kind == core::process::ExitKind::signalled);
+        CHECK(k.exit.signal == 9);
+        CHECK(k.signal == 9);
+        CHECK(k.exit_code == -1);
+        CHECK_THAT(k.error, ContainsSubstring("killed by signal 9 (SIGKILL)"));
+    }
+}
+
+TEST_CASE("Runner_Exec_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc, RunnerOptions{});
+    SECTION("a program that cannot start: failed_to_start, naming why") {
+        RunSpec s;
+        s.name = "missing";
+        s.command = "/nonexistent/runner-test-no-such-program";
+        auto r = runner.run_all(Context::background(), {s});
+        REQUIRE(r);
+        const auto& m = by_name(*r, "missing");
+        CHECK(m.status == RunStatus::failed);
+        CHECK(m.exit.kind == core::process::ExitKind::failed_to_start);
+        CHECK_THAT(m.exit.detail, ContainsSubstring("No such file"));
+    }
+    SECTION("a timeout: reason timeout, timed_out, the group killed") {
+        auto s = step("slow", {"sleep", "60000"});
+        s.timeout = 100ms;
+        auto r = runner.run_all(Context::background(), {s});
+        REQUIRE(r);
+        const auto& x = by_name(*r, "slow");
+        CHECK(x.status == RunStatus::failed);
+        CHECK(x.timed_out);
+        CHECK(x.exit.reason == core::process::ExitReason::timeout);
+        CHECK(x.error == "timed out after 100ms");
+    }
+    SECTION("a skipped step keeps no completion of its own") {
+        auto r = runner.run_all(Context::background(),
+                                {step("bad", {"exit", "1"}), step("next", {"exit", "0"}, {"bad"})});
+        REQUIRE(r);
+        const auto& n = by_name(*r, "next");
+        CHECK(n.status == RunStatus::skipped);
+        CHECK(n.std_out.empty());
+        CHECK(n.started_at.time_since_epoch().count() == 0);
+    }
+}
+
+TEST_CASE("Runner_OnOutput_Ugly", "[runner]") {
+    CORE_LEAK_GUARD();
+    // events off: no bus, no event thread; lines and ends still come through the hooks.
+    core::process::ServiceOptions so;
+    so.events = false;
+    auto c = core::Core::create({core::process::service_factory(so)});
+    REQUIRE(c);
+    std::shared_ptr<core::Core> core = *c;
+    REQUIRE(core->startup(Context::background()));
+    auto* svc = core->service<core::process::Service>("process").get();
+    REQUIRE(svc != nullptr);
+    std::mutex mu;
+    std::vector<std::string> events;
+    RunnerOptions o;
+    o.max_parallel = 2;
+    o.on_output = [&](const core::process::RunOutput& out) {
+        std::lock_guard lk(mu);
+        events.push_back("line:" + out.spec->name + ":" + std::string(out.line) +
+                         (out.stream == core::process::Stream::stderr_ ? " (err)" : ""));
+    };
+    o.on_progress = [&](const RunProgress& p) {
+        if (p.kind != RunProgress::Kind::finished) return;
+        std::lock_guard lk(mu);
+        events.push_back("finished:" + p.spec->name);
+    };
+    Runner runner(*svc, o);
+    SECTION("every line before the finished event, each stream tagged") {
+        auto r = runner.run_all(Context::background(), {step("mix", {"interleave", "50"}),
+                                                        step("many", {"lines", "300"})});
+        REQUIRE(r);
+        CHECK(r->ok());
+        std::lock_guard lk(mu);
+        auto at = [&](const std::string& e) {
+            auto it = std::find(events.begin(), events.end(), e);
+            return it == events.end() ? SIZE_MAX : static_cast<std::size_t>(it - events.begin());
+        };
+        CHECK(at("line:mix:out 49") < at("finished:mix"));
+        CHECK(at("line:mix:err 49 (err)") < at("finished:mix"));
+        CHECK(at("line:many:line 299") < at("finished:many"));
+        CHECK(std::count_if(events.begin(), events.end(), [](const std::string& e) {
+                  return e.rfind("line:mix:", 0) == 0;
+              }) == 100);
+    }
+    SECTION("a last line without a newline arrives at the end") {
+        auto r = runner.run_all(Context::background(), {step("tail", {"bytes", "5", "z"})});
+        REQUIRE(r);
+        std::lock_guard lk(mu);
+        REQUIRE(events.size() == 2);
+        CHECK(events[0] == "line:tail:zzzzz");
+        CHECK(events[1] == "finished:tail");
+    }
+    (void)core->shutdown(Context::background());
+}

@@ -37,6 +37,8 @@ struct RunSpec {
     std::chrono::milliseconds timeout{0};  // 0: none; on expiry the process group is killed
     std::string description;               // for people (shown by `coreproc pipeline --dry-run`)
 };
+    Identity identity{};
+};
 
 enum class RunStatus { passed, failed, skipped };
 CORE_API const char* to_string(RunStatus s) noexcept;
@@ -45,11 +47,20 @@ CORE_API const char* to_string(RunStatus s) noexcept;
 struct RunResult {
     std::string name;
     RunStatus status = RunStatus::skipped;
-    bool allowed_failure = false;  // failed, but its spec allowed failure
-    int exit_code = -1;            // the exit code; -1 when killed, timed out or never started
-    int signal = 0;                // the signal that killed it, else 0
-    bool timed_out = false;        // killed because its timeout expired
-    std::string output;            // combined stdout+stderr (newest 1 MiB)
+    bool allowed_failure = false;     // failed, but its spec allowed failure
+    int exit_code = -1;               // the exit code; -1 when killed, timed out or never started
+    int signal = 0;                   // the signal that killed it, else 0
+    bool timed_out = false;           // killed because its timeout expired
+    std::string output;               // combined stdout+stderr in arrival order (newest 1 MiB)
+    std::string std_out;              // stdout alone (newest 1 MiB)
+    std::string std_err;              // stderr alone (newest 1 MiB)
+    std::size_t std_out_dropped = 0;  // bytes dropped from the front of std_out
+    std::size_t std_err_dropped = 0;  // bytes dropped from the front of std_err
+    // How the process ended (the typed completion): set when it was started, and for a start
+    // that failed (kind failed_to_start, detail the Error). A skipped spec keeps the defaults
+    // (see status).
+    ExitStatus exit;
+    Usage usage;  // the process's CPU times and peak RSS, once it ran
     std::chrono::nanoseconds duration{0};
     std::string error;  // why it failed or was skipped; empty when passed
     // Wall-clock start (before the spawn) and end; started_at stays the epoch for a spec that
@@ -95,11 +106,11 @@ struct RunnerOptions {
     // pointers are valid during the call only. Blocking here delays that spec, nothing else.
     std::function<void(const RunProgress&)> on_progress;
     // Each output line of a running spec, as it arrives; every line of a spec comes before its
-    // finished progress event. Called from one thread at a time (the Service's event thread or
-    // a worker); the line is valid during the call only. Lines come from the Service's
-    // ProcessOutput events: with ServiceOptions::events off it is never called (and each
-    // spec's end waits up to 2 s for lines that never come: leave it unset then). A line
-    // longer than RunOptions::max_output (1 MiB) arrives in pieces of that size.
+    // finished progress event. Called from one thread at a time (the Service's notifier
+    // thread); the line is valid during the call only. Lines come from each process's own
+    // output callback (RunOptions::on_output), so they arrive with ServiceOptions::events off
+    // too. A line longer than 1 MiB arrives in pieces of that size; a last line without a
+    // newline arrives when the process has ended.
     std::function<void(const RunOutput&)> on_output{};
     // run_all and run_parallel: after the first failure that is not allowed, start nothing
     // more (the rest are skipped, naming that step) and stop the running specs (their group
