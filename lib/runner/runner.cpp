@@ -317,6 +317,9 @@ class Scheduler {
         o.args = s.args;
         o.dir = s.dir;
         o.env = s.env;
+        o.cgroup = s.cgroup;
+        o.limits = s.limits;
+        o.identity = s.identity;
         // A step is often a tool that starts its own children (make, a shell script): kill the
         // whole group on timeout or cancellation, so no grandchild outlives the run.
         o.kill_group = true;

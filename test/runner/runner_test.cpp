@@ -1021,3 +1021,93 @@ TEST_CASE("Runner_OnOutput_Ugly", "[runner]") {
     }
     (void)core->shutdown(Context::background());
 }
+
+// --- issue 13 in pipeline files: the supervise file's containment and identity keys, per step
+// and in "defaults", read by the same reader ---
+
+TEST_CASE("Runner_ParsePipelineContainment_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto specs = core::process::parse_pipeline(R"({
+      "defaults": {"limits": {"memory": "256M"}, "umask": "022", "rlimits": {"nofile": 4096},
+                   "nice": 5},
+      "steps": [
+        {"name": "plain", "command": "true"},
+        {"name": "own", "command": "true", "cgroup": true, "limits": {"pids": 100, "cpu": 1.5},
+         "umask": "077", "rlimits": {"core": 0}, "user": 0, "group": 0, "no_new_privs": true,
+         "parent_death_signal": "SIGTERM"}
+      ]})",
+                                               "c.json");
+    REQUIRE(specs);
+    const RunSpec& plain = (*specs)[0];
+    CHECK(plain.limits.memory_max == std::uint64_t{256} << 20);
+    CHECK_FALSE(plain.limits.pids_max);
+    CHECK(plain.identity.umask == 022u);
+    REQUIRE(plain.identity.rlimits.size() == 1);
+    CHECK(plain.identity.rlimits[0].soft == 4096);
+    CHECK(plain.identity.nice == 5);
+    CHECK_FALSE(plain.cgroup);
+    const RunSpec& own = (*specs)[1];
+    CHECK(own.cgroup);
+    // limits and rlimits: entries merged over the defaults'; other keys replace them.
+    CHECK(own.limits.memory_max == std::uint64_t{256} << 20);
+    CHECK(own.limits.pids_max == 100u);
+    CHECK(own.limits.cpu_max == 1.5);
+    CHECK(own.identity.umask == 077u);
+    CHECK(own.identity.rlimits.size() == 2);
+    CHECK(own.identity.uid == 0u);
+    CHECK(own.identity.gid == 0u);
+    CHECK(own.identity.no_new_privs);
+    CHECK(own.identity.parent_death_signal != 0);
+    CHECK(own.identity.nice == 5);
+}
+
+TEST_CASE("Runner_ParsePipelineContainment_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto err = [](const std::string& text) {
+        auto r = core::process::parse_pipeline(text, "p.json");
+        REQUIRE_FALSE(r);
+        return r.error().what();
+    };
+    const std::string one = R"(, "steps": [{"name": "a", "command": "x"}]})";
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "limits": {"memroy": "1M"}}]})"),
+               ContainsSubstring("p.json: steps[0] (\"a\"): key \"limits.memroy\": unknown key"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "umask": 18}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"umask\": want an octal string"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "cgroup": "yes"}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"cgroup\": want a boolean"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "nice": 40}]})"),
+               ContainsSubstring("key \"nice\": want an integer -20…19"));
+    CHECK_THAT(
+        err(R"({"steps": [{"name": "a", "command": "x", "user": "no-such-user-coreproc"}]})"),
+        ContainsSubstring("steps[0] (\"a\"): key \"user\""));
+    CHECK_THAT(err(R"({"defaults": {"limits": {"pids": 0}})" + one),
+               ContainsSubstring("p.json: defaults: key \"limits.pids\": want a positive"));
+    CHECK_THAT(err(R"({"defaults": {"rlimits": {"nofiles": 1}})" + one),
+               ContainsSubstring("p.json: defaults: key \"rlimits.nofiles\""));
+    // Still strict about what is no key at all, and the message lists the new ones.
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "memory": "1M"}]})"),
+               ContainsSubstring("key \"memory\": unknown key (known: "));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "memory": "1M"}]})"),
+               ContainsSubstring("limits"));
+}
+
+TEST_CASE("Runner_RunContainment_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    if (std::string(core::process::spawn_method()) != "clone3")
+        SKIP("identity options need the clone3 spawn path; this run uses "
+             << core::process::spawn_method());
+    Host h;
+    auto specs = core::process::parse_pipeline(
+        R"({"defaults": {"umask": "027", "rlimits": {"nofile": "64:128"}}, "steps": [
+          {"name": "umask", "command": ")" +
+        std::string(core::test::child_path()) + R"(", "args": ["umask"]},
+          {"name": "nofile", "command": ")" +
+        std::string(core::test::child_path()) + R"(", "args": ["rlimit", "nofile"]}]})");
+    REQUIRE(specs);
+    Runner runner(*h.svc, RunnerOptions{});
+    auto r = runner.run_all(Context::background(), *specs);
+    REQUIRE(r);
+    CHECK(r->ok());
+    CHECK(by_name(*r, "umask").std_out == "027\n");
+    CHECK(by_name(*r, "nofile").std_out == "64 128\n");
+}

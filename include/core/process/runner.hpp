@@ -36,7 +36,11 @@ struct RunSpec {
     bool allow_failure = false;      // its failure neither skips its dependents nor fails the run
     std::chrono::milliseconds timeout{0};  // 0: none; on expiry the process group is killed
     std::string description;               // for people (shown by `coreproc pipeline --dry-run`)
-};
+    // Containment and identity (issue 13), as RunOptions: a cgroup of its own, its limits
+    // (any set one implies cgroup), and uid/gid/groups/umask/rlimits/nice/no_new_privs/
+    // parent-death signal. Applied on the clone3 spawn path only; see containment.hpp.
+    bool cgroup = false;
+    Limits limits{};
     Identity identity{};
 };
 
@@ -157,14 +161,18 @@ class CORE_API Runner {
 CORE_API Result<std::vector<RunSpec>> select_steps(const std::vector<RunSpec>& specs,
                                                    const std::vector<std::string>& targets);
 
-// Reads a pipeline file: {"description", "defaults": {"dir","env","timeout"},
+// Reads a pipeline file: {"description", "defaults": {"dir","env","timeout", containment…},
 // "steps":[{"name","command","args" | "shell","dir","env","after","allow_failure","timeout",
-// "description"}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds; env: ["K=V"] or
-// {"K":"V"}; shell: a command line run as /bin/sh -c LINE). A step's env goes over the
-// defaults' env, its dir and timeout replace the defaults'. A relative dir is resolved against
-// base_dir when base_dir is not empty. Unknown keys are rejected; a pipeline needs at least one
-// step. The result passes Runner::validate. Errors name the source (the file), the step index
-// and name, and the key.
+// "description", containment…}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds;
+// env: ["K=V"] or {"K":"V"}; shell: a command line run as /bin/sh -c LINE). The containment
+// keys are the supervise file's: "cgroup", "limits" {"memory","memory_swap","pids","cpu",
+// "io_weight"}, "user", "group", "groups", "umask", "rlimits" {"nofile": 4096, …}, "nice",
+// "no_new_privs", "parent_death_signal". A step's env goes over the defaults' env, its dir and
+// timeout replace the defaults'; a step's containment key replaces the defaults' one, except
+// "limits" and "rlimits", whose entries are merged (the step's win). A relative dir is
+// resolved against base_dir when base_dir is not empty. Unknown keys are rejected; a pipeline
+// needs at least one step. The result passes Runner::validate. Errors name the source (the
+// file), the step index and name (or "defaults"), and the key.
 CORE_API Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text,
                                                      std::string_view source = "pipeline",
                                                      std::string_view base_dir = {});
