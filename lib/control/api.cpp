@@ -260,6 +260,9 @@ json daemon_json(const cp::DaemonStatus& s) {
            {"last_error", s.last_error},
            {"health_failures", s.health_failures},
            {"since", s.since == std::chrono::system_clock::time_point{} ? "" : rfc3339(s.since)}};
+    // Where its log files are ("" without), for `coreproc ctl logs -f` (issue 14, helper J).
+    j["log_path"] = s.log_path;
+    j["err_log_path"] = s.err_log_path;
     return j;
 }
 
