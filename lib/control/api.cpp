@@ -260,6 +260,9 @@ json daemon_json(const cp::DaemonStatus& s) {
            {"last_error", s.last_error},
            {"health_failures", s.health_failures},
            {"since", s.since == std::chrono::system_clock::time_point{} ? "" : rfc3339(s.since)}};
+    // Where its log files are ("" without), for `coreproc ctl logs -f` (issue 14, helper J).
+    j["log_path"] = s.log_path;
+    j["err_log_path"] = s.err_log_path;
     return j;
 }
 
@@ -456,6 +459,32 @@ Reply Api::metrics(const std::string& server_metrics) {
     for (const auto& st : list)
         o << "coreproc_daemon_health_failures{daemon=\"" << st.name << "\"} " << st.health_failures
           << "\n";
+    // What was lost on the way to the log files (issue 14): lines the bounded log queue
+    // dropped (a slow disk), and lines lost to open/write errors (disk full, a bad directory).
+    std::uint64_t log_dropped = 0, log_errors = 0;
+    o << "# HELP coreproc_daemon_log_dropped_lines_total Lines dropped because the log writer's "
+         "queue was full.\n"
+         "# TYPE coreproc_daemon_log_dropped_lines_total counter\n";
+    for (const auto& st : list) {
+        o << "coreproc_daemon_log_dropped_lines_total{daemon=\"" << st.name << "\"} "
+          << st.log_dropped << "\n";
+        log_dropped += st.log_dropped;
+    }
+    o << "# HELP coreproc_daemon_log_write_errors_total Lines lost to log open/write errors "
+         "(disk full, unwritable directory).\n"
+         "# TYPE coreproc_daemon_log_write_errors_total counter\n";
+    for (const auto& st : list) {
+        o << "coreproc_daemon_log_write_errors_total{daemon=\"" << st.name << "\"} "
+          << st.log_errors << "\n";
+        log_errors += st.log_errors;
+    }
+    o << "# HELP coreproc_log_dropped_lines_total Log lines dropped (queue full), daemons "
+         "present.\n"
+         "# TYPE coreproc_log_dropped_lines_total counter\n"
+      << "coreproc_log_dropped_lines_total " << log_dropped << "\n"
+      << "# HELP coreproc_log_write_errors_total Log lines lost to write errors, daemons present.\n"
+         "# TYPE coreproc_log_write_errors_total counter\n"
+      << "coreproc_log_write_errors_total " << log_errors << "\n";
     o << server_metrics;
     if (opts_.extra_metrics) o << opts_.extra_metrics();
     Reply r;

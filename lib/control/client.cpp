@@ -11,7 +11,9 @@
 
 #include "core/process/control.hpp"
 #include "sys/file.hpp"
+#include "sys/supervise.hpp"
 #include "sys/unix_socket.hpp"
+#include "sys/watch.hpp"
 
 namespace core::process {
 
@@ -39,6 +41,172 @@ std::string control_name_from_file(const std::string& path) {
     const auto dot = base.rfind('.');
     if (dot != std::string::npos && dot > 0) base.resize(dot);
     return base.empty() ? "coreproc" : base;
+}
+
+namespace {
+
+// Where the last n lines of s start (a final newline ends the last line, it starts none).
+std::size_t tail_start(const std::string& s, std::size_t n) {
+    if (n == 0) return s.size();
+    std::size_t end = s.size();
+    if (end > 0 && s[end - 1] == '\n') --end;
+    std::size_t seen = 0;
+    while (end > 0) {
+        const std::size_t nl = s.rfind('\n', end - 1);
+        if (nl == std::string::npos) return 0;
+        if (++seen == n) return nl + 1;
+        end = nl;
+    }
+    return 0;
+}
+
+// How far back the first read looks for the tail: a log holds lines, not megabyte records.
+constexpr std::uint64_t kTailWindow = std::uint64_t{8} << 20;
+constexpr std::size_t kReadPiece = std::size_t{1} << 20;
+// The longest wait between two looks at the file, should an inotify event be missed (its queue
+// overflowed, the directory was replaced).
+constexpr int kRecheckMs = 1000;
+constexpr unsigned kMaxBackupsScanned = 16;
+
+class FileFollower {
+  public:
+    FileFollower(std::string path, const std::function<bool(std::string_view)>& on_data)
+        : path_(std::move(path)), on_data_(on_data) {}
+
+    Result<void> run(std::size_t tail) {
+        const auto slash = path_.rfind('/');
+        const std::string dir =
+            slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+        auto watch = sys::DirWatch::create(dir);
+        if (!watch) return fail(E("logs", "follow \"" + path_ + "\"", watch.error()));
+        auto opened = open_current();
+        if (!opened) return fail(opened.error());
+        if (*opened) {
+            auto first = print_tail(tail);
+            if (!first) return fail(first.error());
+            if (!*first) return {};
+        }
+        for (;;) {
+            if (fd_) {
+                auto more = drain();
+                if (!more) return fail(more.error());
+                if (!*more) return {};
+            }
+            auto now = sys::file::lstat_id(path_);
+            if (fd_ && now && !(*now == id_)) {
+                // Rotated: the writer closes the old file before it renames it and creates the
+                // new one, so the old one is complete once the new one exists. Its rest first.
+                auto more = drain();
+                if (!more) return fail(more.error());
+                if (!*more) return {};
+                fd_.reset();
+                // Rotated more than once since we looked: the files in between are backups
+                // newer than ours (<path>.1 … <path>.k-1 when ours is now <path>.k).
+                auto missed = read_missed_backups();
+                if (!missed) return fail(missed.error());
+                if (!*missed) return {};
+            }
+            if (!fd_) {
+                auto o = open_current();
+                if (!o) return fail(o.error());
+                if (*o) continue;  // the new file's first lines at once
+            } else if (now) {
+                auto size = sys::sup::file_size(fd_.get());
+                if (size && *size < offset_) {
+                    // Truncated in place: what is there now is new.
+                    if (auto r = sys::seek_to(fd_.get(), 0); !r) return fail(r.error());
+                    offset_ = 0;
+                    continue;
+                }
+            }
+            auto w = watch->wait(kRecheckMs);
+            if (!w) return fail(E("logs", "follow \"" + path_ + "\"", w.error()));
+        }
+    }
+
+  private:
+    // Opens the file now at path_; false when there is none (yet).
+    Result<bool> open_current() {
+        auto o = sys::file::open_read(path_);
+        if (!o) {
+            if (o.error().code() == ENOENT) return false;
+            return fail(E("logs", "open \"" + path_ + "\"", o.error()));
+        }
+        auto id = sys::file::fstat_id(o->get());
+        if (!id) return fail(E("logs", "fstat \"" + path_ + "\"", id.error()));
+        fd_ = std::move(*o);
+        id_ = *id;
+        offset_ = 0;
+        return true;
+    }
+
+    // The last `tail` lines (from at most kTailWindow before the end); false: on_data said stop.
+    Result<bool> print_tail(std::size_t tail) {
+        auto size = sys::sup::file_size(fd_.get());
+        if (!size) return fail(E("logs", "\"" + path_ + "\"", size.error()));
+        if (*size > kTailWindow) {
+            if (auto r = sys::seek_to(fd_.get(), *size - kTailWindow); !r) return fail(r.error());
+            offset_ = *size - kTailWindow;
+        }
+        std::string all;
+        for (;;) {
+            auto s = sys::read_upto(fd_.get(), kReadPiece);
+            if (!s) return fail(E("logs", "read \"" + path_ + "\"", s.error()));
+            if (s->empty()) break;
+            offset_ += s->size();
+            all += *s;
+        }
+        const std::size_t from = tail_start(all, tail);
+        if (from >= all.size()) return true;
+        return on_data_(std::string_view(all).substr(from));
+    }
+
+    // After a rotation: finds the file we followed among the backups (<path>.1, .2, …) and
+    // reads, oldest first, every backup newer than it. False: on_data said stop.
+    Result<bool> read_missed_backups() {
+        unsigned ours = 0;
+        for (unsigned k = 1; k <= kMaxBackupsScanned && ours == 0; ++k) {
+            auto id = sys::file::lstat_id(path_ + "." + std::to_string(k));
+            if (!id) break;
+            if (*id == id_) ours = k;
+        }
+        for (unsigned k = ours; k > 1; --k) {
+            auto o = sys::file::open_read(path_ + "." + std::to_string(k - 1));
+            if (!o) continue;  // rotated away meanwhile: lost, as tail -F would lose it
+            for (;;) {
+                auto piece = sys::read_upto(o->get(), kReadPiece);
+                if (!piece) return fail(E("logs", "read \"" + path_ + "\"", piece.error()));
+                if (piece->empty()) break;
+                if (!on_data_(*piece)) return false;
+            }
+        }
+        return true;
+    }
+
+    // Everything from the offset to the end; false: on_data said stop.
+    Result<bool> drain() {
+        for (;;) {
+            auto s = sys::read_upto(fd_.get(), kReadPiece);
+            if (!s) return fail(E("logs", "read \"" + path_ + "\"", s.error()));
+            if (s->empty()) return true;
+            offset_ += s->size();
+            if (!on_data_(*s)) return false;
+        }
+    }
+
+    std::string path_;
+    const std::function<bool(std::string_view)>& on_data_;
+    sys::UniqueFd fd_;
+    sys::file::FileId id_{};
+    std::uint64_t offset_ = 0;
+};
+
+}  // namespace
+
+Result<void> follow_log_file(const std::string& path, std::size_t tail,
+                             const std::function<bool(std::string_view)>& on_data) {
+    FileFollower f(path, on_data);
+    return f.run(tail);
 }
 
 std::vector<std::string> control_names(const std::string& dir) {

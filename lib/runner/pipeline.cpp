@@ -11,6 +11,7 @@
 #include "core/options.hpp"
 #include "core/process/runner.hpp"
 #include "json/type_name.hpp"
+#include "supervisor/containment_config.hpp"
 #include "sys/file.hpp"
 
 namespace core::process {
@@ -113,7 +114,37 @@ struct Defaults {
     std::string dir;
     std::vector<std::string> env;
     std::chrono::milliseconds timeout{0};
+    json containment = json::object();  // its containment keys, as written (checked)
 };
+
+bool is_containment_key(std::string_view key) {
+    for (const char* k : detail::containment_config_keys)
+        if (key == k) return true;
+    return false;
+}
+
+// The containment keys of a step over the defaults': each key replaces the default's, but the
+// entries of "limits" and "rlimits" objects are merged (a step adding "pids" keeps the
+// defaults' "memory").
+json merge_containment(const json& defaults, const json& step) {
+    json out = defaults;
+    for (auto it = step.begin(); it != step.end(); ++it) {
+        if (!is_containment_key(it.key())) continue;
+        const bool merge_entries = it.key() == "limits" || it.key() == "rlimits";
+        if (merge_entries && it->is_object() && out.contains(it.key()) &&
+            out[it.key()].is_object()) {
+            for (auto e = it->begin(); e != it->end(); ++e) out[it.key()][e.key()] = *e;
+        } else {
+            out[it.key()] = *it;
+        }
+    }
+    return out;
+}
+
+// Reads containment keys with the supervise file's reader (one table of keys for both files).
+Result<void> read_containment(const json& keys, RunSpec& s) {
+    return detail::parse_containment_keys(keys, s.cgroup, s.limits, s.identity);
+}
 
 // A relative dir made absolute against base (the pipeline file's directory), when there is one.
 std::string resolve_dir(const std::string& dir, std::string_view base) {
@@ -154,6 +185,8 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
         const std::string& key = it.key();
         const json& v = *it;
         if (key == "name") continue;
+        if (is_containment_key(key)) continue;  // read below, over the defaults'
+
         if (key == "command") {
             auto r = want_string(w, key, v);
             if (!r) return fail(r.error());
@@ -203,9 +236,20 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
         } else {
             return fail(w.at(key,
                              "unknown key (known: name, command, args, shell, dir, env, after, "
-                             "allow_failure, timeout, description)"));
+                             "allow_failure, timeout, description, cgroup, limits, user, group, "
+                             "groups, umask, rlimits, nice, no_new_privs, parent_death_signal)"));
         }
     }
+    // The step's own keys first, alone, so that an error names the step's key as written.
+    json own = json::object();
+    for (auto it = step.begin(); it != step.end(); ++it)
+        if (is_containment_key(it.key())) own[it.key()] = *it;
+    if (!own.empty()) {
+        RunSpec probe;
+        if (auto r = read_containment(own, probe); !r) return fail(w.at({}, r.error().message()));
+    }
+    if (auto r = read_containment(merge_containment(defaults.containment, step), s); !r)
+        return fail(w.at({}, r.error().message()));
     return s;
 }
 
@@ -240,9 +284,18 @@ Result<Defaults> parse_defaults(const std::string& src, const json& v) {
             auto r = want_timeout(w, key, x);
             if (!r) return fail(rewrite(r.error()));
             d.timeout = *r;
+        } else if (is_containment_key(key)) {
+            d.containment[key] = x;
         } else {
-            return fail(at(key, "unknown key (known: dir, env, timeout)"));
+            return fail(at(key,
+                           "unknown key (known: dir, env, timeout, cgroup, limits, user, group, "
+                           "groups, umask, rlimits, nice, no_new_privs, parent_death_signal)"));
         }
+    }
+    if (!d.containment.empty()) {
+        RunSpec probe;
+        if (auto r = read_containment(d.containment, probe); !r)
+            return fail(E(kOp, src + ": defaults: " + r.error().message()));
     }
     return d;
 }

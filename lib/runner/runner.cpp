@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstring>
 #include <mutex>
 #include <set>
 #include <system_error>
@@ -14,6 +13,7 @@
 #include "core/process/service.hpp"
 #include "core/process/types.hpp"
 #include "core/runtime.hpp"
+#include "process/output.hpp"
 
 namespace core::process {
 
@@ -36,14 +36,6 @@ constexpr const char* kOp = "runner";
 
 std::string quoted(const std::string& s) {
     return "\"" + s + "\"";
-}
-
-std::string signal_text(int sig) {
-    // sigabbrev_np (glibc >= 2.32, <string.h>) names the signal without <signal.h>.
-    const char* abbrev = sigabbrev_np(sig);
-    std::string out = "killed by signal " + std::to_string(sig);
-    if (abbrev) out += std::string(" (SIG") + abbrev + ")";
-    return out;
 }
 
 std::string duration_text(std::chrono::milliseconds d) {
@@ -159,8 +151,6 @@ class Scheduler {
     RunAllResult run(std::size_t parallel) {
         const auto t0 = std::chrono::steady_clock::now();
         const std::size_t workers = std::max<std::size_t>(1, std::min(parallel, specs_.size()));
-        // Lines reach us as the Service's ProcessOutput events; subscribed for this run only.
-        if (opts_.on_output) sub_ = svc_.core().subscribe([this](const Value& v) { on_event(v); });
         std::vector<std::thread> threads;
         threads.reserve(workers - 1);
         for (std::size_t k = 1; k < workers; ++k) {
@@ -172,7 +162,6 @@ class Scheduler {
         }
         work();
         for (auto& t : threads) t.join();
-        sub_.reset();  // after this, on_event never runs again
 
         RunAllResult out;
         out.results = std::move(results_);
@@ -294,10 +283,12 @@ class Scheduler {
         cv_.notify_all();
     }
 
-    // Runs one spec through the Service and waits for it (a ManagedProcess wait: a condition
-    // variable the reaper signals, no polling). The Service rather than the process.run action
-    // because run's Value is only the output and its Error only text; the exit code, the signal
-    // and a timeout must come back typed.
+    // Runs one spec through the Service and waits for it. The Service rather than the
+    // process.run action because run's Value is only the output and its Error only text; the
+    // typed completion (ExitStatus), each stream apart and the usage must come back. The end
+    // is learnt from the process's own exit hook (ManagedProcess::on_exit), which runs after
+    // its last output chunk: so every line of a step is delivered before its finished event,
+    // with or without the Service's bus events.
     RunResult execute(std::size_t index) {
         const RunSpec& s = specs_[index];
         RunResult r;
@@ -308,91 +299,132 @@ class Scheduler {
         return r;
     }
 
+    // What one running step's callbacks share with the worker waiting for it. The chunk
+    // callback and the exit hook run on the Service's notifier thread; the worker waits on cv.
+    struct Step {
+        std::mutex mu;
+        std::condition_variable cv;
+        bool done = false;
+        ProcessInfo info;
+        OutputRing combined{kMaxOutput};  // both streams in arrival order, under mu
+        LineSplitter out{kMaxOutput};     // under the Scheduler's out_mu_
+        LineSplitter err{kMaxOutput};
+    };
+
     RunResult execute_process(std::size_t index, const RunSpec& s, RunResult r) {
         RunOptions o;
         o.command = s.command;
         o.args = s.args;
         o.dir = s.dir;
         o.env = s.env;
+        o.cgroup = s.cgroup;
+        o.limits = s.limits;
+        o.identity = s.identity;
         // A step is often a tool that starts its own children (make, a shell script): kill the
         // whole group on timeout or cancellation, so no grandchild outlives the run.
         o.kill_group = true;
-        // The timeout is a child context, so the Service kills the group when it expires, and
-        // deadline_exceeded() then tells a timeout apart from any other kill.
-        const Context run_ctx = s.timeout.count() > 0 ? run_ctx_.with_timeout(s.timeout) : run_ctx_;
+        // The Service's own timeout, so the completion says why it ended (reason timeout).
+        o.timeout = s.timeout;
+        // Each stream apart (RunResult::std_out/std_err); the combined view is rebuilt from
+        // the chunks in the order they were read.
+        o.std_out = Stdio::pipe();
+        o.std_err = Stdio::pipe();
+        o.max_output = kMaxOutput;
+        auto step = std::make_shared<Step>();
+        // The Scheduler outlives the callback: execute_process returns only after the exit
+        // hook ran, and no chunk of a process comes after its exit hook.
+        o.on_output = [this, step, index](const OutputChunk& c) {
+            {
+                std::lock_guard lk(step->mu);
+                step->combined.append(c.bytes.data(), c.bytes.size());
+            }
+            if (!opts_.on_output) return;
+            std::lock_guard lk(out_mu_);
+            LineSplitter& split = c.stream == Stream::stderr_ ? step->err : step->out;
+            split.feed(c.bytes.data(), c.bytes.size(),
+                       [&](std::string line) { deliver(index, line, c.stream); });
+        };
         const auto t0 = std::chrono::steady_clock::now();
-        auto started = svc_.start(run_ctx, o);
+        auto started = svc_.start(run_ctx_, o);
         if (!started) {
             r.status = RunStatus::failed;
             r.allowed_failure = s.allow_failure;
             r.error = started.error().what();
+            r.exit.kind = ExitKind::failed_to_start;
+            r.exit.code = -1;
+            r.exit.detail = r.error;
             r.duration = std::chrono::steady_clock::now() - t0;
             return r;
         }
         const std::shared_ptr<ManagedProcess>& mp = *started;
-        if (opts_.on_output) claim(mp->id(), index);
-        const ProcessInfo info = mp->wait();
-        if (opts_.on_output) release_lines(mp->id());
-        r.output = mp->output();
+        mp->on_exit([this, step, index](const ProcessInfo& info) {
+            if (opts_.on_output) {
+                // The last line of each stream, if it had no newline.
+                std::lock_guard lk(out_mu_);
+                step->out.flush([&](std::string l) { deliver(index, l, Stream::stdout_); });
+                step->err.flush([&](std::string l) { deliver(index, l, Stream::stderr_); });
+            }
+            std::lock_guard lk(step->mu);
+            step->info = info;
+            step->done = true;
+            step->cv.notify_all();
+        });
+        ProcessInfo info;
+        {
+            // on_exit runs exactly once for every started process: this wait ends.
+            std::unique_lock lk(step->mu);
+            step->cv.wait(lk, [&] { return step->done; });
+            info = std::move(step->info);
+            r.output = step->combined.str();
+        }
+        r.std_out = mp->output(Stream::stdout_);
+        r.std_err = mp->output(Stream::stderr_);
+        r.std_out_dropped = info.output_dropped;
+        r.std_err_dropped = info.stderr_dropped;
         (void)svc_.remove(mp->id());  // finished: cannot fail but for a concurrent remove
+        r.exit = info.exit;
+        r.usage = info.usage;
         r.duration =
             info.duration.count() > 0 ? info.duration : std::chrono::steady_clock::now() - t0;
-        r.exit_code = info.status == Status::exited ? info.exit_code : -1;
-        r.signal = info.signal;
+        const ExitStatus& x = info.exit;
+        r.exit_code = x.kind == ExitKind::exited ? x.code : -1;
+        r.signal = x.kind == ExitKind::signalled ? x.signal : 0;
         if (ctx_.done()) {
             // The caller cancelled: whatever the child did after that is not its own verdict.
-            if (info.status == Status::exited && info.exit_code == 0) {
+            if (x.kind == ExitKind::exited && x.code == 0) {
                 r.status = RunStatus::passed;
                 return r;
             }
             r.status = RunStatus::failed;
             r.error = ctx_.reason();
-        } else if (run_ctx_.done() && info.status != Status::exited) {
+        } else if (run_ctx_.done() && x.kind != ExitKind::exited) {
             // Stopped by fail_fast (another step failed); an exit of its own keeps its verdict.
             std::lock_guard lk(mu_);
             r.status = RunStatus::failed;
             r.error = "stopped (" + stop_reason_ + ")";
-        } else if (s.timeout.count() > 0 && run_ctx.deadline_exceeded()) {
+        } else if (x.reason == ExitReason::timeout) {
             r.status = RunStatus::failed;
             r.timed_out = true;
             r.exit_code = -1;
             r.error = "timed out after " + duration_text(s.timeout);
-        } else if (info.status == Status::exited) {
-            if (info.exit_code == 0) {
+        } else if (x.kind == ExitKind::exited) {
+            // Exit 0 passes even when a descendant kept the pipes past the drain (output_cut):
+            // the step's own verdict is its exit code, as make's is.
+            if (x.code == 0) {
                 r.status = RunStatus::passed;
                 return r;
             }
             r.status = RunStatus::failed;
-            r.error = "exited with code " + std::to_string(info.exit_code);
-        } else if (info.status == Status::killed) {
+            r.error = x.describe();
+        } else if (x.kind == ExitKind::signalled) {
             r.status = RunStatus::failed;
-            r.error = signal_text(info.signal);
+            r.error = x.describe();
         } else {
             r.status = RunStatus::failed;
-            r.error = info.error.empty() ? std::string("failed") : info.error;
+            r.error = info.error.empty() ? x.describe() : info.error;
         }
         r.allowed_failure = s.allow_failure;
         return r;
-    }
-
-    // --- output lines (on_output) ---
-    // A process's lines can be broadcast before start() has returned its id to us, so lines
-    // of ids not claimed yet wait in pending_ (bounded); claim() delivers them first.
-
-    void on_event(const Value& v) {
-        std::unique_lock lk(out_mu_);
-        if (const auto* o = v.get<ProcessOutput>()) {
-            if (auto it = claimed_.find(o->id); it != claimed_.end()) {
-                deliver(it->second, o->line, o->stream);
-            } else if (pending_bytes_ + o->line.size() <= kMaxPendingBytes) {
-                pending_bytes_ += o->line.size();
-                pending_[o->id].push_back({o->line, o->stream});
-            }
-        } else if (const auto* e = v.get<ProcessExited>()) {
-            // The last event of a process: every line of it has been broadcast before.
-            exited_.insert(e->id);
-            out_cv_.notify_all();
-        }
     }
 
     // Under out_mu_.
@@ -405,32 +437,13 @@ class Scheduler {
         try {
             opts_.on_output(o);
         } catch (...) {
-            // As on_progress: a throwing callback must not take the event thread down.
+            // As on_progress: a throwing callback must not take the notifier thread down.
         }
     }
 
-    void claim(const std::string& id, std::size_t index) {
-        std::lock_guard lk(out_mu_);
-        claimed_[id] = index;
-        if (auto it = pending_.find(id); it != pending_.end()) {
-            for (const auto& [line, stream] : it->second) {
-                pending_bytes_ -= line.size();
-                deliver(index, line, stream);
-            }
-            pending_.erase(it);
-        }
-    }
-
-    // After the process was reaped: waits (bounded) until its last line has been delivered, so
-    // its finished event comes after its output, then forgets the id.
-    void release_lines(const std::string& id) {
-        std::unique_lock lk(out_mu_);
-        out_cv_.wait_for(lk, std::chrono::seconds(2), [&] { return exited_.count(id) != 0; });
-        claimed_.erase(id);
-        exited_.erase(id);
-    }
-
-    static constexpr std::size_t kMaxPendingBytes = std::size_t{4} << 20;
+    // Newest bytes kept of each stream and of the combined output; also the longest piece of
+    // a line given to on_output.
+    static constexpr std::size_t kMaxOutput = std::size_t{1} << 20;
 
     Service& svc_;
     const RunnerOptions& opts_;
@@ -440,13 +453,7 @@ class Scheduler {
     const Mode mode_;
     std::string stop_reason_;  // why run_ctx_ was cancelled (fail_fast), under mu_
 
-    std::mutex out_mu_;
-    std::condition_variable out_cv_;
-    std::unordered_map<std::string, std::size_t> claimed_;  // process id → spec index
-    std::unordered_map<std::string, std::vector<std::pair<std::string, Stream>>> pending_;
-    std::size_t pending_bytes_ = 0;
-    std::set<std::string> exited_;  // ProcessExited seen; foreign ids pile up only until run end
-    core::Subscription sub_;
+    std::mutex out_mu_;  // serialises on_output calls and the steps' line splitters
 
     std::mutex mu_;
     std::condition_variable cv_;

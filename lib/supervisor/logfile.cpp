@@ -42,6 +42,7 @@ Result<void> RotatingFile::open() {
 
 Result<void> RotatingFile::rotate() {
     fd_.reset();
+    mid_line_ = false;  // the cut line stays in the old file; the new one starts clean
     // <path>.<backups-1> → .<backups>, …, <path> → .1: the rename over the oldest drops it.
     if (backups_ == 0) {
         if (auto r = sys::file::unlink(path_); !r && r.error().code() != ENOENT) return r;
@@ -62,15 +63,28 @@ Result<void> RotatingFile::write(std::string_view data) {
         if (auto r = open(); !r) return r;
     if (max_size_ > 0 && size_ > 0 && size_ + data.size() > max_size_)
         if (auto r = rotate(); !r) return r;
+    // A write that failed part-way (disk full) left part of a line: end it before the next one,
+    // so that the next line starts on its own.
+    std::string joined;
+    if (mid_line_ && size_ > 0) {
+        joined.reserve(data.size() + 1);
+        joined += '\n';
+        joined += data;
+        data = joined;
+    }
+    bool wrote = false;
     while (!data.empty()) {
         auto n = sys::sup::write_once(fd_.get(), data);
         if (!n) {
-            // A short write left part of a line: the next line starts on its own anyway.
-            return fail(E("log", "write \"" + path_ + "\"", n.error()));
+            if (wrote) mid_line_ = true;
+            // No op prefix: the supervisor reports it as "log: <this>".
+            return fail(E("", "write \"" + path_ + "\"", n.error()));
         }
+        wrote = wrote || *n > 0;
         size_ += *n;
         data.remove_prefix(*n);
     }
+    mid_line_ = false;
     return {};
 }
 

@@ -41,6 +41,7 @@ class RotatingFile {
     unsigned backups_;
     sys::UniqueFd fd_;
     std::uint64_t size_ = 0;
+    bool mid_line_ = false;  // the last write stopped inside a line (disk full)
 };
 
 // The two paths a LogSpec gives a daemon ("" when it has no log files).

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <sstream>
 
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/matchers/catch_matchers_string.hpp>
@@ -286,5 +287,178 @@ TEST_CASE("Ctl_Names_Ugly", "[control][cli]") {
         CHECK(Tool::finish(one.mp).code == 0);
         CHECK_FALSE(fs::exists(one.sock));
         CHECK(tool.run({"ctl", "status"}).code == 3);
+    }
+}
+
+// --- issue 14 leftovers (helper J): `ctl logs -f` follows the log file across rotation, the
+// log drop and error counters in /metrics, and a full disk that never stops the daemon ---
+
+namespace {
+
+// A supervisor of one config, its control socket at dir/run/NAME.sock; waits for the socket.
+struct SuperviseCfg {
+    Tool& tool;
+    std::shared_ptr<cp::ManagedProcess> mp;
+    std::string sock;
+
+    SuperviseCfg(Tool& t, const TempDir& dir, const std::string& name, const json& cfg,
+                 std::vector<std::string> prefix = {})
+        : tool(t) {
+        const std::string file = dir.write(name + ".json", cfg.dump());
+        std::vector<std::string> args{"supervise",  file,
+                                      "--registry", (dir.path / ("reg-" + name)).string(),
+                                      "--socket",   (dir.path / "run" / (name + ".sock")).string()};
+        if (!prefix.empty()) {
+            // The supervisor under another program (unshare): it comes first, coreproc after.
+            cp::RunOptions o;
+            o.command = prefix.front();
+            o.args.assign(prefix.begin() + 1, prefix.end());
+            o.args.push_back(core::test::coreproc_path());
+            o.args.insert(o.args.end(), args.begin(), args.end());
+            auto started = tool.svc->start(core::Context::background(), o);
+            REQUIRE(started);
+            mp = *started;
+        } else {
+            mp = tool.start(args);
+        }
+        REQUIRE(core::test::eventually(
+            [&] {
+                std::smatch m;
+                const std::string out = mp->output();
+                if (!std::regex_search(out, m, std::regex("control socket (\\S+)")))
+                    return !mp->is_running();
+                sock = m[1];
+                return true;
+            },
+            20s));
+        INFO(mp->output());
+        if (prefix.empty()) REQUIRE_FALSE(sock.empty());  // else the caller decides (SKIP)
+    }
+    ~SuperviseCfg() {
+        if (mp->is_running()) {
+            (void)mp->signal(SIGTERM);
+            (void)Tool::finish(mp);
+        }
+    }
+    json daemon_status(const std::string& name) const {
+        auto r = cp::ControlClient::unix_socket(sock).request("GET", "/daemons/" + name);
+        if (!r || r->status != 200) return json();
+        return json::parse(r->body, nullptr, false);
+    }
+    std::string metrics() const {
+        auto r = cp::ControlClient::unix_socket(sock).request("GET", "/metrics");
+        return r && r->status == 200 ? r->body : std::string();
+    }
+};
+
+// The value of one sample line of a Prometheus text body; -1 when it is not there.
+double sample(const std::string& body, const std::string& series) {
+    std::istringstream in(body);
+    std::string line;
+    while (std::getline(in, line))
+        if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    return -1;
+}
+
+// The numbers N of "tick N" lines, in order.
+std::vector<long> ticks(const std::string& text) {
+    std::vector<long> out;
+    const std::regex re("tick ([0-9]+)");
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), re); it != std::sregex_iterator();
+         ++it)
+        out.push_back(std::stol((*it)[1]));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Ctl_LogsFollow_Good", "[control][cli]") {
+    CORE_LEAK_GUARD();
+    Tool tool;
+    TempDir dir;
+    const std::string log = (dir.path / "logs" / "a.log").string();
+    // A tick every 2 ms into a file rotated every 4 KiB (~500 lines): several rotations while
+    // ctl follows.
+    json d = daemon("a", {"c-tick", "100000000", "2"});
+    d["log"] = {{"file", log}, {"max_size", 4096}, {"backups", 3}};
+    SuperviseCfg sup(tool, dir, "follow", json{{"daemons", {d}}});
+    REQUIRE(core::test::eventually([&] { return fs::exists(log); }, 20s));
+    CHECK(sup.daemon_status("a")["log_path"] == log);
+
+    auto f = tool.start({"ctl", "--socket", sup.sock, "logs", "a", "-f", "-n", "5"});
+    // Until it has followed past two rotations (a .2 backup exists) and 300 lines more.
+    REQUIRE(core::test::eventually([&] { return fs::exists(log + ".2"); }, 30s));
+    const std::size_t seen = ticks(f->output()).size();
+    REQUIRE(core::test::eventually([&] { return ticks(f->output()).size() >= seen + 300; }, 30s));
+    CHECK(f->is_running());
+    (void)f->signal(SIGTERM);
+    (void)Tool::finish(f);
+    const std::vector<long> got = ticks(f->output());
+    REQUIRE(got.size() > 300);
+    // No line lost and none repeated: consecutive numbers from the first to the last.
+    long gaps = 0, dups = 0;
+    for (std::size_t i = 1; i < got.size(); ++i) {
+        if (got[i] <= got[i - 1]) ++dups;
+        if (got[i] > got[i - 1] + 1) ++gaps;
+    }
+    INFO("first " << got.front() << ", last " << got.back() << ", " << got.size() << " lines");
+    CHECK(gaps == 0);
+    CHECK(dups == 0);
+    CHECK(got.back() - got.front() + 1 == static_cast<long>(got.size()));
+}
+
+TEST_CASE("Ctl_LogMetrics_Ugly", "[control][cli]") {
+    CORE_LEAK_GUARD();
+    Tool tool;
+    TempDir dir;
+    SECTION("a log that cannot be written (/dev/full): counted, the daemon keeps running") {
+        json d = daemon("a", {"c-tick", "100000000", "5"});
+        d["log"] = {{"file", "/dev/full"}, {"max_size", 0}};
+        SuperviseCfg sup(tool, dir, "full", json{{"daemons", {d}}});
+        REQUIRE(core::test::eventually(
+            [&] {
+                return sample(sup.metrics(),
+                              "coreproc_daemon_log_write_errors_total{daemon=\"a\"}") > 5;
+            },
+            20s));
+        const json st = sup.daemon_status("a");
+        CHECK(st["state"] == "running");
+        CHECK(st["restarts"] == 0);
+        const std::string m = sup.metrics();
+        CHECK(sample(m, "coreproc_daemon_log_dropped_lines_total{daemon=\"a\"}") >= 0);
+        CHECK(sample(m, "coreproc_log_write_errors_total") > 5);
+        CHECK(m.find("# TYPE coreproc_daemon_log_write_errors_total counter") != std::string::npos);
+    }
+    SECTION("a full disk (a 64 KiB tmpfs): counted, and the log resumes when space returns") {
+        if (::geteuid() != 0 || !fs::exists("/usr/bin/unshare"))
+            SKIP("needs root and unshare(1) to mount a private tmpfs");
+        const fs::path mnt = dir.path / "small";
+        fs::create_directories(mnt);
+        json d = daemon("a", {"c-tick", "100000000", "2"});
+        d["log"] = {{"file", (mnt / "a.log").string()}, {"max_size", 0}};
+        // The supervisor in a mount namespace of its own, where `small` is a 64 KiB tmpfs that
+        // a filler file nearly fills; the test reaches it through /proc/PID/root.
+        const std::string setup = "mount -t tmpfs -o size=64k tmpfs '" + mnt.string() +
+                                  "' && head -c 61440 /dev/zero > '" + (mnt / "filler").string() +
+                                  "' && exec \"$@\"";
+        SuperviseCfg sup(
+            tool, dir, "tmpfs", json{{"daemons", {d}}},
+            {"/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", setup, "sh"});
+        if (sup.sock.empty()) SKIP("could not mount a tmpfs: " << sup.mp->output());
+        const std::string series = "coreproc_daemon_log_write_errors_total{daemon=\"a\"}";
+        REQUIRE(core::test::eventually([&] { return sample(sup.metrics(), series) > 0; }, 30s));
+        CHECK(sup.daemon_status("a")["state"] == "running");
+        // Space returns: the writer carries on by itself.
+        const fs::path inside = fs::path("/proc") / std::to_string(sup.mp->pid()) / "root";
+        const fs::path filler = inside / fs::relative(mnt / "filler", "/");
+        const fs::path logf = inside / fs::relative(mnt / "a.log", "/");
+        REQUIRE(fs::remove(filler));
+        const double errors = sample(sup.metrics(), series);
+        const auto size0 = fs::file_size(logf);
+        REQUIRE(core::test::eventually([&] { return fs::file_size(logf) > size0 + 1000; }, 30s));
+        // Written again, and (with the space freed) no new errors for what it wrote.
+        CHECK(sample(sup.metrics(), series) >= errors);
+        CHECK(sup.daemon_status("a")["state"] == "running");
+        CHECK(sup.daemon_status("a")["restarts"] == 0);
     }
 }

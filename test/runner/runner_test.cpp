@@ -890,3 +890,224 @@ TEST_CASE("Runner_OnOutput_Good", "[runner]") {
         CHECK(x.started_at <= x.finished_at);
     }
 }
+
+// --- the typed process model (issue 12 in the Runner): each stream apart, the ExitStatus, and
+// lines and ends learnt from the process's own hooks, not from the bus ---
+
+TEST_CASE("Runner_Exec_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc, RunnerOptions{});
+    auto r = runner.run_all(Context::background(),
+                            {step("both", {"interleave", "3"}), step("three", {"exit", "3"}),
+                             step("signal", {"kill-self", "9"})});
+    REQUIRE(r);
+    SECTION("stdout and stderr apart, and the combined output of both") {
+        const auto& b = by_name(*r, "both");
+        CHECK(b.status == RunStatus::passed);
+        CHECK(b.std_out == "out 0\nout 1\nout 2\n");
+        CHECK(b.std_err == "err 0\nerr 1\nerr 2\n");
+        CHECK(b.output.size() == b.std_out.size() + b.std_err.size());
+        CHECK_THAT(b.output, ContainsSubstring("out 2\n"));
+        CHECK_THAT(b.output, ContainsSubstring("err 2\n"));
+        CHECK(b.exit.kind == core::process::ExitKind::exited);
+        CHECK(b.exit.code == 0);
+        CHECK(b.exit.success());
+        CHECK(b.usage.max_rss_bytes > 0);
+    }
+    SECTION("a non-zero exit and a signal as typed completions") {
+        const auto& t = by_name(*r, "three");
+        CHECK(t.status == RunStatus::failed);
+        CHECK(t.exit.kind == core::process::ExitKind::exited);
+        CHECK(t.exit.code == 3);
+        CHECK(t.exit_code == 3);
+        CHECK(t.error == "exited with code 3");
+        const auto& k = by_name(*r, "signal");
+        CHECK(k.exit.kind == core::process::ExitKind::signalled);
+        CHECK(k.exit.signal == 9);
+        CHECK(k.signal == 9);
+        CHECK(k.exit_code == -1);
+        CHECK_THAT(k.error, ContainsSubstring("killed by signal 9 (SIGKILL)"));
+    }
+}
+
+TEST_CASE("Runner_Exec_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    Host h;
+    Runner runner(*h.svc, RunnerOptions{});
+    SECTION("a program that cannot start: failed_to_start, naming why") {
+        RunSpec s;
+        s.name = "missing";
+        s.command = "/nonexistent/runner-test-no-such-program";
+        auto r = runner.run_all(Context::background(), {s});
+        REQUIRE(r);
+        const auto& m = by_name(*r, "missing");
+        CHECK(m.status == RunStatus::failed);
+        CHECK(m.exit.kind == core::process::ExitKind::failed_to_start);
+        CHECK_THAT(m.exit.detail, ContainsSubstring("No such file"));
+    }
+    SECTION("a timeout: reason timeout, timed_out, the group killed") {
+        auto s = step("slow", {"sleep", "60000"});
+        s.timeout = 100ms;
+        auto r = runner.run_all(Context::background(), {s});
+        REQUIRE(r);
+        const auto& x = by_name(*r, "slow");
+        CHECK(x.status == RunStatus::failed);
+        CHECK(x.timed_out);
+        CHECK(x.exit.reason == core::process::ExitReason::timeout);
+        CHECK(x.error == "timed out after 100ms");
+    }
+    SECTION("a skipped step keeps no completion of its own") {
+        auto r = runner.run_all(Context::background(),
+                                {step("bad", {"exit", "1"}), step("next", {"exit", "0"}, {"bad"})});
+        REQUIRE(r);
+        const auto& n = by_name(*r, "next");
+        CHECK(n.status == RunStatus::skipped);
+        CHECK(n.std_out.empty());
+        CHECK(n.started_at.time_since_epoch().count() == 0);
+    }
+}
+
+TEST_CASE("Runner_OnOutput_Ugly", "[runner]") {
+    CORE_LEAK_GUARD();
+    // events off: no bus, no event thread; lines and ends still come through the hooks.
+    core::process::ServiceOptions so;
+    so.events = false;
+    auto c = core::Core::create({core::process::service_factory(so)});
+    REQUIRE(c);
+    std::shared_ptr<core::Core> core = *c;
+    REQUIRE(core->startup(Context::background()));
+    auto* svc = core->service<core::process::Service>("process").get();
+    REQUIRE(svc != nullptr);
+    std::mutex mu;
+    std::vector<std::string> events;
+    RunnerOptions o;
+    o.max_parallel = 2;
+    o.on_output = [&](const core::process::RunOutput& out) {
+        std::lock_guard lk(mu);
+        events.push_back("line:" + out.spec->name + ":" + std::string(out.line) +
+                         (out.stream == core::process::Stream::stderr_ ? " (err)" : ""));
+    };
+    o.on_progress = [&](const RunProgress& p) {
+        if (p.kind != RunProgress::Kind::finished) return;
+        std::lock_guard lk(mu);
+        events.push_back("finished:" + p.spec->name);
+    };
+    Runner runner(*svc, o);
+    SECTION("every line before the finished event, each stream tagged") {
+        auto r = runner.run_all(Context::background(), {step("mix", {"interleave", "50"}),
+                                                        step("many", {"lines", "300"})});
+        REQUIRE(r);
+        CHECK(r->ok());
+        std::lock_guard lk(mu);
+        auto at = [&](const std::string& e) {
+            auto it = std::find(events.begin(), events.end(), e);
+            return it == events.end() ? SIZE_MAX : static_cast<std::size_t>(it - events.begin());
+        };
+        CHECK(at("line:mix:out 49") < at("finished:mix"));
+        CHECK(at("line:mix:err 49 (err)") < at("finished:mix"));
+        CHECK(at("line:many:line 299") < at("finished:many"));
+        CHECK(std::count_if(events.begin(), events.end(), [](const std::string& e) {
+                  return e.rfind("line:mix:", 0) == 0;
+              }) == 100);
+    }
+    SECTION("a last line without a newline arrives at the end") {
+        auto r = runner.run_all(Context::background(), {step("tail", {"bytes", "5", "z"})});
+        REQUIRE(r);
+        std::lock_guard lk(mu);
+        REQUIRE(events.size() == 2);
+        CHECK(events[0] == "line:tail:zzzzz");
+        CHECK(events[1] == "finished:tail");
+    }
+    (void)core->shutdown(Context::background());
+}
+
+// --- issue 13 in pipeline files: the supervise file's containment and identity keys, per step
+// and in "defaults", read by the same reader ---
+
+TEST_CASE("Runner_ParsePipelineContainment_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto specs = core::process::parse_pipeline(R"({
+      "defaults": {"limits": {"memory": "256M"}, "umask": "022", "rlimits": {"nofile": 4096},
+                   "nice": 5},
+      "steps": [
+        {"name": "plain", "command": "true"},
+        {"name": "own", "command": "true", "cgroup": true, "limits": {"pids": 100, "cpu": 1.5},
+         "umask": "077", "rlimits": {"core": 0}, "user": 0, "group": 0, "no_new_privs": true,
+         "parent_death_signal": "SIGTERM"}
+      ]})",
+                                               "c.json");
+    REQUIRE(specs);
+    const RunSpec& plain = (*specs)[0];
+    CHECK(plain.limits.memory_max == std::uint64_t{256} << 20);
+    CHECK_FALSE(plain.limits.pids_max);
+    CHECK(plain.identity.umask == 022u);
+    REQUIRE(plain.identity.rlimits.size() == 1);
+    CHECK(plain.identity.rlimits[0].soft == 4096);
+    CHECK(plain.identity.nice == 5);
+    CHECK_FALSE(plain.cgroup);
+    const RunSpec& own = (*specs)[1];
+    CHECK(own.cgroup);
+    // limits and rlimits: entries merged over the defaults'; other keys replace them.
+    CHECK(own.limits.memory_max == std::uint64_t{256} << 20);
+    CHECK(own.limits.pids_max == 100u);
+    CHECK(own.limits.cpu_max == 1.5);
+    CHECK(own.identity.umask == 077u);
+    CHECK(own.identity.rlimits.size() == 2);
+    CHECK(own.identity.uid == 0u);
+    CHECK(own.identity.gid == 0u);
+    CHECK(own.identity.no_new_privs);
+    CHECK(own.identity.parent_death_signal != 0);
+    CHECK(own.identity.nice == 5);
+}
+
+TEST_CASE("Runner_ParsePipelineContainment_Bad", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto err = [](const std::string& text) {
+        auto r = core::process::parse_pipeline(text, "p.json");
+        REQUIRE_FALSE(r);
+        return r.error().what();
+    };
+    const std::string one = R"(, "steps": [{"name": "a", "command": "x"}]})";
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "limits": {"memroy": "1M"}}]})"),
+               ContainsSubstring("p.json: steps[0] (\"a\"): key \"limits.memroy\": unknown key"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "umask": 18}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"umask\": want an octal string"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "cgroup": "yes"}]})"),
+               ContainsSubstring("steps[0] (\"a\"): key \"cgroup\": want a boolean"));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "nice": 40}]})"),
+               ContainsSubstring("key \"nice\": want an integer -20…19"));
+    CHECK_THAT(
+        err(R"({"steps": [{"name": "a", "command": "x", "user": "no-such-user-coreproc"}]})"),
+        ContainsSubstring("steps[0] (\"a\"): key \"user\""));
+    CHECK_THAT(err(R"({"defaults": {"limits": {"pids": 0}})" + one),
+               ContainsSubstring("p.json: defaults: key \"limits.pids\": want a positive"));
+    CHECK_THAT(err(R"({"defaults": {"rlimits": {"nofiles": 1}})" + one),
+               ContainsSubstring("p.json: defaults: key \"rlimits.nofiles\""));
+    // Still strict about what is no key at all, and the message lists the new ones.
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "memory": "1M"}]})"),
+               ContainsSubstring("key \"memory\": unknown key (known: "));
+    CHECK_THAT(err(R"({"steps": [{"name": "a", "command": "x", "memory": "1M"}]})"),
+               ContainsSubstring("limits"));
+}
+
+TEST_CASE("Runner_RunContainment_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    if (std::string(core::process::spawn_method()) != "clone3")
+        SKIP("identity options need the clone3 spawn path; this run uses "
+             << core::process::spawn_method());
+    Host h;
+    auto specs = core::process::parse_pipeline(
+        R"({"defaults": {"umask": "027", "rlimits": {"nofile": "64:128"}}, "steps": [
+          {"name": "umask", "command": ")" +
+        std::string(core::test::child_path()) + R"(", "args": ["umask"]},
+          {"name": "nofile", "command": ")" +
+        std::string(core::test::child_path()) + R"(", "args": ["rlimit", "nofile"]}]})");
+    REQUIRE(specs);
+    Runner runner(*h.svc, RunnerOptions{});
+    auto r = runner.run_all(Context::background(), *specs);
+    REQUIRE(r);
+    CHECK(r->ok());
+    CHECK(by_name(*r, "umask").std_out == "027\n");
+    CHECK(by_name(*r, "nofile").std_out == "64 128\n");
+}

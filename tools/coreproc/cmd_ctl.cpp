@@ -1,9 +1,12 @@
 // coreproc ctl: a running `coreproc supervise`'s control socket, from another shell.
 //   coreproc ctl [--name N | --socket PATH] [--json] status | start NAME | stop NAME |
 //       restart NAME | add FILE | remove NAME | reload | logs NAME [-f] [-n N] [--stderr] | events
+// `logs -f` follows the daemon's log file across rotation (as `tail -F`) when it has one, else
+// the supervisor's stream of its output.
 // Exit codes: 0 ok, 1 the supervisor said no (its message on stderr), 2 usage, 3 no supervisor.
 #include <cerrno>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -159,10 +162,31 @@ int logs(const std::string& path, const CtlArgs& a, const std::string& name) {
         std::cout << r->body << std::flush;
         return kExitOk;
     }
-    auto st = client.stream(target + "&follow=1", [&](std::string_view piece) {
+    const std::function<bool(std::string_view)> print = [&](std::string_view piece) {
         std::cout << piece << std::flush;
         return static_cast<bool>(std::cout);
-    });
+    };
+    // With a log file, follow the file itself, as `tail -F` does: it survives rotation with no
+    // line lost or repeated, and shows what the writer really wrote (timestamps included). The
+    // supervisor says where it is; without one (or for --stderr of merged files) the
+    // supervisor's own stream of the daemon's output is followed.
+    auto d = client.request("GET", "/daemons/" + name);
+    if (!d) return connect_error(path, d.error());
+    if (d->status >= 300) {
+        std::cerr << "coreproc ctl: " << error_text(*d) << "\n";
+        return kExitFailed;
+    }
+    const json dj = json::parse(d->body, nullptr, false);
+    const std::string file = str(dj, a.err ? "err_log_path" : "log_path");
+    if (!file.empty()) {
+        auto f = cp::follow_log_file(file, a.lines, print);
+        if (!f) {
+            std::cerr << "coreproc ctl: " << f.error().what() << "\n";
+            return kExitFailed;
+        }
+        return kExitOk;
+    }
+    auto st = client.stream(target + "&follow=1", print);
     if (!st) return connect_error(path, st.error());
     if (st->status >= 300) {
         std::cerr << "coreproc ctl: " << error_text(*st) << "\n";

@@ -71,6 +71,27 @@ std::string rfc3339(std::chrono::system_clock::time_point t) {
     return buf;
 }
 
+// The typed completion, as process.exec's Completed::status: how (kind, code, signal), why
+// (reason) and its one description. null for a step that never ran (skipped).
+nlohmann::json exit_status_json(const RunResult& r) {
+    if (r.status == RunStatus::skipped) return nullptr;
+    const core::process::ExitStatus& x = r.exit;
+    nlohmann::json j;
+    j["kind"] = core::process::to_string(x.kind);
+    j["code"] = x.code;
+    j["signal"] = x.signal;
+    j["signal_name"] =
+        x.signal != 0 ? nlohmann::json(core::process::signal_name(x.signal)) : nlohmann::json();
+    j["core_dumped"] = x.core_dumped;
+    j["reason"] = core::process::to_string(x.reason);
+    j["timeout_ms"] = x.timeout.count();
+    j["output_cut"] = x.output_cut;
+    j["detail"] = x.detail;
+    j["success"] = x.success();
+    j["description"] = x.describe();
+    return j;
+}
+
 nlohmann::json to_json(const RunResult& r, const RunSpec& s) {
     nlohmann::json j;
     j["name"] = r.name;
@@ -88,6 +109,21 @@ nlohmann::json to_json(const RunResult& r, const RunSpec& s) {
     j["finished_at"] = rfc3339(r.finished_at);
     j["output"] = r.output;
     j["error"] = r.error;
+    // Each stream apart (issue 12), beside the combined "output".
+    j["stdout"] = r.std_out;
+    j["stderr"] = r.std_err;
+    j["stdout_dropped"] = r.std_out_dropped;
+    j["stderr_dropped"] = r.std_err_dropped;
+    j["exit_status"] = exit_status_json(r);
+    if (r.status == RunStatus::skipped) {
+        j["usage"] = nullptr;
+    } else {
+        j["usage"] = {
+            {"user_cpu_ms", std::chrono::duration<double, std::milli>(r.usage.user_cpu).count()},
+            {"system_cpu_ms",
+             std::chrono::duration<double, std::milli>(r.usage.system_cpu).count()},
+            {"max_rss_bytes", r.usage.max_rss_bytes}};
+    }
     return j;
 }
 

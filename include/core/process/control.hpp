@@ -107,6 +107,15 @@ CORE_API std::string control_name_from_file(const std::string& path);
 // The names of the sockets in dir (default_control_dir() when empty), sorted, without ".sock".
 CORE_API std::vector<std::string> control_names(const std::string& dir = {});
 
+// Follows a log file as `tail -n TAIL -F` does: on_data gets the file's last `tail` lines, then
+// every byte appended to it, until on_data returns false. Across a rotation (the file renamed
+// away and a new one created at path) the old file is read to its end before the new one from
+// its start, so no line is lost or repeated; a truncated file is read again from its start; a
+// file not there yet is waited for. Waits on inotify (re-checking at least every second), never
+// spins. Errors: the directory cannot be watched; a read error (naming the path).
+CORE_API Result<void> follow_log_file(const std::string& path, std::size_t tail,
+                                      const std::function<bool(std::string_view)>& on_data);
+
 struct ControlResponse {
     int status = 0;
     std::string content_type;

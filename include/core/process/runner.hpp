@@ -36,6 +36,12 @@ struct RunSpec {
     bool allow_failure = false;      // its failure neither skips its dependents nor fails the run
     std::chrono::milliseconds timeout{0};  // 0: none; on expiry the process group is killed
     std::string description;               // for people (shown by `coreproc pipeline --dry-run`)
+    // Containment and identity (issue 13), as RunOptions: a cgroup of its own, its limits
+    // (any set one implies cgroup), and uid/gid/groups/umask/rlimits/nice/no_new_privs/
+    // parent-death signal. Applied on the clone3 spawn path only; see containment.hpp.
+    bool cgroup = false;
+    Limits limits{};
+    Identity identity{};
 };
 
 enum class RunStatus { passed, failed, skipped };
@@ -45,11 +51,20 @@ CORE_API const char* to_string(RunStatus s) noexcept;
 struct RunResult {
     std::string name;
     RunStatus status = RunStatus::skipped;
-    bool allowed_failure = false;  // failed, but its spec allowed failure
-    int exit_code = -1;            // the exit code; -1 when killed, timed out or never started
-    int signal = 0;                // the signal that killed it, else 0
-    bool timed_out = false;        // killed because its timeout expired
-    std::string output;            // combined stdout+stderr (newest 1 MiB)
+    bool allowed_failure = false;     // failed, but its spec allowed failure
+    int exit_code = -1;               // the exit code; -1 when killed, timed out or never started
+    int signal = 0;                   // the signal that killed it, else 0
+    bool timed_out = false;           // killed because its timeout expired
+    std::string output;               // combined stdout+stderr in arrival order (newest 1 MiB)
+    std::string std_out;              // stdout alone (newest 1 MiB)
+    std::string std_err;              // stderr alone (newest 1 MiB)
+    std::size_t std_out_dropped = 0;  // bytes dropped from the front of std_out
+    std::size_t std_err_dropped = 0;  // bytes dropped from the front of std_err
+    // How the process ended (the typed completion): set when it was started, and for a start
+    // that failed (kind failed_to_start, detail the Error). A skipped spec keeps the defaults
+    // (see status).
+    ExitStatus exit;
+    Usage usage;  // the process's CPU times and peak RSS, once it ran
     std::chrono::nanoseconds duration{0};
     std::string error;  // why it failed or was skipped; empty when passed
     // Wall-clock start (before the spawn) and end; started_at stays the epoch for a spec that
@@ -95,11 +110,11 @@ struct RunnerOptions {
     // pointers are valid during the call only. Blocking here delays that spec, nothing else.
     std::function<void(const RunProgress&)> on_progress;
     // Each output line of a running spec, as it arrives; every line of a spec comes before its
-    // finished progress event. Called from one thread at a time (the Service's event thread or
-    // a worker); the line is valid during the call only. Lines come from the Service's
-    // ProcessOutput events: with ServiceOptions::events off it is never called (and each
-    // spec's end waits up to 2 s for lines that never come: leave it unset then). A line
-    // longer than RunOptions::max_output (1 MiB) arrives in pieces of that size.
+    // finished progress event. Called from one thread at a time (the Service's notifier
+    // thread); the line is valid during the call only. Lines come from each process's own
+    // output callback (RunOptions::on_output), so they arrive with ServiceOptions::events off
+    // too. A line longer than 1 MiB arrives in pieces of that size; a last line without a
+    // newline arrives when the process has ended.
     std::function<void(const RunOutput&)> on_output{};
     // run_all and run_parallel: after the first failure that is not allowed, start nothing
     // more (the rest are skipped, naming that step) and stop the running specs (their group
@@ -146,14 +161,18 @@ class CORE_API Runner {
 CORE_API Result<std::vector<RunSpec>> select_steps(const std::vector<RunSpec>& specs,
                                                    const std::vector<std::string>& targets);
 
-// Reads a pipeline file: {"description", "defaults": {"dir","env","timeout"},
+// Reads a pipeline file: {"description", "defaults": {"dir","env","timeout", containment…},
 // "steps":[{"name","command","args" | "shell","dir","env","after","allow_failure","timeout",
-// "description"}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds; env: ["K=V"] or
-// {"K":"V"}; shell: a command line run as /bin/sh -c LINE). A step's env goes over the
-// defaults' env, its dir and timeout replace the defaults'. A relative dir is resolved against
-// base_dir when base_dir is not empty. Unknown keys are rejected; a pipeline needs at least one
-// step. The result passes Runner::validate. Errors name the source (the file), the step index
-// and name, and the key.
+// "description", containment…}]} (timeout: "500ms", "2s", "1m" or a number of milliseconds;
+// env: ["K=V"] or {"K":"V"}; shell: a command line run as /bin/sh -c LINE). The containment
+// keys are the supervise file's: "cgroup", "limits" {"memory","memory_swap","pids","cpu",
+// "io_weight"}, "user", "group", "groups", "umask", "rlimits" {"nofile": 4096, …}, "nice",
+// "no_new_privs", "parent_death_signal". A step's env goes over the defaults' env, its dir and
+// timeout replace the defaults'; a step's containment key replaces the defaults' one, except
+// "limits" and "rlimits", whose entries are merged (the step's win). A relative dir is
+// resolved against base_dir when base_dir is not empty. Unknown keys are rejected; a pipeline
+// needs at least one step. The result passes Runner::validate. Errors name the source (the
+// file), the step index and name (or "defaults"), and the key.
 CORE_API Result<std::vector<RunSpec>> parse_pipeline(std::string_view json_text,
                                                      std::string_view source = "pipeline",
                                                      std::string_view base_dir = {});
