@@ -74,7 +74,6 @@ h2 { font-size:15px; margin:0 0 10px; }
   <h1><a href="#/">coreproc</a></h1>
   <span id="conn">offline</span>
   <span class="sp"></span>
-  <span id="who" class="hint"></span>
   <button id="logout" class="hidden" type="button">Forget token</button>
 </header>
 <main>

@@ -184,11 +184,15 @@ class Browser:
         args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-sync",
                 "--disable-background-networking", "--disable-component-update",
+                "--disable-dev-shm-usage",  # containers' /dev/shm is often 64 MiB
                 "--remote-debugging-pipe", "--window-size=1280,800",
                 f"--user-data-dir={profile}", "about:blank"]
+        home = os.path.join(profile, "home")  # nothing of the user's own profile is touched
+        os.makedirs(home, exist_ok=True)
+        env = dict(os.environ, HOME=home, XDG_CONFIG_HOME=home, XDG_CACHE_HOME=home)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", tramp, str(to_chrome_r), str(from_chrome_w)] + args,
-            pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL,
+            pass_fds=(to_chrome_r, from_chrome_w), stdin=subprocess.DEVNULL, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(to_chrome_r)
         os.close(from_chrome_w)
