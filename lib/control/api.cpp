@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/process/managed_process.hpp"
+#include "sys/procstat.hpp"
 
 namespace core::control {
 
@@ -263,6 +264,27 @@ json daemon_json(const cp::DaemonStatus& s) {
     // Where its log files are ("" without), for `coreproc ctl logs -f` (issue 14, helper J).
     j["log_path"] = s.log_path;
     j["err_log_path"] = s.err_log_path;
+    // Resource use of the current process (the dashboard's columns): null where not accounted.
+    // memory_source/cpu_source say where each came from: "cgroup" (the daemon's own cgroup)
+    // or "proc" (the main process alone, from /proc/PID).
+    j["memory_bytes"] = nullptr;
+    j["memory_source"] = "";
+    j["cpu_seconds"] = nullptr;
+    j["cpu_source"] = "";
+    j["uptime_seconds"] = nullptr;
+    if (s.pid > 0) {
+        if (auto u = core::sys::procstat::of_pid(s.pid)) {
+            if (!u->memory_source.empty()) {
+                j["memory_bytes"] = u->memory_bytes;
+                j["memory_source"] = u->memory_source;
+            }
+            if (!u->cpu_source.empty()) {
+                j["cpu_seconds"] = u->cpu_seconds;
+                j["cpu_source"] = u->cpu_source;
+            }
+            if (u->uptime_seconds > 0) j["uptime_seconds"] = u->uptime_seconds;
+        }
+    }
     return j;
 }
 

@@ -31,6 +31,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "control/api.hpp"
+#include "control/dashboard.hpp"
 #include "core/process/control.hpp"
 #include "sys/file.hpp"
 #include "sys/net.hpp"
@@ -224,7 +225,11 @@ struct ControlServer::Impl {
                                       const ctl::Request& r);
     asio::awaitable<void> events(const std::shared_ptr<Conn>& c,
                                  const http::request<http::string_body>& req);
-    std::optional<ctl::Reply> check_tcp(const http::request<http::string_body>& req, bool probe);
+    // Host and Origin (DNS rebinding, cross-site requests), then the bearer token (not for
+    // probes and the dashboard page); /events also takes the token as the page's WebSocket
+    // subprotocol (a browser cannot set Authorization on a WebSocket).
+    std::optional<ctl::Reply> check_tcp(const http::request<http::string_body>& req,
+                                        ctl::RouteKind kind, bool public_page);
     std::string server_metrics() const;
     void close_all();
 };
@@ -410,7 +415,8 @@ asio::awaitable<ctl::Reply> ControlServer::Impl::offload(const std::function<ctl
 }
 
 std::optional<ctl::Reply> ControlServer::Impl::check_tcp(
-    const http::request<http::string_body>& req, bool probe) {
+    const http::request<http::string_body>& req, ctl::RouteKind kind, bool public_page) {
+    const bool probe = kind == ctl::RouteKind::probe;
     // Probes answer anyone who reaches the port (they say nothing secret): a load balancer's
     // Host is the pod's address.
     if (probe) return std::nullopt;
@@ -434,10 +440,20 @@ std::optional<ctl::Reply> ControlServer::Impl::check_tcp(
             return ctl::error_reply(
                 403, "forbidden: cross-site request from Origin " + std::string(origin));
     }
+    // The page itself holds no data and no secret: it asks for the token.
+    if (public_page) return std::nullopt;
     const auto auth = req[http::field::authorization];
     const std::string_view bearer = "Bearer ";
     std::string_view a(auth.data(), auth.size());
-    if (a.substr(0, bearer.size()) != bearer || !same_secret(a.substr(bearer.size()), token)) {
+    bool authorized =
+        a.substr(0, bearer.size()) == bearer && same_secret(a.substr(bearer.size()), token);
+    if (!authorized && kind == ctl::RouteKind::events && websocket::is_upgrade(req)) {
+        const auto proto = req[http::field::sec_websocket_protocol];
+        const std::string offered =
+            ctl::ws_protocol_token(std::string_view(proto.data(), proto.size()));
+        authorized = !offered.empty() && same_secret(offered, token);
+    }
+    if (!authorized) {
         ctl::Reply r = ctl::error_reply(
             401, "unauthorized: a bearer token is required (see " + token_path + ")");
         return r;
@@ -512,7 +528,15 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
             req.keep_alive(false);
         }
         const auto kind = reply ? ctl::RouteKind::plain : ctl::classify(r);
-        if (!reply && c->tcp) reply = check_tcp(req, kind == ctl::RouteKind::probe);
+        const bool page = !reply && ctl::is_dashboard(r);
+        if (!reply && c->tcp) reply = check_tcp(req, kind, page);
+        std::string nonce;
+        if (!reply && page) {
+            nonce = random_token();
+            reply.emplace();
+            reply->content_type = "text/html; charset=utf-8";
+            reply->body = ctl::dashboard_html(nonce);
+        }
         if (!reply && (kind == ctl::RouteKind::follow_logs || kind == ctl::RouteKind::events)) {
             if (streams >= opts.max_streams) {
                 reply = ctl::error_reply(503, "too many streaming clients");
@@ -542,6 +566,13 @@ asio::awaitable<void> ControlServer::Impl::session(std::shared_ptr<Conn> c) {
         res.set(http::field::server, "coreproc");
         res.set(http::field::content_type, reply->content_type);
         if (reply->status == 401) res.set(http::field::www_authenticate, "Bearer");
+        if (!nonce.empty()) {
+            res.set("Content-Security-Policy", ctl::dashboard_csp(nonce));
+            res.set(http::field::cache_control, "no-store");
+            res.set("X-Content-Type-Options", "nosniff");
+            res.set("X-Frame-Options", "DENY");
+            res.set("Referrer-Policy", "no-referrer");
+        }
         res.keep_alive(req.keep_alive());
         res.body() = std::move(reply->body);
         res.prepare_payload();
@@ -690,6 +721,13 @@ asio::awaitable<void> ControlServer::Impl::events(const std::shared_ptr<Conn>& c
     core::Subscription sub = core.subscribe([st](const core::Value& v) {
         if (auto m = ctl::event_message(v)) st->push(std::move(*m));
     });
+    // A client that offers the dashboard's subprotocol must see it chosen, or the browser
+    // fails the handshake; the auth entry beside it is never echoed.
+    const auto proto = req[http::field::sec_websocket_protocol];
+    if (ctl::ws_offers_protocol(std::string_view(proto.data(), proto.size())))
+        ws.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+            res.set(http::field::sec_websocket_protocol, std::string(ctl::kWsProtocol));
+        }));
     auto [aec] = co_await ws.async_accept(req, kTuple);
     if (aec) co_return;
     // Reads what the client sends (pings, close) so that a hang-up ends the stream.
