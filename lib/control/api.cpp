@@ -260,6 +260,10 @@ json daemon_json(const cp::DaemonStatus& s) {
            {"last_error", s.last_error},
            {"health_failures", s.health_failures},
            {"since", s.since == std::chrono::system_clock::time_point{} ? "" : rfc3339(s.since)}};
+    // Dependencies and the readiness protocol (issue 15).
+    j["ready"] = s.ready;
+    j["waiting_for"] = s.waiting_for;
+    j["status_text"] = s.status_text;
     return j;
 }
 
