@@ -285,6 +285,10 @@ json daemon_json(const cp::DaemonStatus& s) {
             if (u->uptime_seconds > 0) j["uptime_seconds"] = u->uptime_seconds;
         }
     }
+    // Dependencies and the readiness protocol (issue 15).
+    j["ready"] = s.ready;
+    j["waiting_for"] = s.waiting_for;
+    j["status_text"] = s.status_text;
     return j;
 }
 

@@ -318,7 +318,9 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
              "reset_after", "start_limit", "health", "stop_signal", "stop_timeout", "log",
              // containment and identity (issue 13): parse_containment_keys
              "cgroup", "limits", "user", "group", "groups", "umask", "rlimits", "nice",
-             "no_new_privs", "parent_death_signal"});
+             "no_new_privs", "parent_death_signal",
+             // dependencies (issue 15)
+             "after", "requires", "notify", "watchdog", "start_timeout"});
         !r)
         return fail(r.error());
     if (!v.contains("command")) return fail(w.err("command", "missing"));
@@ -326,6 +328,12 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
     if (!command) return fail(command.error());
     s.command = *command;
 
+    for (const char* key : {"after", "requires"}) {
+        if (!v.contains(key)) continue;
+        auto list = get_strings(w, key, v[key]);
+        if (!list) return fail(list.error());
+        (std::string_view(key) == "after" ? s.after : s.requires_) = std::move(*list);
+    }
     for (const char* key : {"args", "env"}) {
         if (!v.contains(key)) continue;
         auto list =
@@ -353,11 +361,17 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
             return fail(r.error());
     if (v.contains("health"))
         if (auto r = parse_health(w, v["health"], s.health); !r) return fail(r.error());
-    for (const char* key : {"reset_after", "stop_timeout"}) {
+    for (auto [key, dst] :
+         {std::pair{"reset_after", &s.reset_after}, std::pair{"stop_timeout", &s.stop_timeout},
+          std::pair{"watchdog", &s.watchdog}, std::pair{"start_timeout", &s.start_timeout}}) {
         if (!v.contains(key)) continue;
         auto d = get_duration(w, key, v[key]);
         if (!d) return fail(d.error());
-        (std::string_view(key) == "reset_after" ? s.reset_after : s.stop_timeout) = *d;
+        *dst = *d;
+    }
+    if (v.contains("notify")) {
+        if (!v["notify"].is_boolean()) return fail(w.want("notify", "true or false", v["notify"]));
+        s.notify = v["notify"].get<bool>();
     }
     if (v.contains("stop_signal")) {
         auto sig = get_signal(w, "stop_signal", v["stop_signal"]);
@@ -407,6 +421,9 @@ Result<std::vector<DaemonSpec>> parse_supervise_config(std::string_view json_tex
                                    spec->name + "\""));
         out.push_back(std::move(*spec));
     }
+    // Unknown names and cycles are the file's problem, refused before anything starts.
+    if (auto r = validate_dependencies(out); !r)
+        return fail(E(kOp, "\"" + src + "\": " + r.error().message()));
     return out;
 }
 

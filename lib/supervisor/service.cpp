@@ -100,7 +100,12 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
                             "health_failures",
                             "health_start_grace",
                             "stop_signal",
-                            "stop_timeout"});
+                            "stop_timeout",
+                            "after",
+                            "requires",
+                            "notify",
+                            "watchdog",
+                            "start_timeout"});
         !r)
         return fail(r.error());
 
@@ -113,8 +118,10 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
         if (!command) return fail(command.error());
         s.command = *command;
         if (s.command.empty()) return fail(E(op, "option \"command\": missing or empty"));
-        for (auto [key, dst] : {std::pair{"args", &s.args}, std::pair{"env", &s.env},
-                                std::pair{"health_command", &s.health.command}}) {
+        for (auto [key, dst] :
+             {std::pair{"args", &s.args}, std::pair{"env", &s.env},
+              std::pair{"health_command", &s.health.command}, std::pair{"after", &s.after},
+              std::pair{"requires", &s.requires_}}) {
             auto list = o.want_strings(op, key);
             if (!list) return fail(list.error());
             *dst = *list;
@@ -140,7 +147,8 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
               std::pair{"health_interval", &s.health.interval},
               std::pair{"health_timeout", &s.health.timeout},
               std::pair{"health_start_grace", &s.health.start_grace},
-              std::pair{"stop_timeout", &s.stop_timeout}}) {
+              std::pair{"stop_timeout", &s.stop_timeout}, std::pair{"watchdog", &s.watchdog},
+              std::pair{"start_timeout", &s.start_timeout}}) {
             auto d = want_ms(op, o, key, *dst);
             if (!d) return fail(d.error());
             *dst = *d;
@@ -157,6 +165,9 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
             if (!n) return fail(n.error());
             *dst = *n;
         }
+        auto notify = o.want_boolean(op, "notify", false);
+        if (!notify) return fail(notify.error());
+        s.notify = *notify;
         if (auto v = o.get("stop_signal")) {
             std::string text;
             std::int64_t n = 0;

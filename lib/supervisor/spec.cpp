@@ -1,5 +1,8 @@
 // Names, parsing and validation of daemon specs.
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <map>
 #include <string>
 
 #include "core/process/supervisor.hpp"
@@ -134,7 +137,82 @@ Result<void> validate(const DaemonSpec& s) {
     if (s.log.backups > 1000) return bad("log.backups", "must be at most 1000");
     if (s.log.max_size != 0 && s.log.max_size < 1024)
         return bad("log.max_size", "must be 0 (never rotate) or at least 1024 bytes");
+    if (auto r = duration("watchdog", s.watchdog, false); !r) return r;
+    if (auto r = duration("start_timeout", s.start_timeout, false); !r) return r;
+    if (!s.notify && s.watchdog.count() > 0)
+        return bad("watchdog", "needs \"notify\": true (the daemon pings with WATCHDOG=1)");
+    if (!s.notify && s.start_timeout.count() > 0)
+        return bad("start_timeout", "needs \"notify\": true (it bounds the wait for READY=1)");
+    for (const auto* list : {&s.after, &s.requires_}) {
+        const char* key = list == &s.after ? "after" : "requires";
+        for (const auto& dep : *list) {
+            if (dep.empty()) return bad(key, "a daemon name must not be empty");
+            if (dep == s.name) return bad(key, "dependency cycle: " + s.name + " → " + s.name);
+        }
+    }
     return {};
+}
+
+Result<void> validate_dependencies(const std::vector<DaemonSpec>& specs, bool allow_unknown) {
+    std::map<std::string, std::size_t> index;
+    for (std::size_t i = 0; i < specs.size(); ++i) index.emplace(specs[i].name, i);
+    // deps[i]: the indices daemon i waits for (after and requires, deduplicated).
+    std::vector<std::vector<std::size_t>> deps(specs.size());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        for (const auto* list : {&specs[i].after, &specs[i].requires_}) {
+            for (const auto& name : *list) {
+                auto it = index.find(name);
+                if (it == index.end()) {
+                    if (allow_unknown) continue;
+                    return fail(E("supervisor",
+                                  "daemon \"" + specs[i].name + "\": unknown dependency \"" + name +
+                                      "\" (in " + (list == &specs[i].after ? "after" : "requires") +
+                                      ")"));
+                }
+                if (std::find(deps[i].begin(), deps[i].end(), it->second) == deps[i].end())
+                    deps[i].push_back(it->second);
+            }
+        }
+    }
+    // Kahn's algorithm, as the Runner's: whatever is left lies on or behind a cycle.
+    std::vector<std::size_t> pending(specs.size());
+    std::vector<std::vector<std::size_t>> dependents(specs.size());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+        pending[i] = deps[i].size();
+        for (std::size_t d : deps[i]) dependents[d].push_back(i);
+    }
+    std::vector<std::size_t> queue;
+    for (std::size_t i = 0; i < specs.size(); ++i)
+        if (pending[i] == 0) queue.push_back(i);
+    std::size_t done = 0;
+    while (!queue.empty()) {
+        const std::size_t u = queue.back();
+        queue.pop_back();
+        ++done;
+        for (std::size_t v : dependents[u])
+            if (--pending[v] == 0) queue.push_back(v);
+    }
+    if (done == specs.size()) return {};
+    // Each left-over daemon waits for another left-over one: following those edges comes back
+    // to one already seen, and that loop is the cycle.
+    std::size_t u = 0;
+    while (pending[u] == 0) ++u;
+    std::vector<std::size_t> path;
+    std::vector<std::size_t> seen_at(specs.size(), SIZE_MAX);
+    while (seen_at[u] == SIZE_MAX) {
+        seen_at[u] = path.size();
+        path.push_back(u);
+        for (std::size_t d : deps[u]) {
+            if (pending[d] != 0) {
+                u = d;
+                break;
+            }
+        }
+    }
+    std::string text;
+    for (std::size_t k = seen_at[u]; k < path.size(); ++k) text += specs[path[k]].name + " → ";
+    text += specs[u].name;
+    return fail(E("supervisor", "dependency cycle: " + text + " (each waits for the next)"));
 }
 
 }  // namespace core::process

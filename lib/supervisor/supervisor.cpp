@@ -26,6 +26,7 @@
 #include "core/process/supervisor.hpp"
 #include "supervisor/checker.hpp"
 #include "supervisor/logfile.hpp"
+#include "supervisor/notify_hub.hpp"
 #include "supervisor/policy.hpp"
 #include "supervisor/probe.hpp"
 #include "supervisor/state.hpp"
@@ -66,6 +67,7 @@ enum class After {
     stop,       // stop(): go to stopped
     restart,    // restart() (or start() while stopping): start again at once
     remove,     // remove(): forget it
+    wait_deps,  // a `requires` dependency restarts: wait until it is ready, then start again
 };
 
 struct DaemonRec {
@@ -103,6 +105,21 @@ struct DaemonRec {
     std::shared_ptr<LogSink> sink;        // its log files, null without
     std::uint64_t start_time = 0;         // of the current process (/proc/<pid>/stat field 22)
     std::deque<std::string> last_lines;   // newest output lines (written by the bus handler)
+
+    // Dependencies: a start is held (state `starting`, no process) until these are ready.
+    bool waiting = false;
+    std::vector<std::string> waiting_for;
+
+    // The readiness protocol (spec.notify), for the current process.
+    bool notified = false;       // READY=1 received
+    bool reloading = false;      // RELOADING=1 without a READY=1 since
+    bool stopping_said = false;  // STOPPING=1
+    int main_pid = 0;            // MAINPID=, checked to be in the daemon's tree
+    std::string status_text;     // STATUS=
+    std::uint64_t notify_dropped = 0;
+    std::optional<Clock::time_point> ready_deadline;  // start_timeout, while starting
+    std::optional<Clock::time_point> watchdog_at;     // the next WATCHDOG=1 is due by then
+    std::string unhealthy_why;  // why we stopped it as unhealthy when no health check said so
 };
 
 struct CommandMsg {
@@ -122,7 +139,11 @@ struct HealthMsg {
     std::uint64_t generation = 0;
     Result<void> result;
 };
-using Msg = std::variant<CommandMsg, ExitMsg, HealthMsg>;
+struct NotifyMsg {
+    std::string name;
+    sys::notify::Datagram datagram;
+};
+using Msg = std::variant<CommandMsg, ExitMsg, HealthMsg, NotifyMsg>;
 
 constexpr std::size_t kRecentExits = 256;
 constexpr std::size_t kEarlyLines = 1024;    // output lines of ids not (yet) ours
@@ -153,6 +174,7 @@ struct SupervisorImpl {
     bool state_known = false;             // state_written reflects the file
 
     std::unique_ptr<Checker> checker;
+    std::unique_ptr<NotifyHub> notify;  // made on the first notify daemon's start
     std::unique_ptr<LogWriter> logs;
     Subscription sub;
     std::thread thread;
@@ -281,8 +303,13 @@ struct SupervisorImpl {
     }
 
     void complete(DaemonRec& d, const Result<void>& r) {
+        std::lock_guard lk(mu);  // waiters is a DaemonRec field: written under mu
         for (auto& w : d.waiters) completions.emplace_back(std::move(w), r);
         d.waiters.clear();
+    }
+    void add_waiter(DaemonRec& d, CompletionPtr c) {
+        std::lock_guard lk(mu);
+        d.waiters.push_back(std::move(c));
     }
 
     // Publishes the queued events, then the completions (so that a caller whose stop() returned
@@ -371,6 +398,138 @@ struct SupervisorImpl {
                          d.spec.pid_file, ec.message());
     }
 
+    // ------------------------------------------------------------ dependencies
+
+    // Ready as a dependent sees it: up, and healthy when checked.
+    static bool is_ready(const DaemonRec& d) {
+        if (!d.proc) return false;
+        if (d.spec.notify && (!d.notified || d.reloading || d.stopping_said)) return false;
+        if (d.spec.health.enabled()) return d.state == DaemonState::healthy;
+        return d.state == DaemonState::running || d.state == DaemonState::healthy;
+    }
+
+    static std::string names_text(const std::vector<std::string>& names) {
+        std::string out;
+        for (const auto& n : names) out += (out.empty() ? "\"" : ", \"") + n + "\"";
+        return out;
+    }
+
+    // The dependencies of d that are not ready yet. Errors: an unknown one; with `manual`, a
+    // `requires` dependency that is failed (a dependent is not started while it is).
+    Result<std::vector<std::string>> blockers(const DaemonRec& d, bool manual) {
+        std::vector<std::string> out;
+        std::lock_guard lk(mu);
+        for (const auto* list : {&d.spec.requires_, &d.spec.after}) {
+            for (const auto& name : *list) {
+                auto it = daemons.find(name);
+                if (it == daemons.end())
+                    return fail(E("supervisor", "daemon \"" + d.spec.name +
+                                                    "\": unknown dependency \"" + name + "\""));
+                if (manual && list == &d.spec.requires_ && it->second->state == DaemonState::failed)
+                    return fail(E("supervisor", "daemon \"" + d.spec.name + "\": requires \"" +
+                                                    name + "\", which is failed"));
+                if (!is_ready(*it->second) && std::find(out.begin(), out.end(), name) == out.end())
+                    out.push_back(name);
+            }
+        }
+        return out;
+    }
+
+    // Every start goes through here: at once when the dependencies are ready, else held in
+    // `starting` (no process) until release_waiting() finds them ready. `manual`: a start(),
+    // restart() or reload, whose caller gets the refusal of a failed `requires` dependency.
+    Result<void> request_start(DaemonRec& d, const std::string& why, bool manual) {
+        auto wait = blockers(d, manual);
+        if (!wait) {
+            std::lock_guard lk(mu);
+            d.waiting = false;
+            d.waiting_for.clear();
+            d.restart_at.reset();
+            // A start() refused for a failed dependency leaves a stopped daemon stopped.
+            if (d.state != DaemonState::stopped || !manual) {
+                d.last_error = wait.error().what();
+                set_state_locked(d, DaemonState::failed, d.last_error);
+            }
+            return fail(wait.error());
+        }
+        if (wait->empty()) {
+            {
+                std::lock_guard lk(mu);
+                d.waiting = false;
+                d.waiting_for.clear();
+            }
+            return do_start(d, why);
+        }
+        std::lock_guard lk(mu);
+        const bool fresh = !d.waiting || d.waiting_for != *wait;
+        d.waiting = true;
+        d.waiting_for = *wait;
+        d.restart_at.reset();
+        if (fresh || d.state != DaemonState::starting)
+            set_state_locked(d, DaemonState::starting, why + ": waiting for " + names_text(*wait));
+        return {};
+    }
+
+    // Starts every held daemon whose dependencies became ready (a start can make others ready:
+    // a daemon without a check is ready once running).
+    void release_waiting() {
+        for (bool again = true; again;) {
+            again = false;
+            std::vector<std::string> names;
+            {
+                std::lock_guard lk(mu);
+                names = order;
+            }
+            for (const auto& name : names) {
+                DaemonRec* d = find(name);
+                if (!d || !d->waiting) continue;
+                auto wait = blockers(*d, false);
+                if (wait && !wait->empty()) {
+                    std::lock_guard lk(mu);
+                    d->waiting_for = *wait;
+                    continue;
+                }
+                (void)request_start(*d, "dependencies ready", false);
+                flush();
+                again = true;
+            }
+        }
+    }
+
+    // `dep` ended: its `requires` dependents stop too; when it comes back by itself (backoff,
+    // restart) they wait for it to be ready again, else they stay stopped.
+    void stop_dependents(const std::string& dep, bool coming_back) {
+        std::vector<std::string> names;
+        {
+            std::lock_guard lk(mu);
+            names = order;
+        }
+        const std::string why =
+            "required \"" + dep + "\" " + (coming_back ? "is restarting" : "went down");
+        for (const auto& name : names) {
+            DaemonRec* d = find(name);
+            if (!d || std::find(d->spec.requires_.begin(), d->spec.requires_.end(), dep) ==
+                          d->spec.requires_.end())
+                continue;
+            if (d->proc) {
+                if (d->state == DaemonState::stopping &&
+                    (d->after == After::stop || d->after == After::remove))
+                    continue;  // already going down for good
+                begin_stop(*d, coming_back ? After::wait_deps : After::stop, why);
+            } else if (d->state == DaemonState::backoff || d->waiting) {
+                if (coming_back) {
+                    (void)request_start(*d, why, false);
+                } else {
+                    std::lock_guard lk(mu);
+                    d->waiting = false;
+                    d->waiting_for.clear();
+                    d->restart_at.reset();
+                    set_state_locked(*d, DaemonState::stopped, why);
+                }
+            }
+        }
+    }
+
     // Starts the daemon's process now. `why` is the event reason.
     Result<void> do_start(DaemonRec& d, const std::string& why) {
         const auto now = Clock::now();
@@ -389,10 +548,23 @@ struct SupervisorImpl {
             d.stable_since.reset();
             d.stable_until.reset();
             d.last_lines.clear();
+            d.notified = d.reloading = d.stopping_said = false;
+            d.main_pid = 0;
+            d.status_text.clear();
+            d.watchdog_at.reset();
+            d.ready_deadline.reset();
+            d.unhealthy_why.clear();
+            if (d.spec.notify && d.spec.start_timeout.count() > 0)
+                d.ready_deadline = now + d.spec.start_timeout;
             set_state_locked(d, DaemonState::starting, why);
         }
-        Result<std::shared_ptr<ManagedProcess>> proc = check_pid_file(d).and_then(
-            [&]() { return service.start(Context::background(), run_options(d.spec)); });
+        Result<std::shared_ptr<ManagedProcess>> proc = check_pid_file(d).and_then([&]() {
+            return notify_socket(d).and_then([&](std::string address) {
+                RunOptions o = run_options(d.spec);
+                if (!address.empty()) o.env.push_back("NOTIFY_SOCKET=" + address);
+                return service.start(Context::background(), o);
+            });
+        });
         if (!proc) {
             const Error err = proc.error();
             ExitInfo e;
@@ -425,13 +597,11 @@ struct SupervisorImpl {
                     break;
                 }
             }
-            set_state_locked(d, DaemonState::running, "pid " + std::to_string(d.pid));
-            if (d.spec.health.enabled()) {
-                const auto& h = d.spec.health;
-                d.next_check = now + (h.start_grace.count() > 0 ? h.start_grace : h.interval);
-            } else {
-                d.stable_since = now;
-            }
+            if (d.spec.notify)
+                set_state_locked(d, DaemonState::starting,
+                                 "pid " + std::to_string(d.pid) + ": waiting for READY=1");
+            else
+                mark_running_locked(d, now, "pid " + std::to_string(d.pid));
         }
         // The state file names the new process at once: a supervisor killed right after this
         // spawn leaves it findable by the next one.
@@ -446,6 +616,117 @@ struct SupervisorImpl {
             inbox.emplace_back(std::move(*early));
         }
         return {};
+    }
+
+    // Caller holds mu. The process is up (spawned; with notify, READY=1 came): `running`, and
+    // health checks and the stable period start.
+    void mark_running_locked(DaemonRec& d, Clock::time_point now, const std::string& why) {
+        set_state_locked(d, DaemonState::running, why);
+        if (d.spec.health.enabled()) {
+            const auto& h = d.spec.health;
+            d.next_check = now + (h.start_grace.count() > 0 ? h.start_grace : h.interval);
+        } else {
+            d.stable_since = now;
+        }
+    }
+
+    // The NOTIFY_SOCKET of a notify daemon (empty for the others).
+    Result<std::string> notify_socket(const DaemonRec& d) {
+        if (!d.spec.notify) return std::string();
+        if (!notify) {
+            auto hub = NotifyHub::create([this](const std::string& name, sys::notify::Datagram g) {
+                post(NotifyMsg{name, std::move(g)});
+            });
+            if (!hub) return fail(E("supervisor", "notify socket", hub.error()));
+            notify = std::move(*hub);
+        }
+        auto address = notify->open(d.spec.name);
+        if (!address) return fail(E("supervisor", "notify socket", address.error()));
+        return *address;
+    }
+
+    // ------------------------------------------------------------ readiness protocol
+
+    // One datagram from a notify socket. Only the daemon's own process (or the pid it named by
+    // MAINPID=) is heard; anything else, or anything malformed, is dropped and counted.
+    void on_notify(const NotifyMsg& m) {
+        DaemonRec* d = find(m.name);
+        if (!d) return;
+        {
+            std::lock_guard lk(mu);
+            const auto& g = m.datagram;
+            auto drop = [&](const std::string& why) {
+                ++d->notify_dropped;
+                log()->debug("supervisor: {}: notify datagram dropped: {}", d->spec.name, why);
+            };
+            if (!d->proc || !d->spec.notify) return drop("no process");
+            if (g.pid <= 0 || (g.pid != d->pid && g.pid != d->main_pid))
+                return drop("from pid " + std::to_string(g.pid) + ", not the daemon's " +
+                            std::to_string(d->pid));
+            if (g.truncated) return drop("longer than " + std::to_string(kNotifyMax) + " bytes");
+            if (g.fds > 0) return drop("carried descriptors");
+            auto fields = parse_notify(g.text);
+            if (!fields) return drop("malformed");
+            const auto now = Clock::now();
+            for (const auto& f : *fields) {
+                if (f.key == "READY" && f.value == "1") {
+                    d->notified = true;
+                    d->reloading = false;
+                    d->ready_deadline.reset();
+                    if (d->spec.watchdog.count() > 0) d->watchdog_at = now + d->spec.watchdog;
+                    if (d->state == DaemonState::starting) mark_running_locked(*d, now, "READY=1");
+                } else if (f.key == "STATUS") {
+                    d->status_text = f.value.substr(0, 1024);
+                } else if (f.key == "WATCHDOG" && f.value == "1") {
+                    if (d->spec.watchdog.count() > 0 && d->watchdog_at)
+                        d->watchdog_at = now + d->spec.watchdog;
+                } else if (f.key == "STOPPING" && f.value == "1") {
+                    d->stopping_said = true;
+                    d->watchdog_at.reset();
+                } else if (f.key == "RELOADING" && f.value == "1") {
+                    d->reloading = true;
+                } else if (f.key == "MAINPID") {
+                    int pid = 0;
+                    try {
+                        pid = std::stoi(f.value);
+                    } catch (...) {
+                    }
+                    if (pid > 0 && sys::notify::in_tree(pid, d->pid))
+                        d->main_pid = pid;
+                    else
+                        drop("MAINPID=" + f.value + " is not in the daemon's process tree");
+                } else if (f.key == "EXTEND_TIMEOUT_USEC") {
+                    std::uint64_t us = 0;
+                    try {
+                        us = std::stoull(f.value);
+                    } catch (...) {
+                    }
+                    // Bounded like every duration (a year), so the deadline cannot overflow.
+                    us = std::min<std::uint64_t>(us, 365ull * 24 * 3600 * 1000000);
+                    const auto until = now + std::chrono::microseconds(us);
+                    for (auto* t : {&d->ready_deadline, &d->kill_at, &d->watchdog_at})
+                        if (*t && **t < until) *t = until;
+                }
+                // Other keys (ERRNO=, BUSERROR=, FDSTORE=, …) are not ours: ignored.
+            }
+        }
+    }
+
+    // The watchdog or start_timeout of a notify daemon ran out: unhealthy, then its policy.
+    void notify_expired(DaemonRec& d, const std::string& why) {
+        bool restart = false;
+        {
+            std::lock_guard lk(mu);
+            d.watchdog_at.reset();
+            d.ready_deadline.reset();
+            d.last_error = why;
+            d.unhealthy_why = why;
+            if (d.stable_since && !d.stable_until) d.stable_until = Clock::now();
+            set_state_locked(d, DaemonState::unhealthy, why);
+            // A start that never became ready is a failed start whatever the policy.
+            restart = d.spec.restart != RestartPolicy::no || !d.notified;
+        }
+        if (restart) begin_stop(d, After::unhealthy, "restarting: " + why);
     }
 
     RunOptions run_options(const DaemonSpec& s) const {
@@ -477,6 +758,9 @@ struct SupervisorImpl {
         const After after = d.after;
         if (after == After::unhealthy) e.unhealthy = true;
         std::string what = e.spawn_failed ? detail : describe(e);
+        if (after == After::unhealthy && !d.unhealthy_why.empty())
+            what = describe(ExitInfo{e.exit_code, e.signal, false, false}) + " after " +
+                   d.unhealthy_why;
         bool erase = false;
         {
             std::lock_guard lk(mu);
@@ -495,6 +779,10 @@ struct SupervisorImpl {
             d.kill_at.reset();
             d.next_check.reset();
             d.check_in_flight = false;
+            d.watchdog_at.reset();
+            d.ready_deadline.reset();
+            d.notified = false;
+            d.main_pid = 0;
             d.exited = d.exited || !e.spawn_failed;
             if (!e.spawn_failed) {
                 d.last_exit_code = e.exit_code;
@@ -527,6 +815,7 @@ struct SupervisorImpl {
                     erase = true;
                     break;
                 case After::restart:
+                case After::wait_deps:
                     break;  // below, unlocked
                 case After::policy:
                 case After::unhealthy:
@@ -551,19 +840,24 @@ struct SupervisorImpl {
             }
         }
         if (!e.spawn_failed) remove_stale_pid_file(d);
-        if (after == After::restart) {
-            auto r = do_start(d, "restart");
+        const std::string name = d.spec.name;
+        // Its `requires` dependents go down with it; they come back with it when it does.
+        const bool coming_back =
+            after == After::restart || after == After::wait_deps || d.state == DaemonState::backoff;
+        if (after == After::restart || after == After::wait_deps) {
+            auto r = request_start(d, after == After::restart ? "restart" : "dependency ready",
+                                   after == After::restart);
             complete(d, r);
-            return;
         }
         if (after == After::stop) complete(d, {});
         if (erase) {
             complete(d, {});
             std::lock_guard lk(mu);
-            const std::string name = d.spec.name;
             order.erase(std::remove(order.begin(), order.end(), name), order.end());
             daemons.erase(name);  // d is gone from here on
+            if (notify) notify->close(name);
         }
+        if (!e.spawn_failed) stop_dependents(name, coming_back);
     }
 
     void on_exit(const ExitMsg& m) {
@@ -635,14 +929,16 @@ struct SupervisorImpl {
                             d->window.clear();
                             d->attempt = 0;
                         }
-                        auto r = do_start(*d, "start");
+                        auto r = request_start(*d, "start", true);
                         completions.emplace_back(c.done, r);
                         break;
                     }
-                    case DaemonState::stopping:
+                    case DaemonState::stopping: {
+                        std::lock_guard lk(mu);
                         d->after = After::restart;
                         d->waiters.push_back(c.done);
                         break;
+                    }
                     default:  // up, or in backoff: already on its way
                         completions.emplace_back(c.done, Result<void>{});
                 }
@@ -653,10 +949,10 @@ struct SupervisorImpl {
                 d->attempt = 0;
             }
                 if (d->proc) {
-                    d->waiters.push_back(c.done);
+                    add_waiter(*d, c.done);
                     begin_stop(*d, After::restart, "restart requested");
                 } else {
-                    completions.emplace_back(c.done, do_start(*d, "restart"));
+                    completions.emplace_back(c.done, request_start(*d, "restart", true));
                 }
                 break;
             case CommandMsg::update: {
@@ -676,7 +972,7 @@ struct SupervisorImpl {
                         d->window.clear();
                         d->attempt = 0;
                     }
-                    d->waiters.push_back(c.done);
+                    add_waiter(*d, c.done);
                     begin_stop(*d, After::restart, "restarting: spec changed");
                     break;
                 }
@@ -691,15 +987,15 @@ struct SupervisorImpl {
                     d->restart_at.reset();
                 }
                 // A stopped daemon stays stopped; one waiting or given up is started anew.
-                completions.emplace_back(c.done,
-                                         was_down ? do_start(*d, "spec changed") : Result<void>{});
+                completions.emplace_back(
+                    c.done, was_down ? request_start(*d, "spec changed", true) : Result<void>{});
                 break;
             }
             case CommandMsg::stop:
             case CommandMsg::remove: {
                 const After after = c.kind == CommandMsg::stop ? After::stop : After::remove;
                 if (d->proc) {
-                    d->waiters.push_back(c.done);
+                    add_waiter(*d, c.done);
                     begin_stop(*d, after,
                                after == After::stop ? "stop requested" : "remove requested");
                     break;
@@ -707,6 +1003,8 @@ struct SupervisorImpl {
                 {
                     std::lock_guard lk(mu);
                     d->restart_at.reset();
+                    d->waiting = false;
+                    d->waiting_for.clear();
                     set_state_locked(*d, DaemonState::stopped, "stop requested");
                 }
                 completions.emplace_back(c.done, Result<void>{});
@@ -714,6 +1012,7 @@ struct SupervisorImpl {
                     std::lock_guard lk(mu);
                     order.erase(std::remove(order.begin(), order.end(), c.name), order.end());
                     daemons.erase(c.name);
+                    if (notify) notify->close(c.name);
                 }
                 break;
             }
@@ -789,6 +1088,10 @@ struct SupervisorImpl {
             if (d->state == DaemonState::backoff) consider(d->restart_at);
             if (d->state == DaemonState::stopping) consider(d->kill_at);
             if (checkable(*d)) consider(d->next_check);
+            if (d->proc && d->state != DaemonState::stopping) {
+                consider(d->ready_deadline);
+                consider(d->watchdog_at);
+            }
         }
         return next;
     }
@@ -810,11 +1113,20 @@ struct SupervisorImpl {
                     d->last_error = limit_text(*d);
                     set_state_locked(*d, DaemonState::failed, d->last_error);
                 } else {
-                    (void)do_start(
-                        *d, "restart after backoff (attempt " + std::to_string(d->attempt) + ")");
+                    (void)request_start(
+                        *d, "restart after backoff (attempt " + std::to_string(d->attempt) + ")",
+                        false);
                 }
             } else if (d->state == DaemonState::stopping && d->kill_at && *d->kill_at <= now) {
                 on_kill_deadline(*d);
+            } else if (d->proc && d->state != DaemonState::stopping && d->ready_deadline &&
+                       *d->ready_deadline <= now) {
+                notify_expired(*d, "no READY=1 within start_timeout (" +
+                                       std::to_string(d->spec.start_timeout.count()) + "ms)");
+            } else if (d->proc && d->state != DaemonState::stopping && d->watchdog_at &&
+                       *d->watchdog_at <= now) {
+                notify_expired(*d, "watchdog: no WATCHDOG=1 within " +
+                                       std::to_string(d->spec.watchdog.count()) + "ms");
             } else if (checkable(*d) && d->next_check && *d->next_check <= now) {
                 start_check(*d);
             }
@@ -841,11 +1153,63 @@ struct SupervisorImpl {
                 if (auto* c = std::get_if<CommandMsg>(&m)) on_command(*c);
                 if (auto* e = std::get_if<ExitMsg>(&m)) on_exit(*e);
                 if (auto* h = std::get_if<HealthMsg>(&m)) on_health(*h);
+                if (auto* n = std::get_if<NotifyMsg>(&m)) on_notify(*n);
                 flush();
             }
             fire_due();
+            release_waiting();
+            flush();
             lk.lock();
         }
+    }
+
+    // Stops `names` in reverse dependency order: a daemon stops once nothing in the set that
+    // depends on it (after or requires) is still to stop. The stops of one round are posted
+    // before any is waited for, so independent daemons stop together.
+    Result<void> stop_ordered(std::vector<std::string> names) {
+        if (std::this_thread::get_id() == thread_id)
+            return fail(E("supervisor", "called from the supervisor thread"));
+        Result<void> first;
+        std::set<std::string> left(names.begin(), names.end());
+        while (!left.empty()) {
+            std::vector<std::string> round;
+            {
+                std::lock_guard lk(mu);
+                for (const auto& name : names) {
+                    if (!left.count(name)) continue;
+                    bool blocked = false;
+                    for (const auto& other : left) {
+                        auto it = daemons.find(other);
+                        if (other == name || it == daemons.end()) continue;
+                        const auto& sp = it->second->spec;
+                        for (const auto* list : {&sp.after, &sp.requires_})
+                            blocked = blocked ||
+                                      std::find(list->begin(), list->end(), name) != list->end();
+                    }
+                    if (!blocked) round.push_back(name);
+                }
+                // A cycle cannot be added; should one exist anyway, stop the rest together.
+                if (round.empty()) round.assign(left.begin(), left.end());
+            }
+            std::vector<std::pair<std::string, CompletionPtr>> pending;
+            for (const auto& name : round) {
+                left.erase(name);
+                auto done = std::make_shared<Completion>();
+                post(CommandMsg{CommandMsg::stop, name, done, std::nullopt});
+                pending.emplace_back(name, done);
+            }
+            for (auto& [name, done] : pending) {
+                auto r = done->wait_for(stop_bound(name));
+                if (!r) {
+                    if (first)
+                        first = fail(
+                            E("supervisor.stop_all", "daemon \"" + name + "\" not reaped in time"));
+                } else if (!*r && first) {
+                    first = fail(r->error());
+                }
+            }
+        }
+        return first;
     }
 
     DaemonStatus status_locked(const DaemonRec& d) const {
@@ -862,6 +1226,11 @@ struct SupervisorImpl {
         s.health_failures = d.health_failures;
         s.since = d.since;
         s.last_lines.assign(d.last_lines.begin(), d.last_lines.end());
+        s.ready = is_ready(d);
+        s.waiting_for = d.waiting_for;
+        s.status_text = d.status_text;
+        s.main_pid = d.main_pid;
+        s.notify_dropped = d.notify_dropped;
         if (d.sink) {
             s.log_path = d.sink->paths.out;
             s.err_log_path = d.sink->paths.err;
@@ -905,6 +1274,7 @@ Supervisor::Supervisor(core::Core& core, Service& service, SupervisorOptions opt
 Supervisor::~Supervisor() {
     (void)stop_all();
     impl_->checker.reset();  // cancels a running check and joins
+
     impl_->sub.reset();
     {
         std::lock_guard lk(impl_->mu);
@@ -912,6 +1282,9 @@ Supervisor::~Supervisor() {
     }
     impl_->cv.notify_one();
     impl_->thread.join();
+    // Only the supervisor thread made and used the hub; a datagram its thread still posts
+    // lands in an inbox nobody reads.
+    impl_->notify.reset();
     impl_->sync_state();  // nothing runs any more: the state file goes
     impl_->logs.reset();  // writes what is queued, then joins the writer
 }
@@ -921,6 +1294,15 @@ Result<void> Supervisor::add(DaemonSpec spec) {
     std::lock_guard lk(impl_->mu);
     if (impl_->daemons.count(spec.name))
         return fail(E("supervisor.add", "daemon \"" + spec.name + "\" already exists"));
+    {
+        // A cycle through the daemons known so far is refused now; a name not added yet is
+        // checked when the dependent starts (a file adds its daemons in any order).
+        std::vector<DaemonSpec> all;
+        for (const auto& name : impl_->order) all.push_back(impl_->daemons.at(name)->spec);
+        all.push_back(spec);
+        if (auto r = validate_dependencies(all, true); !r)
+            return fail(E("supervisor.add", "daemon \"" + spec.name + "\"", r.error()));
+    }
     auto rec = std::make_unique<detail::DaemonRec>();
     const std::string name = spec.name;
     rec->sink = impl_->make_sink(spec);
@@ -940,6 +1322,26 @@ Result<void> Supervisor::start(const std::string& name) {
 }
 
 Result<void> Supervisor::stop(const std::string& name) {
+    // Its `requires` dependents (and theirs) that are up stop first, in reverse dependency
+    // order; then it.
+    std::set<std::string> set{name};
+    for (bool grew = true; grew;) {
+        grew = false;
+        std::lock_guard lk(impl_->mu);
+        for (const auto& [n, d] : impl_->daemons) {
+            if (set.count(n)) continue;
+            for (const auto& dep : d->spec.requires_)
+                if (set.count(dep) && d->state != DaemonState::stopped &&
+                    d->state != DaemonState::failed) {
+                    set.insert(n);
+                    grew = true;
+                    break;
+                }
+        }
+    }
+    if (set.size() == 1) return impl_->call(CommandMsg::stop, name, impl_->stop_bound(name));
+    set.erase(name);
+    if (auto r = impl_->stop_ordered({set.begin(), set.end()}); !r) return r;
     return impl_->call(CommandMsg::stop, name, impl_->stop_bound(name));
 }
 
@@ -949,6 +1351,14 @@ Result<void> Supervisor::restart(const std::string& name) {
 }
 
 Result<void> Supervisor::start_all() {
+    // Unknown dependencies and cycles are refused before anything starts.
+    {
+        std::vector<DaemonSpec> all;
+        for (const auto& name : names())
+            if (auto s = spec(name)) all.push_back(std::move(*s));
+        if (auto r = validate_dependencies(all); !r)
+            return fail(E("supervisor.start_all", "refused", r.error()));
+    }
     Result<void> first;
     for (const auto& name : names()) {
         auto r = start(name);
@@ -958,27 +1368,7 @@ Result<void> Supervisor::start_all() {
 }
 
 Result<void> Supervisor::stop_all() {
-    if (std::this_thread::get_id() == impl_->thread_id)
-        return fail(E("supervisor", "called from the supervisor thread"));
-    // Every stop is posted before any is waited for, so the daemons stop together.
-    std::vector<std::pair<std::string, std::shared_ptr<detail::Completion>>> pending;
-    for (const auto& name : names()) {
-        auto done = std::make_shared<detail::Completion>();
-        impl_->post(CommandMsg{CommandMsg::stop, name, done, std::nullopt});
-        pending.emplace_back(name, done);
-    }
-    Result<void> first;
-    for (auto& [name, done] : pending) {
-        auto r = done->wait_for(impl_->stop_bound(name));
-        if (!r) {
-            if (first)
-                first =
-                    fail(E("supervisor.stop_all", "daemon \"" + name + "\" not reaped in time"));
-        } else if (!*r && first) {
-            first = fail(r->error());
-        }
-    }
-    return first;
+    return impl_->stop_ordered(names());
 }
 
 Result<ReloadResult> Supervisor::apply(std::vector<DaemonSpec> next) {
@@ -992,6 +1382,7 @@ Result<ReloadResult> Supervisor::apply(std::vector<DaemonSpec> next) {
         if (!wanted.insert(s.name).second)
             return fail(E(op, "duplicate daemon name \"" + s.name + "\""));
     }
+    if (auto r = validate_dependencies(next); !r) return fail(E(op, "refused", r.error()));
     ReloadResult rr;
     for (const auto& name : names())
         if (!wanted.count(name)) rr.removed.push_back(name);
@@ -1011,18 +1402,24 @@ Result<ReloadResult> Supervisor::apply(std::vector<DaemonSpec> next) {
     auto keep = [&rr](const std::string& name, const Result<void>& r) {
         if (!r) rr.errors.push_back(name + ": " + r.error().what());
     };
+    // The removed ones stop in reverse dependency order, then go.
+    if (!rr.removed.empty()) (void)impl_->stop_ordered(rr.removed);
     for (const auto& name : rr.removed) keep(name, remove(name));
     for (auto& s : changed) {
         const std::string name = s.name;
         keep(name, impl_->call(CommandMsg::update, name,
                                impl_->stop_bound(name) + std::chrono::seconds(30), std::move(s)));
     }
+    // Every new daemon exists before any starts: a dependent waits for a dependency that is
+    // new too.
+    std::vector<std::string> fresh;
     for (auto& s : added) {
         const std::string name = s.name;
         auto r = add(std::move(s));
         keep(name, r);
-        if (r) keep(name, start(name));
+        if (r) fresh.push_back(name);
     }
+    for (const auto& name : fresh) keep(name, start(name));
     return rr;
 }
 

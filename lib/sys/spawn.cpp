@@ -22,6 +22,8 @@
 #include "core_config.h"
 #include "sys/fault.hpp"
 #include "sys/ident.hpp"
+#include "sys/proc.hpp"
+#include "sys/reap.hpp"
 
 extern char** environ;
 
@@ -548,6 +550,8 @@ namespace {
 }  // namespace
 
 Result<Spawned> spawn(const SpawnSpec& spec) {
+    // No orphan reaper looks while a child is between birth and its pidfd (sys/reap.hpp).
+    reap::SpawnGate gate;
     // "spawn" fails a start whichever way it goes; "clone3" and "posix_spawn" fail one way.
     if (int err = fault::hit("spawn"))
         return fail(E_errno("spawn", spec.path ? spec.path : "", err));
@@ -611,6 +615,9 @@ Result<Spawned> spawn(const SpawnSpec& spec) {
     if (!pid) return fail(pid.error());
     Spawned out;
     out.pid = *pid;
+    // Still under the gate: the child has its pidfd before an orphan reaper may look at it.
+    // Without pidfd_open (ENOSYS) the caller polls, and reap_orphans refuses to run.
+    if (auto pfd = pidfd_open(out.pid)) out.pidfd = std::move(*pfd);
     return out;
 }
 

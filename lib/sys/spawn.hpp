@@ -70,7 +70,9 @@ struct SpawnSpec {
 
 struct Spawned {
     int pid = -1;
-    UniqueFd pidfd;  // valid when clone3 made the child: its pidfd from birth (CLOEXEC)
+    // Its pidfd (CLOEXEC): from birth with clone3, from pidfd_open before spawn() returns on
+    // the posix_spawn path (invalid only where pidfd_open fails: ENOSYS, EMFILE).
+    UniqueFd pidfd;
 };
 
 // Starts the child with the hygiene above. The exec's errno (ENOENT, EACCES, ENOEXEC: no

@@ -47,6 +47,17 @@
 //   print-fail TEXT          write TEXT and a newline to stderr, exit 1
 //   dead-stdout PATH ARG…    exec PATH with stdout a pipe whose read end is closed
 //   dead-stderr PATH ARG…    the same for stderr
+//   --- dependencies, readiness, PID 1 (issue 15) ---
+//   f-touch-after MS FILE    sleep MS, create FILE, then sleep 60 s (a slow dependency)
+//   f-exists FILE            exit 0 when FILE exists, else 1 (a health command)
+//   f-notify STEP…           speak sd_notify to $NOTIFY_SOCKET, one STEP after the other, then
+//                            sleep 60 s. STEP: a message ("READY=1", "STATUS=up", several
+//                            lines with \n as "\\n"), sleep:MS, ping:MS:N (WATCHDOG=1 N times
+//                            every MS), other:MSG (sent by a forked child: another pid),
+//                            big:N (an N-byte datagram), mainpid (MAINPID= of a forked child
+//                            that stays, so the tree has it), exit:N
+//   f-orphans N              N times: fork a child that forks a grandchild and exits (the
+//                            grandchild, re-parented, exits at once); then sleep 60 s
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -55,10 +66,12 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -517,6 +530,88 @@ int main(int argc, char** argv) {
         while (::read(fd, buf, sizeof buf) > 0) {
         }
         ::close(fd);
+        return 0;
+    }
+    // --- dependencies, readiness, PID 1 (issue 15) ---
+    if (mode == "f-touch-after") {
+        if (!arg(3)) return usage();
+        sleep_ms(num(2, 0));
+        const int fd = ::open(arg(3), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) return 3;
+        ::close(fd);
+        sleep_ms(60000);
+        return 0;
+    }
+    if (mode == "f-exists") return arg(2) && ::access(arg(2), F_OK) == 0 ? 0 : 1;
+    if (mode == "f-notify") {
+        const char* path = std::getenv("NOTIFY_SOCKET");
+        if (!path || !*path) return 5;
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::string p = path;
+        if (p.size() >= sizeof a.sun_path) return 6;
+        std::memcpy(a.sun_path, p.data(), p.size());
+        if (p[0] == '@') a.sun_path[0] = '\0';
+        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + p.size());
+        const int s = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        auto send = [&](const std::string& m) {
+            (void)::sendto(s, m.data(), m.size(), 0, reinterpret_cast<sockaddr*>(&a), len);
+        };
+        auto unescape = [](std::string m) {
+            for (std::size_t i; (i = m.find("\\n")) != std::string::npos;) m.replace(i, 2, "\n");
+            return m;
+        };
+        for (int i = 2; i < argc; ++i) {
+            const std::string step = argv[i];
+            if (step.rfind("sleep:", 0) == 0) {
+                sleep_ms(std::atol(step.c_str() + 6));
+            } else if (step.rfind("ping:", 0) == 0) {
+                const long ms = std::atol(step.c_str() + 5);
+                const auto colon = step.find(':', 5);
+                const long n = colon == std::string::npos ? 1 : std::atol(step.c_str() + colon + 1);
+                for (long k = 0; k < n; ++k) {
+                    send("WATCHDOG=1");
+                    sleep_ms(ms);
+                }
+            } else if (step.rfind("other:", 0) == 0) {
+                const pid_t pid = fork();
+                if (pid == 0) {
+                    send(unescape(step.substr(6)));
+                    std::_Exit(0);
+                }
+                int st = 0;
+                (void)::waitpid(pid, &st, 0);
+            } else if (step.rfind("big:", 0) == 0) {
+                send(std::string(static_cast<std::size_t>(std::atol(step.c_str() + 4)), 'x'));
+            } else if (step == "mainpid") {
+                const pid_t pid = fork();
+                if (pid == 0) {
+                    sleep_ms(60000);
+                    std::_Exit(0);
+                }
+                send("MAINPID=" + std::to_string(pid));
+            } else if (step.rfind("exit:", 0) == 0) {
+                return static_cast<int>(std::atol(step.c_str() + 5));
+            } else {
+                send(unescape(step));
+            }
+        }
+        sleep_ms(60000);
+        return 0;
+    }
+    if (mode == "f-orphans") {
+        const long n = num(2, 1);
+        for (long k = 0; k < n; ++k) {
+            const pid_t pid = fork();
+            if (pid == 0) {
+                if (fork() == 0) std::_Exit(0);  // the orphan: re-parented, then it exits
+                std::_Exit(0);
+            }
+            int st = 0;
+            if (pid > 0) (void)::waitpid(pid, &st, 0);
+        }
+        out("orphaned " + std::to_string(n) + "\n");
+        sleep_ms(60000);
         return 0;
     }
     return usage();

@@ -107,7 +107,9 @@ TEST_CASE("Spawn_Spawn_Good", "[process]") {
     auto pid = sys::spawn(spec);
     sys::set_spawn_method(sys::SpawnMethod::automatic);
     REQUIRE(pid);
-    CHECK_FALSE(pid->pidfd);  // posix_spawn: the pidfd comes from pidfd_open
+    // posix_spawn: spawn() opens the pidfd before it returns (under the spawn gate that keeps
+    // an orphan reaper away, sys/reap.hpp); a second one from pidfd_open works as well.
+    CHECK(pid->pidfd);
     auto pfd = sys::pidfd_open(pid->pid);
     REQUIRE(pfd);
     // Wait on the pidfd's readiness with epoll, then reap through it.

@@ -87,7 +87,7 @@ _coreproc() {
                 --listen|--code|--name|--control-listen) return ;;
             esac
             flags="--listen --registry --code --json --log-dir --socket --name --control-listen
-                   --allow-remote --token-file"
+                   --allow-remote --token-file --init --subreaper"
             if [[ "$cur" != -* ]]; then
                 COMPREPLY=($(compgen -f -- "$cur"))
                 return

@@ -81,7 +81,10 @@ void print_daemons(const json& arr) {
         rows.push_back({str(d, "name"), str(d, "state"),
                         d.value("pid", 0) ? std::to_string(d.value("pid", 0)) : "-",
                         std::to_string(d.value("restarts", 0u)), last, str(d, "since"),
-                        str(d, "last_error")});
+                        // A notify daemon's STATUS= (issue 15) where no error is to show.
+                        str(d, "last_error").empty() && !str(d, "status_text").empty()
+                            ? "status: " + str(d, "status_text")
+                            : str(d, "last_error")});
     }
     print_table(std::cout, {"NAME", "STATE", "PID", "RESTARTS", "LAST EXIT", "SINCE", "LAST ERROR"},
                 rows);

@@ -3,12 +3,21 @@
 // and /status (JSON) on --listen; on SIGTERM or SIGINT stops every daemon and exits 0; on
 // SIGHUP re-reads FILE and applies the difference (Supervisor::apply).
 //
+// Under a manager that speaks the readiness protocol (systemd's Type=notify: NOTIFY_SOCKET is
+// set) it says READY=1 once every daemon whose policy is not `no` is up, STATUS= as that
+// changes, RELOADING=1 / READY=1 around a reload, STOPPING=1 when it stops, and WATCHDOG=1 every
+// WATCHDOG_USEC/2 when the manager asks for it; its daemons never see those variables.
+//
 // This process is itself a Daemon (the library's) for its health server; the signal wait is a
 // SignalWaiter (a signalfd; main() blocked SIGTERM, SIGINT and SIGHUP before any thread).
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <mutex>
+#include <thread>
 
 #include <spdlog/logger.h>
 
@@ -149,9 +158,103 @@ int stop_survivors(const Globals& g, const std::string& state_file,
     return kExitOk;
 }
 
+// What we tell our own manager (ManagerNotifier; inactive without NOTIFY_SOCKET).
+class ManagerLink {
+  public:
+    ManagerLink(cp::ManagerNotifier m, std::shared_ptr<spdlog::logger> log)
+        : m_(std::move(m)), log_(std::move(log)) {}
+    ~ManagerLink() { stop_watchdog(); }
+
+    bool active() const { return m_.active(); }
+    void attach(SupervisorHost* host) {
+        std::lock_guard lk(mu_);
+        host_ = host;
+    }
+    // After each state change (the supervisor thread) and once after the start: READY=1 the
+    // first time every daemon with a policy other than `no` is up, STATUS= when it changes.
+    void update() {
+        if (!active()) return;
+        std::lock_guard lk(mu_);
+        if (!host_ || stopping_) return;
+        const auto list = host_->supervisor().list();
+        std::size_t up = 0;
+        for (const auto& st : list)
+            if (st.state == cp::DaemonState::running || st.state == cp::DaemonState::healthy) ++up;
+        const bool ready = host_->ready();
+        const std::string status =
+            std::to_string(up) + " of " + std::to_string(list.size()) + " daemons up";
+        std::string msg;
+        if (ready && !ready_sent_) msg = "READY=1\n";
+        if (status != status_) msg += "STATUS=" + status + "\n";
+        if (msg.empty()) return;
+        ready_sent_ = ready_sent_ || ready;
+        status_ = status;
+        say(msg);
+    }
+    void reloading() {
+        std::lock_guard lk(mu_);
+        if (active()) say("RELOADING=1\nSTATUS=reloading\n");
+        ready_sent_ = false;  // READY=1 again once the reload is applied
+        status_.clear();
+    }
+    void stopping() {
+        std::lock_guard lk(mu_);
+        stopping_ = true;
+        if (active()) say("STOPPING=1\nSTATUS=stopping every daemon\n");
+    }
+    // WATCHDOG=1 every WATCHDOG_USEC/2 on a thread of its own, until stop_watchdog().
+    void start_watchdog() {
+        if (!active() || m_.watchdog().count() <= 0) return;
+        const auto every =
+            std::max<std::chrono::microseconds>(m_.watchdog() / 2, std::chrono::microseconds(1000));
+        dog_ = std::thread([this, every] {
+            std::unique_lock lk(dog_mu_);
+            while (!dog_quit_) {
+                if (auto r = m_.send("WATCHDOG=1"); !r)
+                    log_->debug("notify: WATCHDOG=1: {}", r.error().what());
+                dog_cv_.wait_for(lk, every, [&] { return dog_quit_; });
+            }
+        });
+    }
+    void stop_watchdog() {
+        {
+            std::lock_guard lk(dog_mu_);
+            dog_quit_ = true;
+        }
+        dog_cv_.notify_all();
+        if (dog_.joinable()) dog_.join();
+    }
+
+  private:
+    void say(const std::string& msg) {
+        if (auto r = m_.send(msg); !r) log_->warn("notify {}: {}", m_.socket(), r.error().what());
+    }
+    const cp::ManagerNotifier m_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::mutex mu_;
+    SupervisorHost* host_ = nullptr;
+    bool ready_sent_ = false;
+    bool stopping_ = false;
+    std::string status_;
+    std::mutex dog_mu_;
+    std::condition_variable dog_cv_;
+    bool dog_quit_ = false;
+    std::thread dog_;
+};
+
 }  // namespace
 
 int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
+    // First, before any thread: NOTIFY_SOCKET and the watchdog variables are ours, not the
+    // daemons'.
+    ManagerLink manager(cp::ManagerNotifier::from_environment(), g.log);
+    // PID 1 (a container's init) or --init/--subreaper: orphans re-parented to us are reaped.
+    // SIGCHLD is blocked before any thread starts, so the reaper's signalfd gets every one.
+    const bool pid1 = cp::running_as_pid1();
+    const bool reaping = a.init || a.subreaper || pid1;
+    if (reaping)
+        if (auto ok = cp::block_signals({cp::signal_chld()}); !ok)
+            g.log->warn("init: {}", ok.error().what());
     auto specs = cp::load_supervise_config(a.file);
     if (!specs) {
         std::cerr << "coreproc supervise: " << specs.error().what() << "\n";
@@ -168,6 +271,17 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
         return kExitFailed;
     }
     auto svc = (*core)->service<cp::Service>("process");
+    std::unique_ptr<cp::OrphanReaper> reaper;
+    if (reaping) {
+        auto r = cp::OrphanReaper::start(!pid1);
+        if (!r) {
+            std::cerr << "coreproc supervise: " << r.error().what() << "\n";
+            (void)(*core)->shutdown(core::Context::background());
+            return kExitFailed;
+        }
+        reaper = std::move(*r);
+        g.log->info("init: reaping orphans ({})", pid1 ? "PID 1" : "child subreaper");
+    }
 
     cp::DaemonOptions dopts;
     dopts.health_addr = a.listen;
@@ -194,6 +308,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                 : default_log_dir(
                       !a.registry.empty() ? a.registry : cp::DaemonRegistry::default_dir(), a.file);
         ho.state_file = ho.log_dir + "/supervisor.state";
+        ho.on_change = [&manager](const cp::DaemonStateChanged&) { manager.update(); };
         // Before the new Supervisor writes its own state: what a crashed one left running.
         if (int rc = stop_survivors(g, ho.state_file, *specs); rc != kExitOk) {
             (void)self.stop();
@@ -201,6 +316,8 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             return rc;
         }
         SupervisorHost host(**core, *svc, ho, g.log);
+        manager.attach(&host);
+        manager.start_watchdog();
         if (auto ok = host.add_all(*specs); !ok) {
             std::cerr << "coreproc supervise: " << a.file << ": " << ok.error().what() << "\n";
             (void)self.stop();
@@ -271,6 +388,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                       << std::endl;
         }
         if (auto ok = host.start_all(); !ok) g.log->warn("start: {}", ok.error().what());
+        manager.update();  // every daemon may be up already (or none has a policy but `no`)
 
         int sig = 0;
         auto waiter = cp::SignalWaiter::open(kStopSignals);
@@ -287,7 +405,9 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             }
             if (*s == cp::signal_hup()) {
                 g.log->info("SIGHUP: reloading {}", a.file);
+                manager.reloading();
                 (void)reload(g, a, host);
+                manager.update();
                 continue;
             }
             sig = *s;
@@ -300,6 +420,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
                       << (sig ? "signal " + cp::signal_name(sig) + ": " : std::string())
                       << "stopping every daemon" << std::endl;
         }
+        manager.stopping();
         control.stop();  // the control plane: no request reaches the supervisor after this
         host.attach(nullptr);
         (void)self.stop();  // run() stopped it already; the server no longer calls into host
@@ -307,9 +428,18 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             g.log->error("stop: {}", ok.error().what());
             code = kExitFailed;
         }
+        manager.attach(nullptr);
     }
+    manager.stop_watchdog();
     (void)(*core)->shutdown(core::Context::background());
+    if (reaper) {
+        (void)cp::OrphanReaper::reap_now();  // what the last stops left behind
+        g.log->info("init: {} orphan(s) reaped", reaper->reaped());
+        reaper.reset();
+    }
     if (!g.json) std::cout << "coreproc supervise: stopped" << std::endl;
+    // As a container's PID 1: 0 after a clean stop (SIGTERM from the runtime included), 1 when
+    // a daemon could not be stopped.
     return code;
 }
 

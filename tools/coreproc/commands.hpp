@@ -46,6 +46,9 @@ struct SuperviseArgs {
     std::string control_listen;  // empty: no TCP control listener
     bool allow_remote = false;
     std::string token_file;
+    // PID 1 duties (issue 15): reap orphans; --init is automatic when coreproc is PID 1.
+    bool init = false;
+    bool subreaper = false;
 };
 int cmd_supervise(const Globals& g, const SuperviseArgs& a);
 

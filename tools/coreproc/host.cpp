@@ -116,6 +116,10 @@ nlohmann::json SupervisorHost::status() const {
         // Why it last failed, a spawn failure included (last_exit stays null then).
         d["last_error"] = st.last_error;
         d["last_lines"] = st.last_lines;
+        // Dependencies and the readiness protocol (issue 15).
+        d["ready"] = st.ready;
+        d["waiting_for"] = st.waiting_for;
+        d["status_text"] = st.status_text;
         d["log"] = {{"path", st.log_path},
                     {"err_path", st.err_log_path},
                     {"dropped", st.log_dropped},

@@ -117,6 +117,12 @@ int main(int argc, char** argv) {
     sup->add_option(
         "--token-file", sup_args.token_file,
         "Bearer token file for --control-listen (default: generated beside the socket)");
+    sup->add_flag("--init", sup_args.init,
+                  "Act as a container's init: reap orphans (automatic as PID 1; implies "
+                  "--subreaper otherwise)");
+    sup->add_flag("--subreaper", sup_args.subreaper,
+                  "Become the child subreaper (PR_SET_CHILD_SUBREAPER) and reap the orphans of "
+                  "the daemons' trees");
     sup->footer(
         "Examples:\n"
         "  coreproc supervise daemons.json\n"

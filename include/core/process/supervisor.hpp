@@ -115,6 +115,24 @@ struct DaemonSpec {
     Limits limits;
     Identity identity;
     LogSpec log;
+    // Dependencies (issue 15), by daemon name. `after`: started only once each of these is
+    // ready (running; healthy with a health check; READY=1 received with notify) and stopped
+    // before them at shutdown. `requires_` (the key "requires"): as `after`, and also stopped
+    // with the dependency (restarted once it is ready again when it comes back by itself or is
+    // restarted), and not started while it is failed. Unknown names and cycles are refused.
+    std::vector<std::string> after{};
+    std::vector<std::string> requires_{};
+    // The readiness protocol (issue 15, systemd's Type=notify): the daemon gets NOTIFY_SOCKET, a
+    // private datagram socket, and is `starting` until it sends READY=1 (then `running`;
+    // dependents and /ready count it only then). Only datagrams whose SCM_CREDENTIALS pid is
+    // the daemon's process (or the pid it named with MAINPID=) are heard. STATUS= shows in
+    // DaemonStatus::status_text; WATCHDOG=1 must come every `watchdog` (0: no watchdog), or the
+    // daemon turns unhealthy and its policy applies; RELOADING=1 and STOPPING=1 make it not
+    // ready (READY=1 again ends a reload); EXTEND_TIMEOUT_USEC= pushes back the start (or stop)
+    // deadline. start_timeout bounds the wait for READY=1 (0: none): then it is unhealthy.
+    bool notify = false;
+    std::chrono::milliseconds watchdog{0};
+    std::chrono::milliseconds start_timeout{0};
     // Every field equal (reload restarts a daemon whose spec is not).
     bool operator==(const DaemonSpec&) const = default;
 };
@@ -143,6 +161,15 @@ struct DaemonStatus {
     std::uint64_t log_dropped = 0;  // lines dropped because the log queue was full
     std::uint64_t log_errors = 0;   // lines lost to open/write errors (disk full, bad dir)
     std::string log_error;          // the last such error, else empty
+    // Dependencies (issue 15): ready as dependents see it; the dependencies it waits for
+    // (state `starting` without a pid), else empty.
+    bool ready = false;
+    std::vector<std::string> waiting_for{};
+    // The readiness protocol: the last STATUS= text, the pid named by MAINPID= (0: none), and
+    // how many datagrams were dropped (from another pid, malformed, oversized, with fds).
+    std::string status_text{};
+    int main_pid = 0;
+    std::uint64_t notify_dropped = 0;
 };
 
 // What Supervisor::apply() did, by daemon name.
@@ -238,7 +265,8 @@ class CORE_API Supervisor {
 // "pidfile", "restart", "backoff":{"initial","factor","max","jitter"}, "reset_after",
 // "start_limit":{"burst","interval"}, "health":{"url"|"command","interval","timeout",
 // "failures","start_grace"}, "stop_signal", "stop_timeout", "log":{"dir"|"file","max_size",
-// "backups","timestamps","separate"}}]}. Sizes: a number of bytes or "512K", "10M", "1G".
+// "backups","timestamps","separate"}, "after":[names], "requires":[names], "notify",
+// "watchdog", "start_timeout"}]}. Sizes: a number of bytes or "512K", "10M", "1G".
 // Durations: "500ms", "2s", "1m" or a number of milliseconds; signals: "SIGTERM", "TERM" or a
 // number. Every key but name and command has a default; unknown keys are rejected, except those
 // starting with '_' (comments). Errors name the source, the daemon (index and name) and the key.
@@ -266,8 +294,9 @@ class CORE_API SupervisorService : public core::Service {
     // Parses daemon.start's Options into a spec: name, command, args, dir, env, pid_file,
     // restart, backoff_initial, backoff_factor, backoff_max, backoff_jitter, reset_after,
     // start_limit_burst, start_limit_interval, health_url, health_command, health_interval,
-    // health_timeout, health_failures, health_start_grace, stop_signal, stop_timeout; or "spec"
-    // holding a DaemonSpec. Errors: a wrong type or unknown key, naming it.
+    // health_timeout, health_failures, health_start_grace, stop_signal, stop_timeout, after,
+    // requires (lists of names), notify (bool), watchdog, start_timeout; or "spec" holding a
+    // DaemonSpec. Errors: a wrong type or unknown key, naming it.
     static Result<DaemonSpec> parse_options(const std::string& op, const Options& opts);
 
   private:
@@ -282,6 +311,12 @@ CORE_API Result<std::shared_ptr<core::Service>> register_daemon_service(core::Co
 // A factory with options and daemons added (not started) at startup.
 CORE_API ServiceFactory daemon_service_factory(SupervisorOptions opts,
                                                std::vector<DaemonSpec> specs = {});
+
+// Checks the dependency graph of a set of daemons: every `after`/`requires` name is one of
+// them (unless allow_unknown) and there is no cycle. Errors: "daemon \"web\": unknown
+// dependency \"db\""; "dependency cycle: a → b → a".
+CORE_API Result<void> validate_dependencies(const std::vector<DaemonSpec>& specs,
+                                            bool allow_unknown = false);
 
 // A daemon process an earlier supervisor left running (from its SupervisorOptions::state_file).
 struct Survivor {
@@ -298,6 +333,60 @@ CORE_API Result<std::vector<Survivor>> find_survivors(const std::string& state_f
 // the pid no longer names that process. Errors: still there 5 s after SIGKILL; EPERM.
 CORE_API Result<void> stop_survivor(const Survivor& s, int stop_signal,
                                     std::chrono::milliseconds timeout);
+
+// The readiness protocol towards this process's own manager (sd_notify(3); systemd's
+// Type=notify): what `coreproc supervise` says to its parent.
+class CORE_API ManagerNotifier {
+  public:
+    // Takes NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID out of the environment (children must
+    // not inherit them). Inactive when NOTIFY_SOCKET is unset. The watchdog is kept only when
+    // WATCHDOG_PID is unset or names this process. Call before threads start.
+    static ManagerNotifier from_environment();
+    ManagerNotifier() = default;
+    explicit ManagerNotifier(std::string socket, std::chrono::microseconds watchdog = {})
+        : socket_(std::move(socket)), watchdog_(watchdog) {}
+
+    bool active() const noexcept { return !socket_.empty(); }
+    const std::string& socket() const noexcept { return socket_; }
+    // The manager's watchdog interval (0: none): send WATCHDOG=1 at least every half of it.
+    std::chrono::microseconds watchdog() const noexcept { return watchdog_; }
+    // Sends one datagram ("READY=1\nSTATUS=…"). Inactive: does nothing. Errors: the send's.
+    Result<void> send(std::string_view text) const;
+
+  private:
+    std::string socket_;
+    std::chrono::microseconds watchdog_{0};
+};
+
+// PID 1 and subreaper duties (issue 15): a thread that reaps orphans re-parented to this
+// process, never an exit that belongs to a managed child (those have pidfds and are reaped by
+// their owners; the rule is explained in lib/sys/reap.hpp). It wakes on SIGCHLD through a
+// signalfd, so SIGCHLD should be blocked in every thread (block_signals before threads start),
+// and sweeps once a second anyway. Children started outside lib/sys (a host's own fork and
+// waitpid) are not safe from it.
+class CORE_API OrphanReaper {
+  public:
+    // With subreaper, PR_SET_CHILD_SUBREAPER first (PID 1 needs none). Errors: prctl; a kernel
+    // without pidfds (orphans cannot be told from managed children).
+    static Result<std::unique_ptr<OrphanReaper>> start(bool subreaper);
+    ~OrphanReaper();  // stops and joins the thread
+    OrphanReaper(const OrphanReaper&) = delete;
+    OrphanReaper& operator=(const OrphanReaper&) = delete;
+    // Orphans reaped so far.
+    std::uint64_t reaped() const noexcept;
+    // One pass now, on the calling thread (the thread's body): how many it reaped.
+    static Result<int> reap_now();
+
+    struct Impl;
+
+  private:
+    explicit OrphanReaper(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+// SIGCHLD's number (for block_signals).
+CORE_API int signal_chld() noexcept;
+// Whether this process is PID 1 (of its pid namespace).
+CORE_API bool running_as_pid1() noexcept;
 
 // Signal names for specs and configs: "SIGTERM", "TERM", "term" or "15". Errors: unknown name,
 // number out of range.

@@ -1,0 +1,246 @@
+// `coreproc supervise` as a container's init and towards a Type=notify manager (issue 15 §2-3):
+// in a new pid namespace (`unshare --pid --fork --mount-proc`, skipped with its reason where it
+// is refused) a daemon that double-forks 100 times leaves no zombie, and SIGTERM to PID 1 stops
+// everything with exit 0; --subreaper does the same without a namespace; and a fake manager's
+// NOTIFY_SOCKET gets READY=1 and, at the stop, STOPPING=1. coreproc is spawned through the
+// library; the test reads the kernel's view in /proc.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch_test_macros.hpp>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/process/managed_process.hpp"
+#include "core/process/service.hpp"
+#include "guard.hpp"
+
+using namespace std::chrono_literals;
+using core::Context;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Stat {
+    int ppid = 0;
+    char state = '?';
+};
+
+Stat stat_of(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    Stat s;
+    if (!std::getline(f, line)) return s;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos || close + 2 >= line.size()) return s;
+    std::istringstream rest(line.substr(close + 2));
+    rest >> s.state >> s.ppid;
+    return s;
+}
+
+// The children of pid: live ones, or the zombies.
+std::vector<int> children_of(int pid, bool zombies) {
+    std::vector<int> out;
+    for (const auto& e : fs::directory_iterator("/proc")) {
+        const std::string name = e.path().filename().string();
+        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+        const int p = std::stoi(name);
+        const Stat s = stat_of(p);
+        if (s.ppid != pid || s.state == '?') continue;
+        if ((s.state == 'Z') == zombies) out.push_back(p);
+    }
+    return out;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+struct TmpDir {
+    std::string path;
+    TmpDir() {
+        std::string tmpl = (fs::temp_directory_path() / "cli-init-XXXXXX").string();
+        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+        path = tmpl;
+    }
+    ~TmpDir() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+    }
+};
+
+struct Host {
+    std::shared_ptr<core::Core> core;
+    std::shared_ptr<core::process::Service> svc;
+    Host() {
+        auto c = core::Core::create({core::process::register_service});
+        REQUIRE(c);
+        core = *c;
+        REQUIRE(core->startup(Context::background()));
+        svc = core->service<core::process::Service>("process");
+    }
+    ~Host() { (void)core->shutdown(Context::background()); }
+};
+
+// A supervise file with one daemon: the child helper in `args`.
+std::string write_file(const TmpDir& dir, const std::vector<std::string>& args,
+                       bool notify = false) {
+    // restart "no" for the init tests; a notify daemon counts for coreproc's READY=1 only with
+    // another policy.
+    std::string a;
+    for (const auto& x : args) a += (a.empty() ? "\"" : ", \"") + x + "\"";
+    const std::string path = dir.path + "/daemons.json";
+    std::ofstream(path) << R"({"daemons":[{"name":"d","command":")" << core::test::child_path()
+                        << R"(","args":[)" << a << "],\"restart\":\""
+                        << (notify ? "on-failure" : "no") << R"(","stop_timeout":"5s")"
+                        << (notify ? R"(,"notify":true)" : "") << "}]}";
+    return path;
+}
+
+std::vector<std::string> supervise_args(const TmpDir& dir, const std::string& file) {
+    return {"supervise",       file,       "--log-dir",           dir.path + "/logs", "--registry",
+            dir.path + "/reg", "--socket", dir.path + "/ctl.sock"};
+}
+
+// A manager's end of NOTIFY_SOCKET: an abstract datagram socket.
+struct FakeManager {
+    int fd = -1;
+    std::string address;
+    FakeManager() {
+        std::random_device rd;
+        address = "@core-init-test-" + std::to_string(rd()) + "-" + std::to_string(rd());
+        fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        REQUIRE(fd >= 0);
+        sockaddr_un sa{};
+        sa.sun_family = AF_UNIX;
+        std::memcpy(sa.sun_path + 1, address.data() + 1, address.size() - 1);
+        const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + address.size());
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), len) == 0);
+    }
+    ~FakeManager() { ::close(fd); }
+    // Datagrams until one contains `want`, within the deadline; all of them, joined.
+    std::string until(const std::string& want, std::chrono::milliseconds deadline = 20s) {
+        std::string seen;
+        const auto end = std::chrono::steady_clock::now() + deadline;
+        while (seen.find(want) == std::string::npos) {
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                end - std::chrono::steady_clock::now());
+            if (left.count() <= 0) break;
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+            char buf[4096];
+            const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+            if (n > 0) seen += std::string(buf, static_cast<std::size_t>(n)) + "|";
+        }
+        return seen;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("Init_Pid1_Good", "[cli][init]") {
+    CORE_LEAK_GUARD();
+    Host host;
+    {
+        // Can this machine make a pid namespace? (root, or unprivileged user namespaces.)
+        core::process::RunOptions probe;
+        probe.command = "unshare";
+        probe.args = {"--pid", "--fork", "--mount-proc", "true"};
+        auto r = host.svc->run(Context::background(), probe);
+        if (!r) SKIP("unshare --pid --fork --mount-proc refused here: " << r.error().what());
+    }
+    TmpDir dir;
+    const std::string file = write_file(dir, {"f-orphans", "100"});
+    core::process::RunOptions o;
+    o.command = "unshare";
+    o.args = {"--pid", "--fork", "--mount-proc", core::test::coreproc_path()};
+    for (auto& a : supervise_args(dir, file)) o.args.push_back(a);
+    auto started = host.svc->start(Context::background(), o);
+    REQUIRE(started);
+    auto mp = *started;
+
+    // unshare's child is PID 1 of the namespace: coreproc.
+    int init = 0;
+    REQUIRE(core::test::eventually(
+        [&] {
+            auto kids = children_of(mp->pid(), false);
+            if (kids.size() == 1) init = kids[0];
+            return init != 0;
+        },
+        20s));
+    const std::string log = dir.path + "/logs/d.log";
+    REQUIRE(core::test::eventually(
+        [&] { return slurp(log).find("orphaned 100") != std::string::npos; }, 30s));
+    INFO(mp->output());
+    // 100 orphans came to PID 1 and exited; none is left a zombie.
+    CHECK(core::test::eventually([&] { return children_of(init, true).empty(); }, 20s));
+    const auto daemons = children_of(init, false);
+    CHECK(daemons.size() == 1);  // the daemon itself, alive
+
+    REQUIRE(::kill(init, SIGTERM) == 0);
+    REQUIRE(mp->wait_for(30s));
+    const auto info = mp->wait();
+    CHECK(info.status == core::process::Status::exited);
+    CHECK(info.exit_code == 0);  // what a container runtime expects after a clean stop
+    for (int pid : daemons) CHECK(stat_of(pid).state == '?');
+}
+
+TEST_CASE("Init_Subreaper_Good", "[cli][init]") {
+    CORE_LEAK_GUARD();
+    Host host;
+    TmpDir dir;
+    const std::string file = write_file(dir, {"f-orphans", "20"});
+    core::process::RunOptions o;
+    o.command = core::test::coreproc_path();
+    o.args = supervise_args(dir, file);
+    o.args.push_back("--subreaper");
+    auto started = host.svc->start(Context::background(), o);
+    REQUIRE(started);
+    auto mp = *started;
+    const std::string log = dir.path + "/logs/d.log";
+    REQUIRE(core::test::eventually(
+        [&] { return slurp(log).find("orphaned 20") != std::string::npos; }, 30s));
+    INFO(mp->output());
+    CHECK(core::test::eventually([&] { return children_of(mp->pid(), true).empty(); }, 20s));
+    REQUIRE(mp->signal(SIGTERM));
+    REQUIRE(mp->wait_for(30s));
+    CHECK(mp->wait().exit_code == 0);
+}
+
+TEST_CASE("Init_NotifyParent_Good", "[cli][init]") {
+    CORE_LEAK_GUARD();
+    Host host;
+    TmpDir dir;
+    FakeManager manager;
+    // The daemon speaks the protocol too, to its own (private) socket: coreproc is ready only
+    // once it said READY=1; and it must not see coreproc's NOTIFY_SOCKET.
+    const std::string file = write_file(dir, {"f-notify", "sleep:200", "READY=1"}, true);
+    core::process::RunOptions o;
+    o.command = core::test::coreproc_path();
+    o.args = supervise_args(dir, file);
+    o.env = {"NOTIFY_SOCKET=" + manager.address};
+    auto started = host.svc->start(Context::background(), o);
+    REQUIRE(started);
+    auto mp = *started;
+    const std::string got = manager.until("READY=1");
+    INFO(got << "\n" << mp->output());
+    CHECK(got.find("READY=1") != std::string::npos);
+    CHECK(got.find("STATUS=1 of 1 daemons up") != std::string::npos);
+    REQUIRE(mp->signal(SIGTERM));
+    const std::string bye = manager.until("STOPPING=1");
+    CHECK(bye.find("STOPPING=1") != std::string::npos);
+    REQUIRE(mp->wait_for(30s));
+    CHECK(mp->wait().exit_code == 0);
+}
