@@ -437,13 +437,15 @@ constexpr std::size_t kChildStack = 16 * 1024;
 //      change the shared table (the parent's other threads use it) before it unshares.
 //  (c) fewer descriptors per child: helps only the library's share, not the host's sockets.
 // Chosen: (b), with the sources placed in slots reserved once, low in the table: kSlotSets
-// sets of three descriptors (stdin, stdout, stderr sources) on /dev/null, taken when this file
+// sets of three descriptors (stdin, stdout, stderr sources) on a private pipe, taken when this file
 // is loaded (a static initializer: before main in a program linking us, so the slots are
 // among the lowest numbers; dlopen'd late, they sit wherever the table's lowest holes were).
 // A spawn takes a free set, dup3()s its sources into it (atomic replacement of a descriptor
 // we own: no other thread can be handed that number meanwhile), clones with CLONE_FILES and
-// unshare_below = the set's highest slot + 1, and afterwards points the slots back at
-// /dev/null (else our copy of the pipe's write end would hold the reader's EOF off).
+// unshare_below = the set's highest slot + 1, and afterwards points the slots back at the
+// private pipe (else our copy of the pipe's write end would hold the reader's EOF off). Before
+// each dup3 the slot is checked to still be ours (still_ours: a host that closed everything
+// after we loaded must not lose the file it reopened at that number).
 // What lives below `first`: 0-2, the slots, and whatever the host opened before we loaded
 // (typically nothing: the slots are 3..15). Those few are copied and closed by the child's
 // close_range(3, ~0U) like today; nothing of another thread's is ever changed. The cost is
@@ -460,28 +462,42 @@ struct SlotSet {
 };
 
 struct LowSlots {
-    int devnull = -1;
-    bool ok = false;
+    int rest = -1;  // what an idle slot holds: the read end of a pipe of ours (writer closed)
+    std::uint64_t rest_ino = 0;  // that pipe's inode: a slot is ours while it shows this one
+    std::atomic<bool> ok{false};
     SlotSet sets[kSlotSets];
 
     LowSlots() {
         // Raw syscalls: this runs from a static initializer (no Result to return; a failure
         // leaves ok false and every spawn takes the copying path).
-        const int fd = static_cast<int>(
-            ::syscall(SYS_openat, AT_FDCWD, "/dev/null", O_RDONLY | O_CLOEXEC | O_NOCTTY));
-        if (fd < 0) return;
-        devnull = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        ::close(fd);
-        if (devnull < 0) return;
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) return;
+        ::close(p[1]);
+        rest = ::fcntl(p[0], F_DUPFD_CLOEXEC, 3);
+        ::close(p[0]);
+        struct stat st {};
+        if (rest < 0 || ::fstat(rest, &st) != 0) return;
+        rest_ino = st.st_ino;
         for (auto& set : sets) {
             for (int& slot : set.fd) {
-                slot = ::fcntl(devnull, F_DUPFD_CLOEXEC, 3);
+                slot = ::fcntl(rest, F_DUPFD_CLOEXEC, 3);
                 if (slot < 0) return;  // ok stays false; the descriptors stay reserved
                 if (static_cast<unsigned>(slot) + 1 > set.first)
                     set.first = static_cast<unsigned>(slot) + 1;
             }
         }
-        ok = true;
+        ok.store(true, std::memory_order_release);
+    }
+
+    // Whether fd still is one of our slots. A host that closed every descriptor after we
+    // loaded (a daemonizing routine) may have reopened files at those numbers: a dup3 there
+    // would silently replace the host's file. A pipe's inode is unique to it, and nobody but
+    // us holds this pipe, so the inode is proof; on a mismatch the slots are given up for good.
+    bool still_ours(int fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_ino == rest_ino) return true;
+        ok.store(false, std::memory_order_relaxed);
+        return false;
     }
 };
 
@@ -491,14 +507,14 @@ LowSlots& low_slots() {
 }
 // Taken at load time (see above), not at the first spawn: low numbers are likelier then, and
 // a test's leak guard does not see the reservation as a leak of that test.
-[[maybe_unused]] const bool g_low_slots_taken = low_slots().ok;
+[[maybe_unused]] const bool g_low_slots_taken = low_slots().ok.load();
 
 // A set held for one spawn; its slots point at /dev/null again when released.
 class SlotLease {
   public:
     SlotLease() {
         LowSlots& ls = low_slots();
-        if (!ls.ok) return;
+        if (!ls.ok.load(std::memory_order_acquire)) return;
         for (auto& s : ls.sets) {
             if (s.busy.try_lock()) {
                 set_ = &s;
@@ -515,7 +531,7 @@ class SlotLease {
     ~SlotLease() {
         if (!set_) return;
         for (int k = 0; k < 3; ++k)
-            if (used_[k]) ::dup3(low_slots().devnull, set_->fd[k], O_CLOEXEC);
+            if (used_[k]) ::dup3(low_slots().rest, set_->fd[k], O_CLOEXEC);
         set_->busy.unlock();
     }
     SlotLease(const SlotLease&) = delete;
@@ -537,6 +553,7 @@ class SlotLease {
                 *srcs[k] = prior;
                 continue;
             }
+            if (!low_slots().still_ours(set_->fd[k])) return false;
             if (::dup3(*srcs[k], set_->fd[k], O_CLOEXEC) < 0) return false;
             used_[k] = true;
             orig_[k] = *srcs[k];

@@ -5,9 +5,11 @@
 // ends are gone once it started (EOF arrives), and concurrent spawns (more threads than slot
 // sets) never see each other's sources. Runs on both spawn paths (test/meson.build).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "common.hpp"
@@ -118,5 +120,43 @@ TEST_CASE("SpawnScale_ExecFailure_Bad", "[process]") {
         auto r = service(c)->run(Context::background(), o);
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == ENOENT);
+    }
+}
+
+// Last in this file (and the file last in test_process): it takes the low slots away from the
+// library for the rest of the process, which then spawns on the copying path.
+TEST_CASE("SpawnScale_HostClosedSlots_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    SECTION("a host that closed our slots and reopened files there keeps its files") {
+        // The slots: a dozen low descriptors on one pipe (the most shared FIFO inode below 64).
+        std::map<ino_t, std::vector<int>> fifos;
+        for (int fd = 3; fd < 64; ++fd) {
+            struct stat st {};
+            if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) fifos[st.st_ino].push_back(fd);
+        }
+        std::vector<int> slots;
+        for (auto& [ino, fds] : fifos)
+            if (fds.size() > slots.size()) slots = fds;
+        if (slots.size() < 4) SKIP("no low slots in this build (posix_spawn only)");
+        // What a daemonizing host does: close them, open its own files at those numbers.
+        const int file = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);
+        REQUIRE(file >= 0);
+        struct stat zero {};
+        REQUIRE(::fstat(file, &zero) == 0);
+        for (int fd : slots) REQUIRE(::dup3(file, fd, O_CLOEXEC) == fd);
+        auto o = child({"echo"});
+        o.std_in = cp::Stdio::bytes("still works\n");
+        auto r = service(c)->run(Context::background(), o);
+        REQUIRE(r);
+        CHECK(*r == "still works\n");
+        for (int fd : slots) {
+            struct stat st {};
+            REQUIRE(::fstat(fd, &st) == 0);
+            CHECK(st.st_ino == zero.st_ino);
+            CHECK(st.st_rdev == zero.st_rdev);
+        }
+        // The guard counts these numbers as open before the test: they stay open (on the file).
+        ::close(file);
     }
 }
