@@ -47,6 +47,8 @@ constexpr const char* py_plain = "python subprocess.run([noop])";
 constexpr const char* py_capture = "python subprocess.run(capture_output, 16 B)";
 constexpr const char* go_plain = "go exec.Command(noop).Run()";
 constexpr const char* go_capture = "go exec.Command(writer 16).Output()";
+constexpr const char* boost_plain = "boost process::v2 process(noop).wait()";
+constexpr const char* boost_capture = "boost process::v2 + readable_pipe (16 B)";
 constexpr const char* lib_plain_peers = "lib Service::start+wait (capture off), peer rounds";
 constexpr const char* lib_capture_peers = "lib process.run action (16 B), peer rounds";
 constexpr const char* out_raw = "raw pipe read loop (64 KiB reads)";
@@ -499,6 +501,17 @@ void run_peers(Env& env) {
                 go.cmd = {go.dir + "/peer", cfg.noop, cfg.writer};
         }
         peers.push_back(std::move(go));
+    }
+    {
+        // Built with the bench (tools/bench/peers/boost_v2.cpp) where Boost 1.81's headers and
+        // boost_filesystem are found; else skipped, visibly.
+        Peer bo{"boost", {}, names::boost_plain, names::boost_capture, {}, {}};
+        const std::string peer = BENCH_BOOST_PEER;
+        if (peer.empty())
+            bo.why_not = "not built (Boost.Process v2 headers or libboost_filesystem missing)";
+        else
+            bo.cmd = {peer, cfg.noop, cfg.writer};
+        peers.push_back(std::move(bo));
     }
 
     std::vector<PeerSamples> got(peers.size());
@@ -1486,11 +1499,17 @@ void judge_targets(const Config& cfg, Report& report) {
     ratio_target("process.run (action, capture) <= 1.30x raw spawn+pipe+read", names::lib_action,
                  names::raw_pipe, 1.30);
     for (auto [peer, label] :
-         {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"}}) {
-        const bool py = std::string_view(peer) == "python";
-        double a = report.ratio(names::lib_plain_peers, py ? names::py_plain : names::go_plain);
-        double b =
-            report.ratio(names::lib_capture_peers, py ? names::py_capture : names::go_capture);
+         {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"},
+          std::pair{"boost", "Boost.Process v2"}}) {
+        const std::string_view pv = peer;
+        const char* pp = pv == "python" ? names::py_plain
+                         : pv == "go"   ? names::go_plain
+                                        : names::boost_plain;
+        const char* pc = pv == "python" ? names::py_capture
+                         : pv == "go"   ? names::go_capture
+                                        : names::boost_capture;
+        double a = report.ratio(names::lib_plain_peers, pp);
+        double b = report.ratio(names::lib_capture_peers, pc);
         Target t;
         t.name = std::string("faster than ") + label + " (plain and capture)";
         if (a <= 0 || b <= 0) {
