@@ -26,22 +26,22 @@ void EventDispatcher::close() {
         t.detach();
 }
 
-void EventDispatcher::emit(Value ev, bool is_line) {
+void EventDispatcher::emit_counted(Value ev, std::size_t nlines) {
     // Nobody subscribed: the broadcast would reach nobody, so no queueing and no wake-up of the
     // dispatcher thread (on a 2-CPU machine that wake-up was ~5% of a start+wait). A subscriber
     // sees the events emitted after it subscribed, as before.
     if (!wanted()) return;
     std::unique_lock lk(mu_);
     if (closed_) return;
-    if (is_line) {
-        if (lines_ >= max_lines_) {
-            ++dropped_;
+    if (nlines > 0) {
+        if (lines_ + nlines > max_lines_) {
+            dropped_ += nlines;
             return;
         }
-        ++lines_;
+        lines_ += nlines;
     }
     const bool was_empty = q_.empty();
-    q_.emplace_back(std::move(ev), is_line);
+    q_.emplace_back(std::move(ev), nlines);
     if (!running_) {
         // flush_and_stop moved any previous thread out, so th_ is free here.
         stop_ = false;
@@ -62,9 +62,9 @@ void EventDispatcher::run() {
     for (;;) {
         cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
         if (q_.empty()) break;  // stop_ and drained
-        auto [ev, is_line] = std::move(q_.front());
+        auto [ev, nlines] = std::move(q_.front());
         q_.pop_front();
-        if (is_line) --lines_;
+        lines_ -= nlines;
         lk.unlock();
         if (auto core = core_.lock()) core->broadcast(ev);  // a slow subscriber delays only us
         lk.lock();

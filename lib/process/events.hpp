@@ -33,7 +33,10 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
 
     // Queues ev; a line (is_line) is dropped when too many lines are queued. Starts the thread
     // on first use. Drops ev at once when nobody is subscribed to the bus.
-    void emit(Value ev, bool is_line);
+    void emit(Value ev, bool is_line) { emit_counted(std::move(ev), is_line ? 1 : 0); }
+    // Queues ev holding `lines` output lines (a ProcessOutputBatch; 0: a lifecycle event): the
+    // whole batch is dropped (its lines counted) when it would take the queue past the bound.
+    void emit_counted(Value ev, std::size_t lines);
     // Delivers everything queued so far, then stops the thread (emit() restarts it). From the
     // dispatcher thread itself (a subscriber shutting the Core down) it cannot wait: the thread
     // is detached and delivers the rest once the subscriber returns.
@@ -51,7 +54,7 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
     std::size_t max_lines_;
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    std::deque<std::pair<Value, bool>> q_;
+    std::deque<std::pair<Value, std::size_t>> q_;  // an event and the lines it holds
     std::size_t lines_ = 0;
     std::uint64_t dropped_ = 0;
     bool stop_ = false;

@@ -323,7 +323,14 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
             LineSplitter& sp = err ? st->err_lines : st->out_lines;
             // One line event per line is the costly part of capture (a string, a queue entry
             // and a broadcast each): build none while nobody subscribes.
-            if (hooks_.events->wanted()) {
+            if (hooks_.events->wanted() && hooks_.output_batches) {
+                // One event for the lines of this read: one queue entry, one broadcast.
+                ProcessOutputBatch batch{st->id, stream, {}};
+                sp.feed(buf_, len,
+                        [&](std::string line) { batch.lines.push_back(std::move(line)); });
+                const std::size_t nlines = batch.lines.size();
+                if (nlines > 0) hooks_.events->emit_counted(Value(std::move(batch)), nlines);
+            } else if (hooks_.events->wanted()) {
                 sp.feed(buf_, len, [&](std::string line) {
                     hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), stream}),
                                         true);
@@ -463,7 +470,15 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
     close_pipe(*st, st->out_fd);
     close_pipe(*st, st->err_fd);
     close_pipe(*st, st->in_fd);
-    if (hooks_.events) {
+    if (hooks_.events && hooks_.output_batches) {
+        for (Stream stream : {Stream::stdout_, Stream::stderr_}) {
+            ProcessOutputBatch batch{st->id, stream, {}};
+            (stream == Stream::stdout_ ? st->out_lines : st->err_lines)
+                .flush([&](std::string line) { batch.lines.push_back(std::move(line)); });
+            const std::size_t nlines = batch.lines.size();
+            if (nlines > 0) hooks_.events->emit_counted(Value(std::move(batch)), nlines);
+        }
+    } else if (hooks_.events) {
         st->out_lines.flush([&](std::string line) {
             hooks_.events->emit(Value(ProcessOutput{st->id, std::move(line), Stream::stdout_}),
                                 true);

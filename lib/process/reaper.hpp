@@ -39,6 +39,7 @@ class Notifier;
 struct ReaperHooks {
     std::shared_ptr<spdlog::logger> log;
     EventDispatcher* events = nullptr;  // null: no events
+    bool output_batches = false;        // ProcessOutputBatch per read instead of ProcessOutput
     // Runs on_output chunks and on_exit hooks off this thread (never null once created).
     std::shared_ptr<Notifier> notifier;
     std::function<void(const std::shared_ptr<ProcessState>&)> on_finished;

@@ -376,6 +376,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
             detail::ReaperHooks hooks;
             hooks.log = core.logger();
             hooks.events = events.get();
+            hooks.output_batches = opts.output_batches;
             hooks.notifier = notifier;
             hooks.on_finished = [this](const std::shared_ptr<ProcessState>& st) {
                 on_finished(st);

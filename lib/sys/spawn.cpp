@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -185,6 +186,10 @@ Result<int> spawn_posix(const SpawnSpec& spec) {
 #ifndef SYS_close_range
 #define SYS_close_range 436
 #endif
+constexpr unsigned kCloseRangeUnshare = 1U << 1;  // CLOSE_RANGE_UNSHARE (linux/close_range.h)
+#ifndef CLONE_FILES
+#define CLONE_FILES 0x00000400
+#endif
 
 // struct clone_args, version 0 (64 bytes, Linux 5.3): Debian 12's glibc headers lack it.
 struct CloneArgs {
@@ -259,6 +264,10 @@ struct ChildCtx {
     // Errnos the fault seam chose for each step, decided in the parent (the child must not take
     // the seam's lock: it may be held by a thread of ours that the child does not have).
     int fault[8];
+    // With CLONE_FILES (the low-slot path, see LowSlots): the child's first act is
+    // close_range(unshare_below, ~0U, CLOSE_RANGE_UNSHARE), which gives it a table of its own
+    // holding only the descriptors below unshare_below. 0: the table was copied by clone3.
+    unsigned unshare_below = 0;
 };
 
 // One raw syscall: its -errno-free result, or the errno (glibc's syscall() sets errno, which in
@@ -333,18 +342,26 @@ int identity_steps(ChildCtx& c) noexcept {
 int clone_child(void* p) {
     auto* c = static_cast<ChildCtx*>(p);
     const SpawnSpec& s = *c->spec;
+    // First of all, before anything could touch the table we share with the parent's threads:
+    // a private table of the descriptors below unshare_below (0-2, the low slots holding our
+    // sources, whatever the host keeps that low). The copy costs that many, not the table's size.
+    if (c->unshare_below != 0 &&
+        ::syscall(SYS_close_range, c->unshare_below, ~0U, kCloseRangeUnshare) != 0)
+        goto failed;
     // Dispositions: anything not SIG_DFL becomes SIG_DFL. A handler must not run here (it would
     // run the parent's code on shared memory), and SIG_IGN would survive exec. 32 and 33 are
     // glibc's own (cancellation, setxid): only sent to our threads by tid, never to this child,
     // and exec resets their handlers.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) {
-        if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
-        struct sigaction cur {};
-        if (::sigaction(sig, nullptr, &cur) != 0) continue;
-        if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) continue;
-        ::sigaction(sig, &dfl, nullptr);
+    {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; ++sig) {
+            if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
+            struct sigaction cur {};
+            if (::sigaction(sig, nullptr, &cur) != 0) continue;
+            if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) continue;
+            ::sigaction(sig, &dfl, nullptr);
+        }
     }
     if (s.new_session) {
         if (::setsid() < 0) goto failed;
@@ -402,12 +419,171 @@ bool close_range_works() noexcept {
 // is mapped or unmapped per spawn. The child uses well under 2 KiB.
 constexpr std::size_t kChildStack = 16 * 1024;
 
+// ---------------------------------------------------------------- low slots (issue 16)
+//
+// A CLONE_VM|CLONE_VFORK child copies the parent's whole descriptor table at clone (~90 ns per
+// open descriptor) and its close_range drops every reference again: with 10 000 live children
+// (one to four descriptors each in our table) or a host holding 10 000 sockets a spawn cost
+// 1-3 ms instead of ~100 us. Designs weighed (issue 16, item 1):
+//  (a) a spawn helper process forked early with an almost empty table, fed the child's fds over
+//      SCM_RIGHTS, cloning with CLONE_PARENT|CLONE_PIDFD and sending the pidfd back. Flat in
+//      every host, but the child then inherits the helper's state as of its fork, not ours:
+//      credentials after the host drops privileges (children would start as root), cwd, umask,
+//      rlimits, setns'd namespaces, cgroup of "inherit" children, capabilities, seccomp, nice;
+//      pdeathsig follows the thread that forked the helper; and every spawn adds a round trip
+//      between two processes (two wake-ups, likely a migration: what item 2 wants fewer of),
+//      with one helper serializing the spawns of every thread.
+//  (b) CLONE_FILES (share the table: nothing copied at clone) and, as the child's first act,
+//      close_range(first, ~0U, CLOSE_RANGE_UNSHARE), which copies only the descriptors below
+//      `first`. The child's sources must already sit below `first`, since the child must not
+//      change the shared table (the parent's other threads use it) before it unshares.
+//  (c) fewer descriptors per child: helps only the library's share, not the host's sockets.
+// Chosen: (b), with the sources placed in slots reserved once, low in the table: kSlotSets
+// sets of three descriptors (stdin, stdout, stderr sources) on a private pipe, taken when this file
+// is loaded (a static initializer: before main in a program linking us, so the slots are
+// among the lowest numbers; dlopen'd late, they sit wherever the table's lowest holes were).
+// A spawn takes a free set, dup3()s its sources into it (atomic replacement of a descriptor
+// we own: no other thread can be handed that number meanwhile), clones with CLONE_FILES and
+// unshare_below = the set's highest slot + 1, and afterwards points the slots back at the
+// private pipe (else our copy of the pipe's write end would hold the reader's EOF off). Before
+// each dup3 the slot is checked to still be ours (still_ours: a host that closed everything
+// after we loaded must not lose the file it reopened at that number).
+// What lives below `first`: 0-2, the slots, and whatever the host opened before we loaded
+// (typically nothing: the slots are 3..15). Those few are copied and closed by the child's
+// close_range(3, ~0U) like today; nothing of another thread's is ever changed. The cost is
+// flat in the live children and in the host's descriptors opened after load. Not covered (they
+// keep today's copying cost): pass_fds (their sources and targets may be anywhere), the
+// posix_spawn path (glibc clones without CLONE_FILES), and a library loaded after the host
+// filled its low numbers (the slots then sit above those).
+constexpr int kSlotSets = 4;
+
+struct SlotSet {
+    int fd[3] = {-1, -1, -1};
+    unsigned first = 0;  // the highest slot + 1: unshare_below
+    std::mutex busy;
+};
+
+struct LowSlots {
+    int rest = -1;  // what an idle slot holds: the read end of a pipe of ours (writer closed)
+    std::uint64_t rest_ino = 0;  // that pipe's inode: a slot is ours while it shows this one
+    std::atomic<bool> ok{false};
+    SlotSet sets[kSlotSets];
+
+    LowSlots() {
+        // Raw syscalls: this runs from a static initializer (no Result to return; a failure
+        // leaves ok false and every spawn takes the copying path).
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) return;
+        ::close(p[1]);
+        rest = ::fcntl(p[0], F_DUPFD_CLOEXEC, 3);
+        ::close(p[0]);
+        struct stat st {};
+        if (rest < 0 || ::fstat(rest, &st) != 0) return;
+        rest_ino = st.st_ino;
+        for (auto& set : sets) {
+            for (int& slot : set.fd) {
+                slot = ::fcntl(rest, F_DUPFD_CLOEXEC, 3);
+                if (slot < 0) return;  // ok stays false; the descriptors stay reserved
+                if (static_cast<unsigned>(slot) + 1 > set.first)
+                    set.first = static_cast<unsigned>(slot) + 1;
+            }
+        }
+        ok.store(true, std::memory_order_release);
+    }
+
+    // Whether fd still is one of our slots. A host that closed every descriptor after we
+    // loaded (a daemonizing routine) may have reopened files at those numbers: a dup3 there
+    // would silently replace the host's file. A pipe's inode is unique to it, and nobody but
+    // us holds this pipe, so the inode is proof; on a mismatch the slots are given up for good.
+    bool still_ours(int fd) {
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_ino == rest_ino) return true;
+        ok.store(false, std::memory_order_relaxed);
+        return false;
+    }
+};
+
+LowSlots& low_slots() {
+    static LowSlots slots;
+    return slots;
+}
+// Taken at load time (see above), not at the first spawn: low numbers are likelier then, and
+// a test's leak guard does not see the reservation as a leak of that test.
+[[maybe_unused]] const bool g_low_slots_taken = low_slots().ok.load();
+
+// A set held for one spawn; its slots point at /dev/null again when released.
+class SlotLease {
+  public:
+    SlotLease() {
+        LowSlots& ls = low_slots();
+        if (!ls.ok.load(std::memory_order_acquire)) return;
+        for (auto& s : ls.sets) {
+            if (s.busy.try_lock()) {
+                set_ = &s;
+                return;
+            }
+        }
+        // Every set in use (more threads spawning than sets): wait for one, picked by thread,
+        // rather than pay the copy. A set is held only from before clone to the child's exec.
+        static std::atomic<unsigned> next{0};
+        SlotSet& s = ls.sets[next.fetch_add(1, std::memory_order_relaxed) % kSlotSets];
+        s.busy.lock();
+        set_ = &s;
+    }
+    ~SlotLease() {
+        if (!set_) return;
+        for (int k = 0; k < 3; ++k)
+            if (used_[k]) ::dup3(low_slots().rest, set_->fd[k], O_CLOEXEC);
+        set_->busy.unlock();
+    }
+    SlotLease(const SlotLease&) = delete;
+    SlotLease& operator=(const SlotLease&) = delete;
+
+    // Places the three sources (or -1) in the slots and rewrites them in spec. False when a dup3
+    // failed (spec untouched for that source; the caller takes the copying path).
+    bool place(SpawnSpec& spec) {
+        if (!set_) return false;
+        int* srcs[3] = {&spec.stdin_fd, &spec.stdout_fd, &spec.stderr_fd};
+        for (int k = 0; k < 3; ++k) {
+            if (*srcs[k] < 0) continue;
+            // The same source twice (merge: stderr is stdout's pipe) needs one slot.
+            int prior = -1;
+            for (int j = 0; j < k; ++j)
+                if (used_[j] && orig_[j] == *srcs[k]) prior = set_->fd[j];
+            if (prior >= 0) {
+                orig_[k] = *srcs[k];
+                *srcs[k] = prior;
+                continue;
+            }
+            if (!low_slots().still_ours(set_->fd[k])) return false;
+            if (::dup3(*srcs[k], set_->fd[k], O_CLOEXEC) < 0) return false;
+            used_[k] = true;
+            orig_[k] = *srcs[k];
+            *srcs[k] = set_->fd[k];
+        }
+        return true;
+    }
+    unsigned first() const { return set_ ? set_->first : 0; }
+
+  private:
+    SlotSet* set_ = nullptr;
+    bool used_[3] = {false, false, false};
+    int orig_[3] = {-1, -1, -1};
+};
+
 // clone3 or the errno it was refused with (-errno), in which case no child exists.
 long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err, int& step, int& index) {
     alignas(64) unsigned char stack[kChildStack];
     sigset_t empty;
     sigemptyset(&empty);
-    ChildCtx ctx{&spec, spec.envp ? spec.envp : environ, &empty, 0, 0, 0, ::getpid(), {}};
+    // The low-slot path (see LowSlots) unless pass_fds are given: a copy of spec whose sources
+    // are the slots, a table shared at clone and unshared below the slots by the child.
+    SpawnSpec placed = spec;
+    SlotLease lease;
+    const bool shared_table = spec.pass_count == 0 && lease.place(placed);
+    const SpawnSpec& use = shared_table ? placed : spec;
+    ChildCtx ctx{&use, spec.envp ? spec.envp : environ, &empty, 0, 0, 0, ::getpid(), {}};
+    if (shared_table) ctx.unshare_below = lease.first();
     // The fault seam, consulted here for each step the spec asks for.
     if (spec.nrlimits) ctx.fault[static_cast<int>(Step::rlimit)] = fault::hit("setrlimit");
     if (spec.set_nice) ctx.fault[static_cast<int>(Step::nice)] = fault::hit("setpriority");
@@ -419,7 +595,7 @@ long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err, int& step,
         ctx.fault[static_cast<int>(Step::pdeathsig)] = fault::hit("prctl");
     int pidfd = -1;
     CloneArgs args{};
-    args.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK;
+    args.flags = CLONE_PIDFD | CLONE_VM | CLONE_VFORK | (shared_table ? CLONE_FILES : 0);
     args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     args.stack = reinterpret_cast<std::uintptr_t>(stack);

@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cmath>
 #include <utility>
@@ -93,10 +95,21 @@ Row sample(std::string section, std::string name, int n, int warmup, Clock::time
     return row;
 }
 
+UsageSnap usage_now() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    UsageSnap u;
+    u.cpu_us = static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+               static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    u.ctxsw = static_cast<double>(ru.ru_nvcsw + ru.ru_nivcsw);
+    return u;
+}
+
 std::vector<Row> sample_interleaved(const std::string& section, const std::vector<Variant>& vs,
                                     int n, int warmup, Clock::time_point deadline, int min_rounds) {
     std::vector<Row> rows(vs.size());
     std::vector<std::vector<double>> samples(vs.size());
+    std::vector<UsageSnap> used(vs.size());  // summed over the recorded samples
     for (std::size_t k = 0; k < vs.size(); ++k) {
         rows[k].section = section;
         rows[k].name = vs[k].name;
@@ -110,15 +123,28 @@ std::vector<Row> sample_interleaved(const std::string& section, const std::vecto
         if (round < 0 && Clock::now() >= deadline) continue;
         for (std::size_t k = 0; k < vs.size(); ++k) {
             if (!rows[k].error.empty()) continue;
+            const UsageSnap u0 = usage_now();
             auto r = vs[k].fn();
+            const UsageSnap u1 = usage_now();
             if (!r) {
                 rows[k].error = r.error().what();
                 continue;
             }
-            if (round >= 0) samples[k].push_back(*r);
+            if (round >= 0) {
+                samples[k].push_back(*r);
+                used[k].cpu_us += u1.cpu_us - u0.cpu_us;
+                used[k].ctxsw += u1.ctxsw - u0.ctxsw;
+            }
         }
     }
-    for (std::size_t k = 0; k < vs.size(); ++k) fill_stats(rows[k], std::move(samples[k]));
+    for (std::size_t k = 0; k < vs.size(); ++k) {
+        const double n_rec = static_cast<double>(samples[k].size());
+        fill_stats(rows[k], std::move(samples[k]));
+        if (n_rec > 0) {
+            rows[k].cpu_us = used[k].cpu_us / n_rec;
+            rows[k].ctxsw = used[k].ctxsw / n_rec;
+        }
+    }
     return rows;
 }
 
@@ -203,6 +229,12 @@ void Report::print_table(std::FILE* out) const {
             std::snprintf(buf, sizeof buf, "%.2fx ", q);
             tail = buf + r.ref;
         }
+        if (r.cpu_us >= 0) {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "[cpu %s us, %s csw /sample]", fmt_num(r.cpu_us).c_str(),
+                          fmt_num(r.ctxsw).c_str());
+            tail += (tail.empty() ? "" : " ") + std::string(buf);
+        }
         if (!r.note.empty()) tail += (tail.empty() ? "" : "; ") + r.note;
         if (!r.error.empty()) tail += (tail.empty() ? "ERROR: " : "; ERROR: ") + r.error;
         std::fprintf(out, "%-58s %7zu %10s %10s  %-8s %s\n", r.name.c_str(), r.n,
@@ -210,7 +242,7 @@ void Report::print_table(std::FILE* out) const {
                      tail.c_str());
     }
     if (!targets_.empty()) {
-        std::fprintf(out, "\nTargets (issue 6; ratios from this run)\n");
+        std::fprintf(out, "\nTargets (issues 6 and 16; ratios from this run)\n");
         for (const auto& t : targets_)
             std::fprintf(out, "  %-5s %-62s %s\n", t.status.c_str(), t.name.c_str(),
                          t.figure.c_str());
@@ -236,6 +268,8 @@ nlohmann::json Report::to_json(const Config& cfg, const nlohmann::json& machine)
             o["ratio"] = ratio(r);
         }
         if (!r.note.empty()) o["note"] = r.note;
+        if (r.cpu_us >= 0) o["cpu_us_per_sample"] = r.cpu_us;
+        if (r.ctxsw >= 0) o["ctxsw_per_sample"] = r.ctxsw;
         if (!r.error.empty()) o["error"] = r.error;
         rows.push_back(std::move(o));
     }

@@ -29,6 +29,7 @@ struct Config {
     int iterations = 0;          // > 0: overrides the N of every latency loop
     std::set<std::string> only;  // empty: every section
     std::string noop, writer, sleeper;
+    std::string nolibc;  // the libc-free child; empty: not built (the flat section uses noop)
 
     bool wants(std::string_view section) const;
     // A count by mode.
@@ -58,7 +59,19 @@ struct Row {
     std::string note;   // what the figure includes, or why it was skipped
     std::string error;  // the measurement failed: why
     bool skipped = false;
+    // Per sample, when the loop measured them (issue 16): CPU of this process (every thread:
+    // the library's reaper and dispatcher included; not the child's), and context switches of
+    // this process (voluntary + involuntary). -1: not measured.
+    double cpu_us = -1;
+    double ctxsw = -1;
 };
+
+// This process's CPU time in µs and context switches so far (getrusage RUSAGE_SELF).
+struct UsageSnap {
+    double cpu_us = 0;
+    double ctxsw = 0;
+};
+UsageSnap usage_now();
 
 // Fills n/median/p99/min/max from samples. higher_is_better: p99 is the low tail.
 void fill_stats(Row& row, std::vector<double> samples, bool higher_is_better = false);

@@ -20,22 +20,24 @@
 
 namespace {
 
-constexpr const char* kSections[] = {"spawn", "peers", "reap", "scale", "output", "bigparent"};
+constexpr const char* kSections[] = {"spawn",  "peers",     "reap", "scale",
+                                     "output", "bigparent", "flat", "threads"};
 
 void usage(std::FILE* out) {
-    std::fprintf(out,
-                 "usage: coreproc-bench [--quick | --full] [--json] [--max-seconds S]\n"
-                 "                      [--only SECTION,...] [--iterations N] [--realtime]\n"
-                 "                      [--noop PATH] [--writer PATH] [--sleeper PATH]\n"
-                 "  --quick          small N and sizes (the CI smoke)\n"
-                 "  --full           large N, and scale up to 10000 children\n"
-                 "  --json           print the results as JSON instead of a table\n"
-                 "  --max-seconds S  bound the run: loops stop early (after 3 samples)\n"
-                 "  --only LIST      sections: spawn,peers,reap,scale,output,bigparent\n"
-                 "  --iterations N   N of every latency loop\n"
-                 "  --realtime       run under SCHED_FIFO 10 (root or CAP_SYS_NICE); threads and\n"
-                 "                   children inherit it: a loaded machine then disturbs less\n"
-                 "Exit status: 0 when every measurement ran, 1 when one failed, 2 on bad use.\n");
+    std::fprintf(
+        out,
+        "usage: coreproc-bench [--quick | --full] [--json] [--max-seconds S]\n"
+        "                      [--only SECTION,...] [--iterations N] [--realtime]\n"
+        "                      [--noop PATH] [--writer PATH] [--sleeper PATH]\n"
+        "  --quick          small N and sizes (the CI smoke)\n"
+        "  --full           large N, and scale up to 10000 children\n"
+        "  --json           print the results as JSON instead of a table\n"
+        "  --max-seconds S  bound the run: loops stop early (after 3 samples)\n"
+        "  --only LIST      sections: spawn,peers,reap,scale,output,bigparent,flat,threads\n"
+        "  --iterations N   N of every latency loop\n"
+        "  --realtime       run under SCHED_FIFO 10 (root or CAP_SYS_NICE); threads and\n"
+        "                   children inherit it: a loaded machine then disturbs less\n"
+        "Exit status: 0 when every measurement ran, 1 when one failed, 2 on bad use.\n");
 }
 
 bool parse_args(int argc, char** argv, bench::Config& cfg) {
@@ -146,6 +148,8 @@ int main(int argc, char** argv) {
     cfg.noop = BENCH_NOOP;
     cfg.writer = BENCH_WRITER;
     cfg.sleeper = BENCH_SLEEPER;
+    cfg.nolibc = BENCH_NOLIBC;
+    if (!cfg.nolibc.empty() && ::access(cfg.nolibc.c_str(), X_OK) != 0) cfg.nolibc.clear();
     if (!parse_args(argc, argv, cfg)) {
         usage(stderr);
         return 2;
@@ -191,7 +195,8 @@ int main(int argc, char** argv) {
     bench::LibraryPtr lib;
     std::string lib_error;
     bool wants_lib = false;
-    for (const char* s : {"spawn", "peers", "reap", "scale", "output", "bigparent"})
+    for (const char* s :
+         {"spawn", "peers", "reap", "scale", "output", "bigparent", "flat", "threads"})
         wants_lib = wants_lib || cfg.wants(s);
     if (wants_lib) {
         if (auto l = bench::open_library(); l) {
@@ -208,6 +213,7 @@ int main(int argc, char** argv) {
         {"spawn", bench::run_spawn},   {"peers", bench::run_peers},
         {"reap", bench::run_reap},     {"scale", bench::run_scale},
         {"output", bench::run_output}, {"bigparent", bench::run_bigparent},
+        {"flat", bench::run_flat},     {"threads", bench::run_threads},
     };
     const auto t0 = bench::Clock::now();
     for (auto [name, fn] : sections) {

@@ -181,6 +181,51 @@ core::Result<void> clone_pidfd_wait(const Argv& a) {
     return waitid_pidfd("raw.clone", pidfd);
 }
 
+namespace {
+int clone_files_child(void* p) {
+    auto* a = static_cast<CloneArg*>(p);
+    // CLOSE_RANGE_UNSHARE (linux/close_range.h): a private table of the descriptors below 3.
+    if (::syscall(SYS_close_range, 3U, ~0U, 1U << 1) != 0) ::_exit(126);
+    ::execve(a->path, a->argv, environ);
+    ::_exit(127);
+}
+}  // namespace
+
+core::Result<void> clone_files_wait(const Argv& a) {
+    void* stack = clone_stack_top();
+    if (!stack) return fail(E_errno("raw.clone_files", "mmap stack", errno));
+    CloneArg arg{a.path(), a.argv()};
+    int pidfd = -1;
+    pid_t pid = ::clone(clone_files_child, stack,
+                        CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | SIGCHLD, &arg, &pidfd);
+    if (pid < 0) return fail(E_errno("raw.clone_files", a.path(), errno));
+    Fds f;
+    f.fd[0] = pidfd;
+    return waitid_pidfd("raw.clone_files", pidfd);
+}
+
+core::Result<std::unique_ptr<OpenFds>> OpenFds::open(std::size_t n) {
+    std::unique_ptr<OpenFds> o(new OpenFds());
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0) return fail(E_errno("raw.open_fds", "/dev/null", errno));
+    o->fds_.reserve(n);
+    int err = 0;
+    for (std::size_t i = 0; i < n && err == 0; ++i) {
+        const int fd = ::fcntl(null, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0)
+            err = errno;
+        else
+            o->fds_.push_back(fd);
+    }
+    ::close(null);
+    if (err != 0) return fail(E_errno("raw.open_fds", std::to_string(n) + " descriptors", err));
+    return o;
+}
+
+OpenFds::~OpenFds() {
+    for (int fd : fds_) ::close(fd);
+}
+
 core::Result<std::size_t> spawn_read(const Argv& a) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return fail(E_errno("raw.spawn_read", "pipe2", errno));

@@ -40,6 +40,24 @@ core::Result<void> fork_wait(const Argv& a);
 // clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD) on a private stack + execve, then waitid(P_PIDFD):
 // the pidfd exists from birth (issue 6's stretch path).
 core::Result<void> clone_pidfd_wait(const Argv& a);
+// clone(CLONE_VM|CLONE_VFORK|CLONE_FILES|CLONE_PIDFD): the child shares our descriptor table
+// and its first act is close_range(3, ~0U, CLOSE_RANGE_UNSHARE), which copies only 0-2 into a
+// table of its own, then execve; waitid(P_PIDFD). The floor of a spawn whose cost does not grow
+// with our open descriptors (issue 16, design (b)).
+core::Result<void> clone_files_wait(const Argv& a);
+// Opens n descriptors (dups of /dev/null, CLOEXEC) that nothing uses, as a host's sockets would
+// sit in its table; closes them when destroyed.
+class OpenFds {
+  public:
+    static core::Result<std::unique_ptr<OpenFds>> open(std::size_t n);
+    ~OpenFds();
+    OpenFds(const OpenFds&) = delete;
+    OpenFds& operator=(const OpenFds&) = delete;
+
+  private:
+    OpenFds() = default;
+    std::vector<int> fds_;
+};
 // posix_spawn with stdout on a pipe, read to EOF (64 KiB reads), waitpid. Returns the bytes read.
 core::Result<std::size_t> spawn_read(const Argv& a);
 // As spawn_read with what a careful library must add: stdin from /dev/null, stdout and stderr

@@ -12,6 +12,8 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <tuple>
 
 #include "raw.hpp"
 
@@ -45,11 +47,14 @@ constexpr const char* py_plain = "python subprocess.run([noop])";
 constexpr const char* py_capture = "python subprocess.run(capture_output, 16 B)";
 constexpr const char* go_plain = "go exec.Command(noop).Run()";
 constexpr const char* go_capture = "go exec.Command(writer 16).Output()";
+constexpr const char* boost_plain = "boost process::v2 process(noop).wait()";
+constexpr const char* boost_capture = "boost process::v2 + readable_pipe (16 B)";
 constexpr const char* lib_plain_peers = "lib Service::start+wait (capture off), peer rounds";
 constexpr const char* lib_capture_peers = "lib process.run action (16 B), peer rounds";
 constexpr const char* out_raw = "raw pipe read loop (64 KiB reads)";
 constexpr const char* out_capture = "lib Service::run capture (max_output 1 MiB)";
 constexpr const char* out_subscriber = "lib ProcessOutput subscriber (100 B lines)";
+constexpr const char* out_batches = "lib ProcessOutputBatch subscriber (100 B lines)";
 
 std::string reap_raw(int others) {
     return "raw pidfd+poll waiter, " + std::to_string(others) + " others alive";
@@ -140,6 +145,17 @@ core::Result<LibraryPtr> open_library() {
 
 namespace {
 
+// A second Core whose Service broadcasts ProcessOutputBatch (ServiceOptions::output_batches).
+core::Result<LibraryPtr> open_batch_library() {
+    proc::ServiceOptions opts;
+    opts.output_batches = true;
+    auto c = core::Core::create({proc::service_factory(opts)});
+    if (!c) return fail(c.error());
+    LibraryPtr lib(new Library(std::move(*c)));
+    if (auto r = lib->init(); !r) return fail(r.error());
+    return lib;
+}
+
 const core::Context& bg() {
     static const core::Context ctx = core::Context::background();
     return ctx;
@@ -176,6 +192,11 @@ struct EventLog {
         if (const auto* o = v.get<proc::ProcessOutput>()) {
             std::lock_guard lk(mu);
             line_bytes[o->id] += o->line.size() + 1;
+        } else if (const auto* b = v.get<proc::ProcessOutputBatch>()) {
+            std::size_t n = 0;
+            for (const auto& l : b->lines) n += l.size() + 1;
+            std::lock_guard lk(mu);
+            line_bytes[b->id] += n;
         } else if (const auto* e = v.get<proc::ProcessExited>()) {
             {
                 std::lock_guard lk(mu);
@@ -247,6 +268,8 @@ int estimated_rows(const Config& cfg) {
     if (cfg.wants("scale")) rows += 8;
     if (cfg.wants("output")) rows += 4;
     if (cfg.wants("bigparent")) rows += 7;
+    if (cfg.wants("flat")) rows += 12;
+    if (cfg.wants("threads")) rows += 16;
     return rows;
 }
 
@@ -478,6 +501,17 @@ void run_peers(Env& env) {
                 go.cmd = {go.dir + "/peer", cfg.noop, cfg.writer};
         }
         peers.push_back(std::move(go));
+    }
+    {
+        // Built with the bench (tools/bench/peers/boost_v2.cpp) where Boost 1.81's headers and
+        // boost_filesystem are found; else skipped, visibly.
+        Peer bo{"boost", {}, names::boost_plain, names::boost_capture, {}, {}};
+        const std::string peer = BENCH_BOOST_PEER;
+        if (peer.empty())
+            bo.why_not = "not built (Boost.Process v2 headers or libboost_filesystem missing)";
+        else
+            bo.cmd = {peer, cfg.noop, cfg.writer};
+        peers.push_back(std::move(bo));
     }
 
     std::vector<PeerSamples> got(peers.size());
@@ -914,6 +948,260 @@ void run_scale(Env& env) {
 }
 
 // ------------------------------------------------------------------------------------------
+// Flat spawn cost (issue 16, item 1): spawn+wait of the no-op with nothing else open, with K
+// unrelated descriptors open in the host, and with L live children managed by the Service.
+
+namespace {
+namespace names {
+std::string flat(const char* what, const std::string& phase) {
+    return std::string(what) + ", " + phase;
+}
+constexpr const char* flat_raw = "raw posix_spawn+waitpid";
+constexpr const char* flat_clone = "raw clone(VM|VFORK|FILES)+unshare+execve";
+constexpr const char* flat_lib = "lib Service::start+wait (clone3)";
+constexpr const char* flat_lib_posix = "lib Service::start+wait (posix_spawn)";
+}  // namespace names
+int flat_fds(const Config& cfg) {
+    return cfg.pick(1000, 10000, 10000);  // unrelated open descriptors
+}
+int flat_live(const Config& cfg) {
+    return cfg.pick(200, 2000, 10000);  // live children (capture off: one pidfd each)
+}
+const std::string flat_none = "nothing else open";
+std::string flat_fds_phase(const Config& cfg) {
+    return std::to_string(flat_fds(cfg)) + " unrelated fds open";
+}
+std::string flat_live_phase(const Config& cfg) {
+    return std::to_string(flat_live(cfg)) + " live children";
+}
+}  // namespace
+
+void run_flat(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "flat";
+    const int per_phase = cfg.loops(40, 300, 1000);
+    const int warm = cfg.pick(3, 10, 20);
+    const int K = flat_fds(cfg);
+    const int L = flat_live(cfg);
+    const std::size_t nofile = raw::raise_nofile();
+    // The spawner's own cost: the libc-free child where it was built.
+    const std::string& child = cfg.nolibc.empty() ? cfg.noop : cfg.nolibc;
+    env.report.note(std::string("flat: child ") +
+                    (cfg.nolibc.empty() ? "the static no-op (libc-free child not built)"
+                                        : "libc-free (coreproc-bench-nolibc)"));
+    raw::Argv noop({child});
+    const std::string none = flat_none;
+    const std::string fds = flat_fds_phase(cfg);
+    const std::string live = flat_live_phase(cfg);
+
+    struct V {
+        const char* what;
+        SampleFn fn;
+    };
+    std::vector<V> vs;
+    vs.push_back({names::flat_raw, timed([&] { return raw::spawn_wait(noop); })});
+    vs.push_back({names::flat_clone, timed([&] { return raw::clone_files_wait(noop); })});
+#if BENCH_HAVE_SERVICE
+    proc::RunOptions quiet;
+    quiet.command = child;
+    quiet.std_out = core::process::Stdio::inherit();
+    quiet.std_err = core::process::Stdio::inherit();
+    if (Library* lp = env.lib) {
+        vs.push_back({names::flat_lib, lib_start_wait(*lp, quiet)});
+        vs.push_back({names::flat_lib_posix,
+                      [inner = lib_start_wait(*lp, quiet),
+                       back = std::string(proc::spawn_method()) == "clone3"
+                                  ? proc::SpawnMethod::automatic
+                                  : proc::SpawnMethod::posix_spawn]() -> core::Result<double> {
+                          proc::set_spawn_method(proc::SpawnMethod::posix_spawn);
+                          auto r = inner();
+                          proc::set_spawn_method(back);
+                          return r;
+                      }});
+    }
+#endif
+    // samples[phase][variant]; errors per variant.
+    std::map<std::string, std::vector<std::vector<double>>> samples;
+    std::map<std::string, std::vector<UsageSnap>> usage;  // summed over recorded samples
+    std::vector<std::string> errors(vs.size());
+    auto phase = [&](const std::string& name) {
+        auto& into = samples[name];
+        into.resize(vs.size());
+        auto& used = usage[name];
+        used.resize(vs.size());
+        const auto deadline = env.budget.row_deadline(static_cast<int>(vs.size()));
+        for (int round = 0; round < warm + per_phase; ++round) {
+            if (round >= warm + 3 && Clock::now() > deadline) break;
+            for (std::size_t i = 0; i < vs.size(); ++i) {
+                if (!errors[i].empty()) continue;
+                const UsageSnap u0 = usage_now();
+                auto r = vs[i].fn();
+                const UsageSnap u1 = usage_now();
+                if (!r) {
+                    errors[i] = r.error().what();
+                    continue;
+                }
+                if (round >= warm) {
+                    into[i].push_back(*r);
+                    used[i].cpu_us += u1.cpu_us - u0.cpu_us;
+                    used[i].ctxsw += u1.ctxsw - u0.ctxsw;
+                }
+            }
+        }
+    };
+    // Phase order none, fds, none, live: the baseline is sampled before and after the first
+    // loaded phase, so drift hits both.
+    phase(none);
+    std::string fds_skip, live_skip;
+    if (nofile < static_cast<std::size_t>(K) + 256) {
+        fds_skip = "RLIMIT_NOFILE " + std::to_string(nofile) + " is too low";
+    } else if (auto open = raw::OpenFds::open(static_cast<std::size_t>(K)); !open) {
+        fds_skip = open.error().what();
+    } else {
+        phase(fds);
+    }
+    phase(none);
+#if BENCH_HAVE_SERVICE
+    if (!env.lib) {
+        live_skip = env.lib_error;
+    } else if (nofile < static_cast<std::size_t>(L) + 256) {
+        live_skip = "RLIMIT_NOFILE " + std::to_string(nofile) + " is too low";
+    } else {
+        LibIdle idle(*env.lib);
+        if (auto st = idle.start(cfg.sleeper, L); !st) {
+            live_skip = st.error().what();
+        } else {
+            phase(live);
+        }
+    }
+#else
+    live_skip = "the process service is not built";
+#endif
+    for (std::size_t i = 0; i < vs.size(); ++i) {
+        for (const auto& ph : {none, fds, live}) {
+            Row r;
+            r.section = sec;
+            r.name = names::flat(vs[i].what, ph);
+            r.unit = "us";
+            if (ph != none) r.ref = names::flat(vs[i].what, none);
+            const std::string& skip = ph == fds ? fds_skip : ph == live ? live_skip : "";
+            if (!errors[i].empty()) {
+                r.error = errors[i];
+            } else if (!skip.empty()) {
+                r.skipped = true;
+                r.note = skip;
+            } else {
+                const auto n_rec = static_cast<double>(samples[ph][i].size());
+                fill_stats(r, samples[ph][i]);
+                if (n_rec > 0) {
+                    r.cpu_us = usage[ph][i].cpu_us / n_rec;
+                    r.ctxsw = usage[ph][i].ctxsw / n_rec;
+                }
+            }
+            env.report.add(std::move(r));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Threaded throughput (issue 16): T threads each spawn+wait the libc-free child in a loop for a
+// fixed time; spawns per second of all threads together, for T = 1, 2, 8, 32.
+
+void run_threads(Env& env) {
+    const Config& cfg = env.cfg;
+    const char* sec = "threads";
+    const double seconds = cfg.pick(0.3, 1.0, 3.0);
+    const std::string& child = cfg.nolibc.empty() ? cfg.noop : cfg.nolibc;
+    raw::Argv noop({child});
+    struct V {
+        std::string what;
+        std::function<core::Result<void>()> fn;
+    };
+    std::vector<V> vs;
+    vs.push_back({"raw vfork+execve+waitpid", [&] { return raw::vfork_wait(noop); }});
+    vs.push_back({"raw posix_spawn+waitpid", [&] { return raw::spawn_wait(noop); }});
+#if BENCH_HAVE_SERVICE
+    proc::RunOptions quiet;
+    quiet.command = child;
+    quiet.std_out = core::process::Stdio::inherit();
+    quiet.std_err = core::process::Stdio::inherit();
+    proc::RunOptions captured;
+    captured.command = child;
+    if (Library* lp = env.lib) {
+        vs.push_back({"lib Service::start+wait (capture off)", [&, lp]() -> core::Result<void> {
+                          auto p = lp->svc().start(bg(), quiet);
+                          if (!p) return fail(p.error());
+                          auto info = (*p)->wait();
+                          (void)lp->svc().remove((*p)->id());
+                          return check_info("lib.start", info);
+                      }});
+        vs.push_back({"lib Service::run (capture)", [&, lp]() -> core::Result<void> {
+                          auto out = lp->svc().run(bg(), captured);
+                          if (!out) return fail(out.error());
+                          return {};
+                      }});
+    }
+#endif
+    for (int threads : {1, 2, 8, 32}) {
+        for (const auto& v : vs) {
+            Row r;
+            r.section = sec;
+            r.name = v.what + ", " + std::to_string(threads) + " threads";
+            r.unit = "spawns/s";
+            if (v.what.rfind("raw vfork", 0) != 0)
+                r.ref = std::string("raw vfork+execve+waitpid, ") + std::to_string(threads) +
+                        " threads";
+            if (env.budget.over()) {
+                r.skipped = true;
+                r.note = "would exceed the --max-seconds budget";
+                env.report.add(std::move(r));
+                continue;
+            }
+            std::atomic<std::uint64_t> done{0};
+            std::atomic<bool> stop{false};
+            std::mutex err_mu;
+            std::string error;
+            std::vector<std::thread> ts;
+            const UsageSnap u0 = usage_now();
+            const auto t0 = Clock::now();
+            for (int t = 0; t < threads; ++t) {
+                ts.emplace_back([&] {
+                    while (!stop.load(std::memory_order_relaxed)) {
+                        if (auto res = v.fn(); !res) {
+                            std::lock_guard lk(err_mu);
+                            if (error.empty()) error = res.error().what();
+                            stop = true;
+                            return;
+                        }
+                        done.fetch_add(1, std::memory_order_relaxed);
+                    }
+                });
+            }
+            const auto end = std::min(
+                t0 + std::chrono::duration_cast<Clock::duration>(duration<double>(seconds)),
+                env.budget.row_deadline());
+            while (Clock::now() < end && !stop.load())
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            stop = true;
+            for (auto& th : ts) th.join();
+            const double secs = duration<double>(Clock::now() - t0).count();
+            const UsageSnap u1 = usage_now();
+            const auto n = static_cast<double>(done.load());
+            r.n = static_cast<std::size_t>(n);
+            // A rate over the whole interval: every statistic column shows it.
+            r.median = r.p99 = r.min = r.max = n / secs;
+            if (n > 0) {
+                r.cpu_us = (u1.cpu_us - u0.cpu_us) / n;
+                r.ctxsw = (u1.ctxsw - u0.ctxsw) / n;
+            }
+            r.error = error;
+            r.note = "per spawn in []; rate over the whole interval";
+            env.report.add(std::move(r));
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // 6: output throughput.
 
 void run_output(Env& env) {
@@ -924,8 +1212,9 @@ void run_output(Env& env) {
     const std::string size = std::to_string(bytes);
     const std::string label = " [" + size_label(bytes) + "]";
     raw::Argv writer({cfg.writer, size, "100"});
-    std::vector<double> delivered;  // share of the bytes the subscriber saw, per sample
-    std::vector<double> drain_ms;   // event backlog left behind by a capture sample
+    std::vector<double> delivered;          // share of the bytes the subscriber saw, per sample
+    std::vector<double> drain_ms;           // event backlog left behind by a capture sample
+    std::vector<double> delivered_batches;  // the same for the batch subscriber
 
     std::vector<Variant> vs;
     vs.push_back({names::out_raw, timed([&]() -> core::Result<void> {
@@ -988,6 +1277,36 @@ void run_output(Env& env) {
              },
              names::out_raw, "one event per 100 B line, capture on" + label});
     }
+    LibraryPtr batch_lib;
+    if (env.lib) {
+        if (auto bl = open_batch_library(); bl) {
+            batch_lib = std::move(*bl);
+        } else {
+            env.report.note("batch subscriber row skipped: " + bl.error().what());
+        }
+    }
+    if (Library* lp = batch_lib.get()) {
+        vs.push_back(
+            {names::out_batches,
+             [&, lp]() -> core::Result<double> {
+                 EventLog log;
+                 auto sub = lp->core().subscribe([&log](const core::Value& v) { log.on(v); });
+                 auto t0 = Clock::now();
+                 auto p = lp->svc().start(bg(), o);
+                 if (!p) return fail(p.error());
+                 auto info = (*p)->wait();
+                 const bool exited = log.wait_exited((*p)->id(), std::chrono::seconds(120));
+                 auto t1 = Clock::now();
+                 sub.reset();
+                 (void)lp->svc().remove((*p)->id());
+                 if (auto c = check_info("lib.batches", info); !c) return fail(c.error());
+                 if (!exited) return fail(E("lib.batches", "no ProcessExited event within 120 s"));
+                 delivered_batches.push_back(static_cast<double>(log.bytes_of((*p)->id())) /
+                                             static_cast<double>(bytes));
+                 return elapsed_us(t0, t1);
+             },
+             names::out_raw, "output_batches: one event per read, capture on" + label});
+    }
 #endif
     // One round at least (each moves the whole size through every variant).
     auto rows = sample_interleaved(sec, vs, reps, 0,
@@ -1008,6 +1327,14 @@ void run_output(Env& env) {
             char buf[96];
             std::snprintf(buf, sizeof buf, "; events still queued at return: drained in %.0f ms",
                           d.median);
+            r.note += buf;
+        }
+        if (r.name == names::out_batches && !delivered_batches.empty()) {
+            char buf[96];
+            std::snprintf(
+                buf, sizeof buf, "; lines delivered: %.0f%%..%.0f%% of the output",
+                100 * *std::min_element(delivered_batches.begin(), delivered_batches.end()),
+                100 * *std::max_element(delivered_batches.begin(), delivered_batches.end()));
             r.note += buf;
         }
         if (r.name == names::out_subscriber && !delivered.empty()) {
@@ -1059,11 +1386,15 @@ void run_bigparent(Env& env) {
     if (env.lib) series.push_back({names::lib_start, lib_start_wait(*env.lib, quiet), {}, {}});
 #endif
 
-    auto phase = [&](int which) {
+    // Within a phase the fork row runs last, after every other row's samples (issue 16): after a
+    // fork the parent's pages are write-protected for copy-on-write, so whatever ran next paid
+    // the faults of a 2 GiB parent (the library's row always followed raw fork: 1.32-1.40x).
+    auto phase = [&](int which, bool forks) {
         std::vector<Variant> vs;
         bool recording = false;
         for (auto& sr : series) {
             if (!sr.error.empty()) continue;
+            if ((std::string_view(sr.base) == names::raw_fork) != forks) continue;
             vs.push_back({sr.base,
                           [&sr, which, &recording]() -> core::Result<double> {
                               auto r = sr.fn();
@@ -1084,7 +1415,8 @@ void run_bigparent(Env& env) {
 
     const std::size_t rss0 = raw::rss_bytes();
     for (int c = 0; c < cycles; ++c) {
-        phase(0);
+        phase(0, false);
+        phase(0, true);
         // Grow: every page touched, so the RSS is real and fork() must copy its page tables.
         auto* block = static_cast<char*>(std::malloc(big_bytes));
         if (!block) {
@@ -1102,7 +1434,8 @@ void run_bigparent(Env& env) {
             env.report.note("bigparent: RSS grew from " + size_label(rss0) + " to " +
                             size_label(raw::rss_bytes()) + "; " + std::to_string(cycles) +
                             " small/big cycles");
-        phase(1);
+        phase(1, false);
+        phase(1, true);
         std::free(block);  // an mmap'd chunk: back to the kernel at once
     }
     for (int which = 0; which < 2; ++which) {
@@ -1166,11 +1499,17 @@ void judge_targets(const Config& cfg, Report& report) {
     ratio_target("process.run (action, capture) <= 1.30x raw spawn+pipe+read", names::lib_action,
                  names::raw_pipe, 1.30);
     for (auto [peer, label] :
-         {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"}}) {
-        const bool py = std::string_view(peer) == "python";
-        double a = report.ratio(names::lib_plain_peers, py ? names::py_plain : names::go_plain);
-        double b =
-            report.ratio(names::lib_capture_peers, py ? names::py_capture : names::go_capture);
+         {std::pair{"python", "Python subprocess.run"}, std::pair{"go", "Go os/exec"},
+          std::pair{"boost", "Boost.Process v2"}}) {
+        const std::string_view pv = peer;
+        const char* pp = pv == "python" ? names::py_plain
+                         : pv == "go"   ? names::go_plain
+                                        : names::boost_plain;
+        const char* pc = pv == "python" ? names::py_capture
+                         : pv == "go"   ? names::go_capture
+                                        : names::boost_capture;
+        double a = report.ratio(names::lib_plain_peers, pp);
+        double b = report.ratio(names::lib_capture_peers, pc);
         Target t;
         t.name = std::string("faster than ") + label + " (plain and capture)";
         if (a <= 0 || b <= 0) {
@@ -1247,6 +1586,22 @@ void judge_targets(const Config& cfg, Report& report) {
         }
         report.add_target(std::move(t));
     }
+    // Issue 16's output targets: throughput ratios (higher is better).
+    for (auto [row, label, limit] :
+         {std::tuple{names::out_capture, "issue 16: capture >= 0.95x the raw read loop", 0.95},
+          std::tuple{names::out_subscriber,
+                     "issue 16: ProcessOutput subscriber >= 0.8x the raw read loop", 0.8},
+          std::tuple{names::out_batches,
+                     "issue 16: ProcessOutputBatch subscriber >= 0.8x the raw read loop", 0.8}}) {
+        const double q = report.ratio(row, names::out_raw);
+        Target t;
+        t.name = label;
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.2fx", q);
+        t.figure = q <= 0 ? "not measured" : buf;
+        t.status = q <= 0 ? "N/A" : q >= limit ? "PASS" : "MISS";
+        report.add_target(std::move(t));
+    }
     {
         const std::size_t big_bytes = cfg.pick<std::size_t>(256, 2048, 2048) << 20;
         std::string large = "RSS +" + size_label(big_bytes);
@@ -1254,6 +1609,40 @@ void judge_targets(const Config& cfg, Report& report) {
         ratio_target("big parent: Service::start+wait at " + large + " <= 1.2x small",
                      r ? std::string_view(r->name) : std::string_view("-"),
                      r ? std::string_view(r->ref) : std::string_view("-"), 1.2);
+    }
+    // Issue 16: 8-thread throughput >= 0.9x raw threaded vfork (higher is better).
+    if (cfg.wants("threads")) {
+        const double q = report.ratio("lib Service::start+wait (capture off), 8 threads",
+                                      "raw vfork+execve+waitpid, 8 threads");
+        Target t;
+        t.name = "issue 16: 8-thread start+wait throughput >= 0.9x raw threaded vfork";
+        char buf[64];
+        std::snprintf(buf, sizeof buf, "%.2fx", q);
+        t.figure = q <= 0 ? "not measured" : buf;
+        t.status = q <= 0 ? "N/A" : q >= 0.9 ? "PASS" : "MISS";
+        report.add_target(std::move(t));
+    }
+    // Issue 16's flat-spawn targets, under whatever scheduler this run used.
+    if (cfg.wants("flat")) {
+        for (const auto& phase : {flat_live_phase(cfg), flat_fds_phase(cfg)}) {
+            const bool fds = phase == flat_fds_phase(cfg);
+            ratio_target(std::string("start+wait with ") + phase + " <= 1.2x with " + flat_none,
+                         names::flat(names::flat_lib, phase),
+                         names::flat(names::flat_lib, flat_none), 1.2);
+            // The same ratio of the raw rows beside it: what the kernel charges others.
+            for (const char* raw_name : {names::flat_raw, names::flat_clone}) {
+                const double rq =
+                    report.ratio(names::flat(raw_name, phase), names::flat(raw_name, flat_none));
+                Target t;
+                t.name = std::string("  (reference) ") + raw_name + ", " + phase;
+                char buf[64];
+                std::snprintf(buf, sizeof buf, "%.2fx", rq);
+                t.figure = rq <= 0 ? "not measured" : buf;
+                t.status = "-";
+                report.add_target(std::move(t));
+            }
+            (void)fds;
+        }
     }
 }
 

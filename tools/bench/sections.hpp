@@ -37,6 +37,8 @@ void run_reap(Env& env);       // 4 reaping latency with 0 and N other children
 void run_scale(Env& env);      // 5 N sleeping children: time and memory per child
 void run_output(Env& env);     // 6 output throughput
 void run_bigparent(Env& env);  // 7 spawn latency at a large parent RSS
+void run_threads(Env& env);    // issue 16: spawns/s at 1, 2, 8, 32 threads
+void run_flat(Env& env);       // issue 16: spawn cost with K open fds and L live children
 
 // Judges issue 6's targets from the rows of this run.
 void judge_targets(const Config& cfg, Report& report);

@@ -23,6 +23,11 @@ struct ServiceOptions {
     bool events = true;
     // Output lines queued for slow subscribers before further lines are dropped (counted).
     std::size_t max_queued_lines = 65536;
+    // Output reaches the bus as one ProcessOutputBatch per read (a batch of lines) instead of
+    // one ProcessOutput per line: one queue entry, one wake-up and one broadcast per read. Off by
+    // default: the bus's existing subscribers (supervisor logs, control WebSocket, runner) read
+    // ProcessOutput.
+    bool output_batches = false;
     // Bytes of RunOptions::on_output chunks queued for slow callbacks before further chunks are
     // dropped (counted per process in ProcessInfo::callback_dropped).
     std::size_t max_queued_output_bytes = std::size_t{16} << 20;

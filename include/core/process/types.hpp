@@ -244,6 +244,15 @@ struct ProcessOutput {
     std::string line;  // without its newline
     Stream stream = Stream::stdout_;
 };
+// One read's worth of one stream's lines (issue 16, item 3): broadcast instead of one
+// ProcessOutput per line when ServiceOptions::output_batches is set. The lines in order, each
+// without its newline; a line longer than max_output comes in pieces as with ProcessOutput.
+// Batches of one process keep the order of its reads; the queue bound counts their lines.
+struct ProcessOutputBatch {
+    std::string id;
+    Stream stream = Stream::stdout_;
+    std::vector<std::string> lines;
+};
 struct ProcessKilled {
     std::string id;
     int signal = 0;

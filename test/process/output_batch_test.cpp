@@ -1,0 +1,108 @@
+// Batched output events (issue 16, item 3): with ServiceOptions::output_batches the bus gets one
+// ProcessOutputBatch per read instead of one ProcessOutput per line; every line arrives once, in
+// order, split exactly as ProcessOutput lines are, before the process's ProcessExited; the queue
+// bound counts lines.
+#include <condition_variable>
+#include <mutex>
+
+#include "common.hpp"
+
+using core::Context;
+using core::Value;
+using namespace proctest;
+
+namespace {
+
+struct BatchLog {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> lines;  // "<stream> <line>"
+    std::size_t batches = 0;
+    std::size_t single_line_events = 0;  // ProcessOutput: must stay 0 with batches on
+    bool exited = false;
+    std::string id;
+    core::Subscription sub;
+
+    explicit BatchLog(core::Core& c) {
+        sub = c.subscribe([this](const Value& v) {
+            std::lock_guard lk(mu);
+            if (const auto* b = v.get<cp::ProcessOutputBatch>()) {
+                if (b->id != id) return;
+                ++batches;
+                for (const auto& l : b->lines)
+                    lines.push_back(std::string(cp::to_string(b->stream)) + " " + l);
+            } else if (const auto* o = v.get<cp::ProcessOutput>()) {
+                if (o->id == id) ++single_line_events;
+            } else if (const auto* e = v.get<cp::ProcessExited>()) {
+                if (e->id != id) return;
+                exited = true;
+                cv.notify_all();
+            }
+        });
+    }
+    bool wait_exit() {
+        std::unique_lock lk(mu);
+        return cv.wait_for(lk, 30s, [&] { return exited; });
+    }
+};
+
+}  // namespace
+
+TEST_CASE("OutputBatch_Events_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    cp::ServiceOptions opts;
+    opts.output_batches = true;
+    auto c = make_core(opts);
+    BatchLog log(*c);
+    SECTION("many lines: each once, in order, fewer events than lines at most") {
+        constexpr int kLines = 5000;
+        {
+            std::unique_lock lk(log.mu);
+            auto p = service(c)->start(Context::background(), child({"lines", "5000"}));
+            REQUIRE(p);
+            log.id = (*p)->id();
+        }
+        REQUIRE(log.wait_exit());
+        std::lock_guard lk(log.mu);
+        REQUIRE(log.lines.size() == kLines);
+        for (int i = 0; i < kLines; ++i) CHECK(log.lines[i] == "stdout line " + std::to_string(i));
+        CHECK(log.batches >= 1);
+        CHECK(log.batches <= static_cast<std::size_t>(kLines));
+        CHECK(log.single_line_events == 0);
+    }
+    SECTION("stderr on a pipe of its own is batched apart") {
+        auto o = child({"stderr", "on stderr"});
+        o.std_err = cp::Stdio::pipe();
+        {
+            std::unique_lock lk(log.mu);
+            auto p = service(c)->start(Context::background(), o);
+            REQUIRE(p);
+            log.id = (*p)->id();
+        }
+        REQUIRE(log.wait_exit());
+        std::lock_guard lk(log.mu);
+        REQUIRE(log.lines.size() == 1);
+        CHECK(log.lines[0] == "stderr on stderr");
+    }
+}
+
+TEST_CASE("OutputBatch_Bound_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    SECTION("a batch over the queue bound is dropped whole and counted, lifecycle events kept") {
+        cp::ServiceOptions opts;
+        opts.output_batches = true;
+        opts.max_queued_lines = 10;
+        auto c = make_core(opts);
+        BatchLog log(*c);
+        {
+            std::unique_lock lk(log.mu);
+            auto p = service(c)->start(Context::background(), child({"lines", "5000"}));
+            REQUIRE(p);
+            log.id = (*p)->id();
+        }
+        REQUIRE(log.wait_exit());
+        std::lock_guard lk(log.mu);
+        CHECK(log.lines.size() < 5000);
+        CHECK(log.single_line_events == 0);
+    }
+}
