@@ -10,8 +10,8 @@
 
 #include "core/options.hpp"
 #include "core/process/runner.hpp"
+#include "json/containment_config.hpp"
 #include "json/type_name.hpp"
-#include "supervisor/containment_config.hpp"
 #include "sys/file.hpp"
 
 namespace core::process {

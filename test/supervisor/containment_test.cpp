@@ -9,8 +9,8 @@
 #include "core/process/process.hpp"
 #include "core/process/supervisor.hpp"
 #include "guard.hpp"
+#include "json/containment_config.hpp"
 #include "process/cgroup.hpp"
-#include "supervisor/containment_config.hpp"
 #include "sys/spawn.hpp"
 
 using namespace std::chrono_literals;

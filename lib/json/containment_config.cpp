@@ -1,4 +1,4 @@
-#include "supervisor/containment_config.hpp"
+#include "json/containment_config.hpp"
 
 #include <cerrno>
 #include <cmath>

@@ -1,7 +1,8 @@
 // The supervise file's containment and identity keys of one daemon (issue 13): "cgroup",
 // "limits" {"memory", "memory_swap", "pids", "cpu", "io_weight"}, "user", "group", "groups",
 // "umask", "rlimits" {"nofile": 4096, "core": "unlimited", "nproc": "100:200"}, "nice",
-// "no_new_privs", "parent_death_signal". The config reader calls it for each daemon object.
+// "no_new_privs", "parent_death_signal". The supervise file's reader calls it for each daemon
+// object, the pipeline file's for each step and for "defaults" (one reader, the same messages).
 #pragma once
 
 #include <string>
