@@ -10,6 +10,7 @@
 #include "sys/file.hpp"
 #include "sys/poll.hpp"
 #include "sys/reap.hpp"
+#include "sys/signals.hpp"
 #include "sys/supervise.hpp"
 
 namespace core::process {
@@ -17,7 +18,7 @@ namespace core::process {
 struct OrphanReaper::Impl {
     sys::Epoll epoll;
     sys::EventFd wake;
-    sys::sup::SignalFd chld;
+    sys::SignalFd chld;
     std::atomic<bool> quit{false};
     std::atomic<std::uint64_t> reaped{0};
     std::thread thread;
@@ -52,7 +53,7 @@ Result<std::unique_ptr<OrphanReaper>> OrphanReaper::start(bool subreaper) {
     if (!ep) return fail(E(op, "epoll", ep.error()));
     auto wake = sys::EventFd::create();
     if (!wake) return fail(E(op, "eventfd", wake.error()));
-    auto chld = sys::sup::SignalFd::open({sys::reap::sig_chld()});
+    auto chld = sys::SignalFd::open({sys::reap::sig_chld()});
     if (!chld) return fail(E(op, "signalfd", chld.error()));
     auto impl = std::unique_ptr<Impl>(
         new Impl{std::move(*ep), std::move(*wake), std::move(*chld), {false}, {0}, {}});
