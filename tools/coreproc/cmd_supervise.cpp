@@ -34,6 +34,20 @@ namespace cp = core::process;
 
 namespace {
 
+// A config error as the user reads it: "FILE: daemons[0] (\"a\"): key …". The library's
+// error names its operation ("supervise.config: \"FILE\": …") for embedders; after
+// "coreproc supervise: " that would say supervise twice and quote the file the user typed.
+std::string config_error_text(const core::Error& e) {
+    std::string w = e.what();
+    constexpr std::string_view op = "supervise.config: ";
+    if (w.rfind(op, 0) == 0) w.erase(0, op.size());
+    if (w.size() > 1 && w[0] == '"') {
+        const auto close = w.find("\": ", 1);
+        if (close != std::string::npos) w = w.substr(1, close - 1) + w.substr(close + 1);
+    }
+    return w;
+}
+
 std::string join(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
@@ -68,7 +82,7 @@ core::Result<cp::ReloadResult> reload(const Globals& g, const SuperviseArgs& a,
         return core::fail(core::Error("reload", why + "; nothing changed", EINVAL));
     };
     auto next = cp::load_supervise_config(a.file);
-    if (!next) return fail_reload(next.error().what());
+    if (!next) return fail_reload(config_error_text(next.error()));
     if (next->empty()) return fail_reload(a.file + ": key \"daemons\": no daemons to supervise");
     auto rr = host.apply(std::move(*next));
     if (!rr) return fail_reload(rr.error().what());
@@ -257,7 +271,7 @@ int cmd_supervise(const Globals& g, const SuperviseArgs& a) {
             g.log->warn("init: {}", ok.error().what());
     auto specs = cp::load_supervise_config(a.file);
     if (!specs) {
-        std::cerr << "coreproc supervise: " << specs.error().what() << "\n";
+        std::cerr << "coreproc supervise: " << config_error_text(specs.error()) << "\n";
         return kExitUsage;
     }
     if (specs->empty()) {
