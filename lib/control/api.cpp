@@ -511,6 +511,10 @@ Reply Api::metrics(const std::string& server_metrics) {
       << "# HELP coreproc_log_write_errors_total Log lines lost to write errors, daemons present.\n"
          "# TYPE coreproc_log_write_errors_total counter\n"
       << "coreproc_log_write_errors_total " << log_errors << "\n";
+    o << "# HELP coreproc_events_dropped_lines_total Output lines the event bus dropped for "
+         "subscribers that fell behind (the WebSocket, ctl events, logs -f without a file).\n"
+         "# TYPE coreproc_events_dropped_lines_total counter\n"
+      << "coreproc_events_dropped_lines_total " << svc_.dropped_event_lines() << "\n";
     o << server_metrics;
     if (opts_.extra_metrics) o << opts_.extra_metrics();
     Reply r;

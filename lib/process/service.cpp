@@ -873,6 +873,10 @@ std::vector<ExitStatus> PipelineProcesses::statuses() const {
     return out;
 }
 
+std::uint64_t Service::dropped_event_lines() const {
+    return impl_->events ? impl_->events->dropped_lines() : 0;
+}
+
 Result<std::shared_ptr<ManagedProcess>> Service::get(const std::string& id) const {
     auto p = impl_->managed.get(id);
     if (!p) return fail(Error("process.get", "not found: " + id, ESRCH));

@@ -428,6 +428,9 @@ TEST_CASE("Ctl_LogMetrics_Ugly", "[control][cli]") {
         CHECK(sample(m, "coreproc_daemon_log_dropped_lines_total{daemon=\"a\"}") >= 0);
         CHECK(sample(m, "coreproc_log_write_errors_total") > 5);
         CHECK(m.find("# TYPE coreproc_daemon_log_write_errors_total counter") != std::string::npos);
+        // The bus's own drops are there too (none here: nothing subscribes slowly).
+        CHECK(m.find("# TYPE coreproc_events_dropped_lines_total counter") != std::string::npos);
+        CHECK(sample(m, "coreproc_events_dropped_lines_total") == 0);
     }
     SECTION("a full disk (a 64 KiB tmpfs): counted, and the log resumes when space returns") {
         if (::geteuid() != 0 || !fs::exists("/usr/bin/unshare"))

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -90,6 +91,9 @@ class CORE_API Service : public core::Service {
     Result<void> remove(const std::string& id);
     // Forgets every finished process.
     void clear();
+    // Output lines the event bus dropped since the start because subscribers fell behind by
+    // more than ServiceOptions::max_queued_lines (0 with events off). Thread-safe.
+    std::uint64_t dropped_event_lines() const;
 
     // Parses action Options into RunOptions, naming the key on a wrong type, and refusing keys
     // it does not know (listing the known ones).
