@@ -228,7 +228,8 @@ TEST_CASE("Notify_ManagerNotifier_Good", "[supervisor][notify]") {
     CHECK(m.active());
     CHECK(m.watchdog() == 2000000us);
     REQUIRE(m.send("READY=1\nSTATUS=3 of 3 daemons up\n"));
-    REQUIRE(core::sys::wait_readable(sock->get(), std::chrono::milliseconds(10000)).value_or(false));
+    REQUIRE(
+        core::sys::wait_readable(sock->get(), std::chrono::milliseconds(10000)).value_or(false));
     auto d = core::sys::notify::receive(sock->get(), 4096);
     REQUIRE(d);
     REQUIRE(*d);
