@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "core/graph.hpp"
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "core/process/types.hpp"
@@ -78,45 +79,12 @@ Result<std::vector<std::vector<std::size_t>>> build_graph(const std::vector<RunS
                 deps[i].push_back(it->second);
         }
     }
-    // Kahn's algorithm; whatever is left over lies on or behind a cycle.
-    std::vector<std::size_t> pending(specs.size());
-    std::vector<std::vector<std::size_t>> dependents(specs.size());
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-        pending[i] = deps[i].size();
-        for (std::size_t d : deps[i]) dependents[d].push_back(i);
-    }
-    std::vector<std::size_t> queue;
-    for (std::size_t i = 0; i < specs.size(); ++i)
-        if (pending[i] == 0) queue.push_back(i);
-    std::size_t done = 0;
-    while (!queue.empty()) {
-        const std::size_t u = queue.back();
-        queue.pop_back();
-        ++done;
-        for (std::size_t v : dependents[u])
-            if (--pending[v] == 0) queue.push_back(v);
-    }
-    if (done == specs.size()) return deps;
-    // Every left-over spec waits for at least one other left-over spec, so following such
-    // edges from any of them must come back to a spec already seen: that loop is a cycle.
-    std::size_t u = 0;
-    while (pending[u] == 0) ++u;
-    std::vector<std::size_t> path;
-    std::vector<std::size_t> seen_at(specs.size(), SIZE_MAX);
-    while (seen_at[u] == SIZE_MAX) {
-        seen_at[u] = path.size();
-        path.push_back(u);
-        for (std::size_t d : deps[u]) {
-            if (pending[d] != 0) {
-                u = d;
-                break;
-            }
-        }
-    }
+    const auto cycle = core::find_cycle(deps);
+    if (cycle.empty()) return deps;
     std::string text;
-    for (std::size_t k = seen_at[u]; k < path.size(); ++k)
-        text += quoted(specs[path[k]].name) + " -> ";
-    text += quoted(specs[u].name);
+    for (std::size_t k = 0; k + 1 < cycle.size(); ++k)
+        text += quoted(specs[cycle[k]].name) + " -> ";
+    text += quoted(specs[cycle.back()].name);
     return fail(E(kOp, "dependency cycle: " + text + " (each waits for the next)"));
 }
 

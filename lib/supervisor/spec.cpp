@@ -5,6 +5,7 @@
 #include <map>
 #include <string>
 
+#include "core/graph.hpp"
 #include "core/process/supervisor.hpp"
 #include "sys/signals.hpp"
 
@@ -174,44 +175,11 @@ Result<void> validate_dependencies(const std::vector<DaemonSpec>& specs, bool al
             }
         }
     }
-    // Kahn's algorithm, as the Runner's: whatever is left lies on or behind a cycle.
-    std::vector<std::size_t> pending(specs.size());
-    std::vector<std::vector<std::size_t>> dependents(specs.size());
-    for (std::size_t i = 0; i < specs.size(); ++i) {
-        pending[i] = deps[i].size();
-        for (std::size_t d : deps[i]) dependents[d].push_back(i);
-    }
-    std::vector<std::size_t> queue;
-    for (std::size_t i = 0; i < specs.size(); ++i)
-        if (pending[i] == 0) queue.push_back(i);
-    std::size_t done = 0;
-    while (!queue.empty()) {
-        const std::size_t u = queue.back();
-        queue.pop_back();
-        ++done;
-        for (std::size_t v : dependents[u])
-            if (--pending[v] == 0) queue.push_back(v);
-    }
-    if (done == specs.size()) return {};
-    // Each left-over daemon waits for another left-over one: following those edges comes back
-    // to one already seen, and that loop is the cycle.
-    std::size_t u = 0;
-    while (pending[u] == 0) ++u;
-    std::vector<std::size_t> path;
-    std::vector<std::size_t> seen_at(specs.size(), SIZE_MAX);
-    while (seen_at[u] == SIZE_MAX) {
-        seen_at[u] = path.size();
-        path.push_back(u);
-        for (std::size_t d : deps[u]) {
-            if (pending[d] != 0) {
-                u = d;
-                break;
-            }
-        }
-    }
+    const auto cycle = core::find_cycle(deps);
+    if (cycle.empty()) return {};
     std::string text;
-    for (std::size_t k = seen_at[u]; k < path.size(); ++k) text += specs[path[k]].name + " → ";
-    text += specs[u].name;
+    for (std::size_t k = 0; k + 1 < cycle.size(); ++k) text += specs[cycle[k]].name + " → ";
+    text += specs[cycle.back()].name;
     return fail(E("supervisor", "dependency cycle: " + text + " (each waits for the next)"));
 }
 
