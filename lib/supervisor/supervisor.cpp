@@ -1,14 +1,19 @@
 // The Supervisor: one thread owns every daemon's state machine and waits on a condition
 // variable until the next deadline (a backoff expiry, a health check, a stop timeout) or until
-// something arrives in its inbox (a command, a process exit learned from the process Service's
-// ProcessExited event, a health-check result). No polling, no thread per daemon; health checks
+// something arrives in its inbox (a command, a process exit from the process's on_exit hook, a
+// health-check result, a notify datagram). No polling, no thread per daemon; health checks
 // run on one checker thread because a check may block up to its timeout.
+//
+// Exits and output come from each process itself (ManagedProcess::on_exit and the start's
+// RunOptions::on_output, on the Service's notifier thread), never from the bus: the Supervisor
+// works with ServiceOptions::events off, and a child that exits before Service::start returns
+// needs no race buffer (its hook is registered before its exit is read).
 //
 // Locking: mu_ guards the daemon map, every DaemonRec field and the inbox. Only the supervisor
 // thread writes DaemonRec fields (always under mu_), so it may read them without the lock. It
-// never holds mu_ while calling the process Service or broadcasting: the Service broadcasts on
-// its own threads and our bus handler takes mu_, so holding it across a Service call could
-// deadlock.
+// never holds mu_ while calling the process Service or broadcasting: the Service calls our
+// output hook on its own thread and the hook takes mu_, so holding it across a Service call
+// could deadlock.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -24,6 +29,7 @@
 #include <spdlog/logger.h>
 
 #include "core/process/supervisor.hpp"
+#include "process/output.hpp"
 #include "supervisor/checker.hpp"
 #include "supervisor/logfile.hpp"
 #include "supervisor/notify_hub.hpp"
@@ -131,8 +137,7 @@ struct CommandMsg {
 struct ExitMsg {
     std::string name;
     std::string proc_id;
-    int exit_code = 0;
-    std::string error;
+    ProcessInfo info;
 };
 struct HealthMsg {
     std::string name;
@@ -145,11 +150,33 @@ struct NotifyMsg {
 };
 using Msg = std::variant<CommandMsg, ExitMsg, HealthMsg, NotifyMsg>;
 
-constexpr std::size_t kRecentExits = 256;
-constexpr std::size_t kEarlyLines = 1024;    // output lines of ids not (yet) ours
 constexpr std::size_t kLastLineChars = 300;  // of the line quoted in a failure's reason
 
+// The output state of one process of a daemon, shared by its on_output and on_exit hooks.
+// Its splitters are used under SupervisorImpl::mu.
+struct Tap {
+    std::string name;
+    std::uint64_t generation = 0;
+    LineSplitter out, err;
+    Tap(std::string n, std::uint64_t g, std::size_t max_piece)
+        : name(std::move(n)), generation(g), out(max_piece), err(max_piece) {}
+};
+
 }  // namespace
+
+struct SupervisorImpl;
+
+// How a process's hooks reach the Supervisor: they may run after it is gone (a daemon that
+// outlived its stop), so they go through this, which the destructor empties.
+struct Link {
+    std::mutex mu;
+    SupervisorImpl* impl = nullptr;
+    template <class Fn>
+    void with(Fn&& fn) {
+        std::lock_guard lk(mu);
+        if (impl) fn(*impl);
+    }
+};
 
 struct SupervisorImpl {
     core::Core& core;
@@ -159,10 +186,7 @@ struct SupervisorImpl {
     mutable std::mutex mu;
     std::condition_variable cv;
     std::map<std::string, std::unique_ptr<DaemonRec>> daemons;
-    std::vector<std::string> order;                      // add order
-    std::map<std::string, std::string> by_proc;          // process id → daemon name
-    std::deque<std::pair<std::string, ExitMsg>> recent;  // exits of ids not (yet) ours
-    std::deque<ProcessOutput> early;                     // output of ids not (yet) ours
+    std::vector<std::string> order;  // add order
     std::deque<Msg> inbox;
     bool quit = false;
 
@@ -176,7 +200,7 @@ struct SupervisorImpl {
     std::unique_ptr<Checker> checker;
     std::unique_ptr<NotifyHub> notify;  // made on the first notify daemon's start
     std::unique_ptr<LogWriter> logs;
-    Subscription sub;
+    std::shared_ptr<Link> link;  // what the processes' hooks reach us through
     std::thread thread;
     std::thread::id thread_id;
 
@@ -195,32 +219,6 @@ struct SupervisorImpl {
         cv.notify_one();
     }
 
-    // Bus handler: runs on whichever thread broadcast (the Service's reaper). Never blocks
-    // beyond mu_.
-    void on_bus(const Value& v) {
-        if (const auto* out = v.get<ProcessOutput>()) {
-            on_output(*out);
-            return;
-        }
-        const auto* ev = v.get<ProcessExited>();
-        if (!ev) return;
-        ExitMsg m{{}, ev->id, ev->exit_code, ev->error};
-        {
-            std::lock_guard lk(mu);
-            auto it = by_proc.find(ev->id);
-            if (it == by_proc.end()) {
-                // Service::start may not have returned yet (a child that exits at once): keep
-                // it so that the start can find it. Bounded; other users' processes age out.
-                recent.emplace_back(ev->id, std::move(m));
-                if (recent.size() > kRecentExits) recent.pop_front();
-                return;
-            }
-            m.name = it->second;
-            inbox.emplace_back(std::move(m));
-        }
-        cv.notify_one();
-    }
-
     // Caller holds mu.
     void keep_line_locked(DaemonRec& d, const std::string& line) {
         if (opts.last_lines == 0) return;
@@ -232,27 +230,36 @@ struct SupervisorImpl {
         return logs->sink(spec.name, spec.log, opts.log_dir);
     }
 
-    // A line of some process's output (on the Service's event thread): kept for the failure
-    // report and queued for the log file; never blocks beyond mu and the log queue's lock.
-    void on_output(const ProcessOutput& out) {
+    // A chunk of the current process's output (on the Service's notifier thread, in order):
+    // split into lines, kept for the failure report and queued for the log file; never blocks
+    // beyond mu and the log queue's lock. `last` flushes an unterminated last line (the exit).
+    void on_chunk(Tap& tap, Stream stream, std::string_view bytes, bool last) {
+        std::vector<std::pair<bool, std::string>> lines;
         std::shared_ptr<LogSink> sink;
         {
             std::lock_guard lk(mu);
-            auto it = by_proc.find(out.id);
-            auto d = it == by_proc.end() ? daemons.end() : daemons.find(it->second);
-            if (d == daemons.end()) {
-                // Service::start may not have returned yet: do_start takes these. Bounded;
-                // other users' lines (a health-check command's) age out.
-                early.push_back(out);
-                if (early.size() > kEarlyLines) early.pop_front();
-                return;
+            auto it = daemons.find(tap.name);
+            // A late chunk of a daemon removed (and perhaps added anew) since: not its output.
+            if (it == daemons.end() || it->second->generation != tap.generation) return;
+            DaemonRec& d = *it->second;
+            auto keep = [&](bool err) {
+                return [&, err](std::string line) {
+                    keep_line_locked(d, line);
+                    lines.emplace_back(err, std::move(line));
+                };
+            };
+            if (last) {
+                tap.out.flush(keep(false));
+                tap.err.flush(keep(true));
+            } else {
+                const bool err = stream == Stream::stderr_;
+                (err ? tap.err : tap.out).feed(bytes.data(), bytes.size(), keep(err));
             }
-            keep_line_locked(*d->second, out.line);
-            sink = d->second->sink;
+            sink = d.sink;
         }
-        if (sink)
-            (void)logs->push(sink, out.stream == Stream::stderr_, out.line,
-                             std::chrono::system_clock::now());
+        if (!sink) return;
+        const auto now = std::chrono::system_clock::now();
+        for (auto& [err, line] : lines) (void)logs->push(sink, err, std::move(line), now);
     }
 
     Result<void> call(CommandMsg::Kind kind, const std::string& name,
@@ -558,10 +565,16 @@ struct SupervisorImpl {
                 d.ready_deadline = now + d.spec.start_timeout;
             set_state_locked(d, DaemonState::starting, why);
         }
+        auto tap = std::make_shared<Tap>(d.spec.name, d.generation, opts.max_output);
         Result<std::shared_ptr<ManagedProcess>> proc = check_pid_file(d).and_then([&]() {
             return notify_socket(d).and_then([&](std::string address) {
                 RunOptions o = run_options(d.spec);
                 if (!address.empty()) o.env.push_back("NOTIFY_SOCKET=" + address);
+                o.on_output = [link = link, tap](const OutputChunk& c) {
+                    link->with([&](SupervisorImpl& self) {
+                        self.on_chunk(*tap, c.stream, c.bytes, false);
+                    });
+                };
                 return service.start(Context::background(), o);
             });
         });
@@ -572,31 +585,12 @@ struct SupervisorImpl {
             ended(d, e, err.what());
             return fail(err);
         }
-        std::optional<ExitMsg> early;
-        std::vector<ProcessOutput> lines;
         {
             std::lock_guard lk(mu);
             d.proc = *proc;
             d.proc_id = (*proc)->id();
             d.pid = (*proc)->pid();
             d.start_time = start_time_of(d.pid);  // our unreaped child: the pid is still its
-            by_proc[d.proc_id] = d.spec.name;
-            for (auto it = this->early.begin(); it != this->early.end();) {
-                if (it->id == d.proc_id) {
-                    keep_line_locked(d, it->line);
-                    lines.push_back(std::move(*it));
-                    it = this->early.erase(it);
-                } else {
-                    ++it;
-                }
-            }
-            for (auto it = recent.begin(); it != recent.end(); ++it) {
-                if (it->first == d.proc_id) {
-                    early = std::move(it->second);
-                    recent.erase(it);
-                    break;
-                }
-            }
             if (d.spec.notify)
                 set_state_locked(d, DaemonState::starting,
                                  "pid " + std::to_string(d.pid) + ": waiting for READY=1");
@@ -606,15 +600,14 @@ struct SupervisorImpl {
         // The state file names the new process at once: a supervisor killed right after this
         // spawn leaves it findable by the next one.
         sync_state();
-        if (d.sink)
-            for (auto& l : lines)
-                (void)logs->push(d.sink, l.stream == Stream::stderr_, std::move(l.line),
-                                 std::chrono::system_clock::now());
-        if (early) {
-            early->name = d.spec.name;
-            std::lock_guard lk(mu);
-            inbox.emplace_back(std::move(*early));
-        }
+        // After every chunk of its output (so the last lines are kept when the exit is
+        // handled); at once, on the notifier thread, if it has finished already.
+        (*proc)->on_exit([link = link, tap](const ProcessInfo& info) {
+            link->with([&](SupervisorImpl& self) {
+                self.on_chunk(*tap, Stream::stdout_, {}, true);
+                self.post(ExitMsg{tap->name, info.id, info});
+            });
+        });
         return {};
     }
 
@@ -772,7 +765,6 @@ struct SupervisorImpl {
                 if (last.size() > kLastLineChars) last = last.substr(0, kLastLineChars) + "…";
                 what += ": " + last;
             }
-            if (!d.proc_id.empty()) by_proc.erase(d.proc_id);
             d.proc.reset();
             d.proc_id.clear();
             d.pid = 0;
@@ -863,13 +855,11 @@ struct SupervisorImpl {
     void on_exit(const ExitMsg& m) {
         DaemonRec* d = find(m.name);
         if (!d || d->proc_id != m.proc_id || !d->proc) return;  // stale: an earlier process
-        // The reaper has recorded the exit before broadcasting it; the signal is in the info.
-        const ProcessInfo info = d->proc->info();
         ExitInfo e;
-        e.exit_code = m.exit_code;
-        e.signal = info.signal;
+        e.exit_code = m.info.exit_code;
+        e.signal = m.info.signal;
         if (e.signal != 0) e.exit_code = -1;
-        ended(*d, e, m.error);
+        ended(*d, e, m.info.error);
     }
 
     // ------------------------------------------------------------ stopping
@@ -1266,7 +1256,8 @@ Supervisor::Supervisor(core::Core& core, Service& service, SupervisorOptions opt
         service, [impl](const std::string& name, std::uint64_t gen, Result<void> r) {
             impl->post(detail::HealthMsg{name, gen, std::move(r)});
         });
-    impl->sub = core.subscribe([impl](const Value& v) { impl->on_bus(v); });
+    impl->link = std::make_shared<detail::Link>();
+    impl->link->impl = impl;
     impl->thread = std::thread([impl] { impl->run(); });
     impl->thread_id = impl->thread.get_id();
 }
@@ -1275,13 +1266,17 @@ Supervisor::~Supervisor() {
     (void)stop_all();
     impl_->checker.reset();  // cancels a running check and joins
 
-    impl_->sub.reset();
     {
         std::lock_guard lk(impl_->mu);
         impl_->quit = true;
     }
     impl_->cv.notify_one();
     impl_->thread.join();
+    {
+        // A process that outlived its stop finds nobody: its hooks do nothing from here on.
+        std::lock_guard lk(impl_->link->mu);
+        impl_->link->impl = nullptr;
+    }
     // Only the supervisor thread made and used the hub; a datagram its thread still posts
     // lands in an inbox nobody reads.
     impl_->notify.reset();

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <thread>
@@ -89,8 +90,11 @@ struct Env {
     EventLog log;
     core::Subscription sub;
 
-    explicit Env(std::vector<core::ServiceFactory> extra = {}) {
-        std::vector<core::ServiceFactory> fs{core::process::register_service};
+    explicit Env(std::vector<core::ServiceFactory> extra = {},
+                 std::optional<core::process::ServiceOptions> so = std::nullopt) {
+        std::vector<core::ServiceFactory> fs{
+            so ? core::process::service_factory(*so)
+               : core::ServiceFactory(core::process::register_service)};
         for (auto& f : extra) fs.push_back(std::move(f));
         auto c = core::Core::create(fs);
         REQUIRE(c);
@@ -1056,4 +1060,75 @@ TEST_CASE("Supervisor_Stop_Ugly", "[supervisor]") {
         CHECK(std::chrono::steady_clock::now() - t0 < 10s);  // not the 30s stop_timeout
         CHECK(sup.get("frozen")->last_signal == SIGTERM);
     }
+}
+
+// The Supervisor learns exits and output from each process's own hooks, not from the bus: with
+// the Service's events off it still restarts a crashing daemon, quotes its last line and writes
+// its log file.
+TEST_CASE("Supervisor_NoEvents_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env({}, core::process::ServiceOptions{.events = false});
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("core-sup-noevents-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    SupervisorOptions so;
+    so.log_dir = dir.string();
+    Supervisor sup(*env.core, *env.svc, so);
+
+    SECTION("a crashing daemon restarts, then fails at the start limit, its last line quoted") {
+        auto s = child_spec("crash", {"-c", "echo 'bind: address in use'; exit 1"});
+        s.command = "sh";
+        s.start_limit = {3, 60000ms};
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("crash"));
+        REQUIRE(env.log.wait("crash", DaemonState::failed));
+        auto st = sup.get("crash");
+        REQUIRE(st);
+        CHECK(st->restarts == 2);
+        CHECK(st->last_exit_code == 1);
+        CHECK(st->pid == 0);
+        const auto evs = env.log.of("crash");
+        INFO(evs.back().reason);
+        CHECK(evs.back().reason.find("exited with code 1: bind: address in use") !=
+              std::string::npos);
+        REQUIRE_FALSE(st->last_lines.empty());
+        CHECK(st->last_lines.back() == "bind: address in use");
+        // Three processes, three lines in the log file (written off the reaper thread).
+        REQUIRE_FALSE(st->log_path.empty());
+        std::string text;
+        for (auto until = std::chrono::steady_clock::now() + kWait;
+             std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(10ms)) {
+            std::ifstream f(st->log_path);
+            std::stringstream ss;
+            ss << f.rdbuf();
+            text = ss.str();
+            if (text.size() >= 3 * std::string("bind: address in use\n").size()) break;
+        }
+        CHECK(text == "bind: address in use\nbind: address in use\nbind: address in use\n");
+    }
+
+    SECTION("an unterminated last line and a daemon that exits before start returns") {
+        auto s = child_spec("quick", {"-c", "printf 'no newline'; exit 2"});
+        s.command = "sh";
+        s.restart = RestartPolicy::no;
+        REQUIRE(sup.add(s));
+        REQUIRE(sup.start("quick"));
+        REQUIRE(env.log.wait("quick", DaemonState::failed));
+        auto st = sup.get("quick");
+        REQUIRE(st);
+        CHECK(st->last_exit_code == 2);
+        REQUIRE_FALSE(st->last_lines.empty());
+        CHECK(st->last_lines.back() == "no newline");
+    }
+
+    SECTION("stop of a running daemon") {
+        REQUIRE(sup.add(child_spec("long", {"sleep", "60000"})));
+        REQUIRE(sup.start("long"));
+        REQUIRE(env.log.wait("long", DaemonState::running));
+        REQUIRE(sup.stop("long"));
+        CHECK(sup.get("long")->state == DaemonState::stopped);
+        CHECK(env.svc->list(true).empty());
+    }
+    REQUIRE(sup.stop_all());
+    std::filesystem::remove_all(dir);
 }
