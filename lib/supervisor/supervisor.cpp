@@ -103,6 +103,10 @@ struct DaemonRec {
     bool check_in_flight = false;
 
     After after = After::policy;
+    // restart() (or a reload) of a daemon that others require: it stops once they are down
+    // (they go first, and wait for it to be ready again); set on them too (wait_deps).
+    std::optional<After> stop_pending;
+    std::string stop_pending_why;
     std::optional<Clock::time_point> kill_at;     // SIGKILL deadline while stopping
     std::optional<Clock::time_point> restart_at;  // backoff deadline
     std::vector<CompletionPtr> waiters;           // completed when the stop/restart ends
@@ -409,7 +413,7 @@ struct SupervisorImpl {
 
     // Ready as a dependent sees it: up, and healthy when checked.
     static bool is_ready(const DaemonRec& d) {
-        if (!d.proc) return false;
+        if (!d.proc || d.stop_pending) return false;
         if (d.spec.notify && (!d.notified || d.reloading || d.stopping_said)) return false;
         if (d.spec.health.enabled()) return d.state == DaemonState::healthy;
         return d.state == DaemonState::running || d.state == DaemonState::healthy;
@@ -533,6 +537,68 @@ struct SupervisorImpl {
                     d->restart_at.reset();
                     set_state_locked(*d, DaemonState::stopped, why);
                 }
+            }
+        }
+    }
+
+    // Stops `root` (with `after`) once every daemon that requires it, directly or through
+    // others, is down: those stop first, in reverse dependency order, and then wait for it to
+    // be ready again. Without such dependents that are up, root stops at once.
+    void stop_after_dependents(DaemonRec& root, After after, const std::string& why) {
+        const std::string name = root.spec.name;
+        {
+            std::lock_guard lk(mu);
+            std::set<std::string> set{name};
+            for (bool grew = true; grew;) {
+                grew = false;
+                for (const auto& [n, d] : daemons) {
+                    if (set.count(n) || !d->proc || d->state == DaemonState::stopping) continue;
+                    for (const auto& dep : d->spec.requires_)
+                        if (set.count(dep)) {
+                            set.insert(n);
+                            grew = true;
+                            break;
+                        }
+                }
+            }
+            for (const auto& n : set) {
+                DaemonRec& d = *daemons.at(n);
+                d.stop_pending = n == name ? after : After::wait_deps;
+                d.stop_pending_why = n == name ? why : "required \"" + name + "\" is restarting";
+            }
+        }
+        begin_pending_stops();
+    }
+
+    // Begins the pending stops whose dependents are all down.
+    void begin_pending_stops() {
+        for (bool again = true; again;) {
+            again = false;
+            std::vector<std::string> names;
+            {
+                std::lock_guard lk(mu);
+                names = order;
+            }
+            for (const auto& name : names) {
+                DaemonRec* d = find(name);
+                if (!d || !d->stop_pending) continue;
+                After after;
+                std::string why;
+                {
+                    std::lock_guard lk(mu);
+                    bool blocked = false;
+                    for (const auto& [n, o] : daemons)
+                        blocked = blocked || (o->proc && std::find(o->spec.requires_.begin(),
+                                                                   o->spec.requires_.end(), name) !=
+                                                             o->spec.requires_.end());
+                    if (blocked) continue;
+                    after = *d->stop_pending;
+                    why = std::move(d->stop_pending_why);
+                    d->stop_pending.reset();
+                }
+                if (d->proc) begin_stop(*d, after, why);
+                flush();
+                again = true;
             }
         }
     }
@@ -748,6 +814,13 @@ struct SupervisorImpl {
     // The daemon's process ended (or never started): decide what comes next.
     void ended(DaemonRec& d, ExitInfo e, const std::string& detail) {
         const auto now = Clock::now();
+        if (d.stop_pending) {
+            // It ended by itself while its dependents were going down for its restart.
+            std::lock_guard lk(mu);
+            d.after = *d.stop_pending;
+            d.stop_pending.reset();
+            d.stop_pending_why.clear();
+        }
         const After after = d.after;
         if (after == After::unhealthy) e.unhealthy = true;
         std::string what = e.spawn_failed ? detail : describe(e);
@@ -870,6 +943,7 @@ struct SupervisorImpl {
         {
             std::lock_guard lk(mu);
             d.after = after;
+            d.stop_pending.reset();
             if (d.state == DaemonState::stopping) return;  // already signalled; keep deadline
             proc = d.proc;
             d.next_check.reset();
@@ -940,7 +1014,7 @@ struct SupervisorImpl {
             }
                 if (d->proc) {
                     add_waiter(*d, c.done);
-                    begin_stop(*d, After::restart, "restart requested");
+                    stop_after_dependents(*d, After::restart, "restart requested");
                 } else {
                     completions.emplace_back(c.done, request_start(*d, "restart", true));
                 }
@@ -963,7 +1037,7 @@ struct SupervisorImpl {
                         d->attempt = 0;
                     }
                     add_waiter(*d, c.done);
-                    begin_stop(*d, After::restart, "restarting: spec changed");
+                    stop_after_dependents(*d, After::restart, "restarting: spec changed");
                     break;
                 }
                 const bool was_down =
@@ -1147,6 +1221,7 @@ struct SupervisorImpl {
                 flush();
             }
             fire_due();
+            begin_pending_stops();
             release_waiting();
             flush();
             lk.lock();

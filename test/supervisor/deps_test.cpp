@@ -222,12 +222,68 @@ TEST_CASE("Deps_Requires_Good", "[supervisor][deps]") {
         CHECK(sup.get("side")->restarts == 0);
     }
 
-    SECTION("restarting db restarts web after it") {
+    SECTION("restarting db stops web before it and starts web after it") {
+        const int old_db = sup.get("db")->pid;
+        const int old_web = sup.get("web")->pid;
         REQUIRE(sup.restart("db"));
         REQUIRE(env.log.wait("web", DaemonState::running, 2));
+        // Reverse order down (web's process ended before db was signalled), order up.
+        CHECK(env.log.index("web", DaemonState::stopping) <
+              env.log.index("db", DaemonState::stopping));
+        CHECK(env.log.index("web", DaemonState::starting, 2) <
+              env.log.index("db", DaemonState::stopping));
         CHECK(env.log.index("db", DaemonState::running, 2) <
               env.log.index("web", DaemonState::running, 2));
+        CHECK(sup.get("db")->pid != old_db);
+        CHECK(sup.get("web")->pid != old_web);
+        bool saw_reason = false;
+        for (const auto& e : env.log.of("web"))
+            saw_reason = saw_reason || has(e.reason, "required \"db\" is restarting");
+        CHECK(saw_reason);
+        CHECK(sup.get("side")->restarts == 0);
     }
+
+    SECTION("a reload that changes db does the same") {
+        auto next = db;
+        next.args = {"sleep", "60001"};
+        auto rr = sup.apply({next, web, side});
+        REQUIRE(rr);
+        CHECK(rr->changed == std::vector<std::string>{"db"});
+        REQUIRE(env.log.wait("web", DaemonState::running, 2));
+        CHECK(env.log.index("web", DaemonState::starting, 2) <
+              env.log.index("db", DaemonState::stopping));
+        CHECK(env.log.index("db", DaemonState::running, 2) <
+              env.log.index("web", DaemonState::running, 2));
+        CHECK(sup.get("side")->restarts == 0);
+    }
+}
+
+// A chain: top requires mid requires db. A restart of db takes top down first, then mid, then
+// db, and brings them back in the other order.
+TEST_CASE("Deps_Restart_Ugly", "[supervisor][deps]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    auto db = spec("db", {"sleep", "60000"});
+    auto mid = spec("mid", {"sleep", "60000"});
+    mid.requires_ = {"db"};
+    auto top = spec("top", {"sleep", "60000"});
+    top.requires_ = {"mid"};
+    REQUIRE(sup.add(top));  // added in any order
+    REQUIRE(sup.add(mid));
+    REQUIRE(sup.add(db));
+    REQUIRE(sup.start_all());
+    REQUIRE(env.log.wait("top", DaemonState::running));
+    REQUIRE(sup.restart("db"));
+    REQUIRE(env.log.wait("top", DaemonState::running, 2));
+    using S = DaemonState;
+    CHECK(env.log.index("top", S::starting, 2) < env.log.index("mid", S::stopping));
+    CHECK(env.log.index("mid", S::starting, 2) < env.log.index("db", S::stopping));
+    CHECK(env.log.index("db", S::running, 2) < env.log.index("mid", S::running, 2));
+    CHECK(env.log.index("mid", S::running, 2) < env.log.index("top", S::running, 2));
+    for (const char* n : {"db", "mid", "top"}) CHECK(sup.get(n)->restarts == 1);
+    REQUIRE(sup.stop_all());
+    CHECK(env.svc->list(true).empty());
 }
 
 TEST_CASE("Deps_Graph_Bad", "[supervisor][deps]") {
