@@ -37,6 +37,7 @@
 #include "supervisor/probe.hpp"
 #include "supervisor/state.hpp"
 #include "sys/file.hpp"
+#include "sys/procstat.hpp"
 #include "sys/signals.hpp"
 
 namespace core::process::detail {
@@ -1518,6 +1519,34 @@ Result<DaemonSpec> Supervisor::spec(const std::string& name) const {
     auto it = impl_->daemons.find(name);
     if (it == impl_->daemons.end()) return fail(E("supervisor.spec", "unknown daemon: " + name));
     return it->second->spec;
+}
+
+Result<DaemonUsage> Supervisor::usage(const std::string& name) const {
+    int pid = 0;
+    {
+        std::lock_guard lk(impl_->mu);
+        auto it = impl_->daemons.find(name);
+        if (it == impl_->daemons.end())
+            return fail(E("supervisor.usage", "unknown daemon: " + name));
+        pid = it->second->pid;
+    }
+    if (pid <= 0)
+        return fail(
+            Error("supervisor.usage", "daemon \"" + name + "\": no process running", ESRCH));
+    auto u = sys::procstat::of_pid(pid);
+    if (!u) return fail(E("supervisor.usage", "daemon \"" + name + "\"", u.error()));
+    DaemonUsage out;
+    out.pid = pid;
+    if (!u->memory_source.empty()) {
+        out.memory_bytes = u->memory_bytes;
+        out.memory_source = u->memory_source;
+    }
+    if (!u->cpu_source.empty()) {
+        out.cpu_seconds = u->cpu_seconds;
+        out.cpu_source = u->cpu_source;
+    }
+    if (u->uptime_seconds > 0) out.uptime_seconds = u->uptime_seconds;
+    return out;
 }
 
 }  // namespace core::process

@@ -428,6 +428,14 @@ TEST_CASE("Cli_Supervise_Good", "[cli]") {
     INFO("status: " << status.dump() << "\noutput: " << mp->output());
     REQUIRE(restarted);
     for (const auto& d : status["daemons"]) {
+        if (d["name"] == "steady" && d["pid"] == steady_pid) {
+            // Its memory and CPU now (issue 13): from /proc of the daemon without a cgroup.
+            CHECK(d["memory_bytes"].is_number());
+            CHECK(d["memory_bytes"].get<double>() > 0);
+            CHECK(d["memory_source"] == "proc");
+            CHECK(d["cpu_seconds"].is_number());
+            CHECK(d["cpu_source"] == "proc");
+        }
         if (d["name"] != "crasher") continue;
         if (!d["last_exit"].is_null()) CHECK(d["last_exit"]["code"] == 3);
     }

@@ -1132,3 +1132,31 @@ TEST_CASE("Supervisor_NoEvents_Good", "[supervisor]") {
     REQUIRE(sup.stop_all());
     std::filesystem::remove_all(dir);
 }
+
+// Supervisor::usage: the current process's memory and CPU; errors for an unknown daemon and
+// for one without a process.
+TEST_CASE("Supervisor_Usage_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    Env env;
+    Supervisor sup(*env.core, *env.svc);
+    REQUIRE(sup.add(child_spec("up", {"sleep", "60000"})));
+    REQUIRE(sup.add(child_spec("down", {"sleep", "60000"})));
+    REQUIRE(sup.start("up"));
+    REQUIRE(env.log.wait("up", DaemonState::running));
+    auto u = sup.usage("up");
+    REQUIRE(u);
+    CHECK(u->pid == sup.get("up")->pid);
+    REQUIRE(u->memory_bytes);
+    CHECK(*u->memory_bytes > 0);
+    CHECK_FALSE(u->memory_source.empty());
+    REQUIRE(u->cpu_seconds);
+    CHECK(*u->cpu_seconds >= 0);
+    auto none = sup.usage("down");
+    REQUIRE_FALSE(none);
+    CHECK(none.error().code() == ESRCH);
+    CHECK(none.error().what().find("\"down\"") != std::string::npos);
+    auto unknown = sup.usage("nope");
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error().what().find("unknown daemon: nope") != std::string::npos);
+    REQUIRE(sup.stop_all());
+}

@@ -120,6 +120,24 @@ nlohmann::json SupervisorHost::status() const {
         d["ready"] = st.ready;
         d["waiting_for"] = st.waiting_for;
         d["status_text"] = st.status_text;
+        // Resource use of the current process (issue 13): null where not accounted; the
+        // sources say "cgroup" (its own cgroup v2) or "proc" (the main process alone).
+        d["memory_bytes"] = nullptr;
+        d["memory_source"] = "";
+        d["cpu_seconds"] = nullptr;
+        d["cpu_source"] = "";
+        if (st.pid > 0) {
+            if (auto u = sup_->usage(st.name)) {
+                if (u->memory_bytes) {
+                    d["memory_bytes"] = *u->memory_bytes;
+                    d["memory_source"] = u->memory_source;
+                }
+                if (u->cpu_seconds) {
+                    d["cpu_seconds"] = *u->cpu_seconds;
+                    d["cpu_source"] = u->cpu_source;
+                }
+            }
+        }
         d["log"] = {{"path", st.log_path},
                     {"err_path", st.err_log_path},
                     {"dropped", st.log_dropped},

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -172,6 +173,18 @@ struct DaemonStatus {
     std::uint64_t notify_dropped = 0;
 };
 
+// What the current process of a daemon uses now (Supervisor::usage): memory and CPU from its own
+// cgroup v2 when it has one (memory.current, cpu.stat usage_usec; source "cgroup"), else from
+// /proc of the main process alone (VmRSS, utime+stime; source "proc"); unset where unknown.
+struct DaemonUsage {
+    int pid = 0;
+    std::optional<std::uint64_t> memory_bytes{};
+    std::string memory_source{};
+    std::optional<double> cpu_seconds{};
+    std::string cpu_source{};
+    std::optional<double> uptime_seconds{};  // since the process started
+};
+
 // What Supervisor::apply() did, by daemon name.
 struct ReloadResult {
     std::vector<std::string> added, removed, changed, unchanged;
@@ -256,6 +269,9 @@ class CORE_API Supervisor {
     std::vector<DaemonStatus> list() const;
     std::vector<std::string> names() const;
     Result<DaemonSpec> spec(const std::string& name) const;
+    // Reads procfs/cgroupfs now (not under the Supervisor's lock). Errors: an unknown daemon;
+    // ESRCH when it has no process running (or it ended while being read).
+    Result<DaemonUsage> usage(const std::string& name) const;
 
   private:
     std::unique_ptr<detail::SupervisorImpl> impl_;
