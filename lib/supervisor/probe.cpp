@@ -1,12 +1,9 @@
 #include "supervisor/probe.hpp"
 
-#if CORE_SUPERVISOR_HAVE_DAEMON
 #include "core/process/http.hpp"
-#endif
+#include "core/process/pidfile.hpp"
 
 namespace core::process::detail {
-
-#if CORE_SUPERVISOR_HAVE_DAEMON
 
 Result<PidInfo> probe_pid_file(const std::string& path) {
     return read_pid(path);
@@ -23,17 +20,5 @@ Result<void> probe_url(const std::string& url, std::chrono::milliseconds timeout
     }
     return {};
 }
-
-#else
-
-Result<PidInfo> probe_pid_file(const std::string& path) {
-    return fail(E("supervisor", "pid file \"" + path + "\": lib/daemon is not built"));
-}
-
-Result<void> probe_url(const std::string& url, std::chrono::milliseconds) {
-    return fail(E("health", url + ": HTTP probes need lib/daemon, which is not built"));
-}
-
-#endif
 
 }  // namespace core::process::detail
