@@ -212,6 +212,17 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
             if (!r) return fail(r.error());
             // Over the defaults' variables: the child sees the later of two equal names.
             s.env.insert(s.env.end(), r->begin(), r->end());
+        } else if (key == "unset_env") {
+            auto r = want_strings(w, key, v);
+            if (!r) return fail(r.error());
+            s.unset_env = std::move(*r);
+        } else if (key == "env_mode") {
+            auto r = want_string(w, key, v);
+            if (!r) return fail(r.error());
+            if (*r == "replace")
+                s.env_mode = EnvMode::replace;
+            else if (*r != "merge")
+                return fail(w.at(key, "\"" + *r + "\": want \"merge\" or \"replace\""));
         } else if (key == "after") {
             // A single name is accepted as a one-element list.
             if (v.is_string()) {
@@ -235,7 +246,8 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
             s.description = v.get<std::string>();
         } else {
             return fail(w.at(key,
-                             "unknown key (known: name, command, args, shell, dir, env, after, "
+                             "unknown key (known: name, command, args, shell, dir, env, "
+                             "env_mode, unset_env, after, "
                              "allow_failure, timeout, description, cgroup, limits, user, group, "
                              "groups, umask, rlimits, nice, no_new_privs, parent_death_signal)"));
         }

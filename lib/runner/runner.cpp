@@ -281,10 +281,7 @@ class Scheduler {
 
     RunResult execute_process(std::size_t index, const RunSpec& s, RunResult r) {
         RunOptions o;
-        o.command = s.command;
-        o.args = s.args;
-        o.dir = s.dir;
-        o.env = s.env;
+        static_cast<Command&>(o) = s;
         o.cgroup = s.cgroup;
         o.limits = s.limits;
         o.identity = s.identity;

@@ -312,15 +312,15 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
     s.name = *name;
     w.daemon += " (\"" + s.name + "\")";
 
-    if (auto r = check_keys(
-            w, "", v,
-            {"name", "command", "args", "dir", "env", "pidfile", "pid_file", "restart", "backoff",
-             "reset_after", "start_limit", "health", "stop_signal", "stop_timeout", "log",
-             // containment and identity (issue 13): parse_containment_keys
-             "cgroup", "limits", "user", "group", "groups", "umask", "rlimits", "nice",
-             "no_new_privs", "parent_death_signal",
-             // dependencies (issue 15)
-             "after", "requires", "notify", "watchdog", "start_timeout"});
+    if (auto r = check_keys(w, "", v,
+                            {"name", "command", "args", "dir", "env", "env_mode", "unset_env",
+                             "pidfile", "pid_file", "restart", "backoff", "reset_after",
+                             "start_limit", "health", "stop_signal", "stop_timeout", "log",
+                             // containment and identity (issue 13): parse_containment_keys
+                             "cgroup", "limits", "user", "group", "groups", "umask", "rlimits",
+                             "nice", "no_new_privs", "parent_death_signal",
+                             // dependencies (issue 15)
+                             "after", "requires", "notify", "watchdog", "start_timeout"});
         !r)
         return fail(r.error());
     if (!v.contains("command")) return fail(w.err("command", "missing"));
@@ -340,6 +340,19 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
             std::string_view(key) == "env" ? get_env(w, key, v[key]) : get_strings(w, key, v[key]);
         if (!list) return fail(list.error());
         (std::string_view(key) == "env" ? s.env : s.args) = std::move(*list);
+    }
+    if (v.contains("unset_env")) {
+        auto list = get_strings(w, "unset_env", v["unset_env"]);
+        if (!list) return fail(list.error());
+        s.unset_env = std::move(*list);
+    }
+    if (v.contains("env_mode")) {
+        auto mode = get_string(w, "env_mode", v["env_mode"]);
+        if (!mode) return fail(mode.error());
+        if (*mode == "replace")
+            s.env_mode = EnvMode::replace;
+        else if (*mode != "merge")
+            return fail(w.err("env_mode", "\"" + *mode + "\": want \"merge\" or \"replace\""));
     }
     for (const char* key : {"dir", "pidfile", "pid_file"}) {
         if (!v.contains(key)) continue;

@@ -83,6 +83,8 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
                             "args",
                             "dir",
                             "env",
+                            "env_mode",
+                            "unset_env",
                             "pid_file",
                             "pidfile",
                             "restart",
@@ -121,7 +123,7 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
         for (auto [key, dst] :
              {std::pair{"args", &s.args}, std::pair{"env", &s.env},
               std::pair{"health_command", &s.health.command}, std::pair{"after", &s.after},
-              std::pair{"requires", &s.requires_}}) {
+              std::pair{"requires", &s.requires_}, std::pair{"unset_env", &s.unset_env}}) {
             auto list = o.want_strings(op, key);
             if (!list) return fail(list.error());
             *dst = *list;
@@ -132,6 +134,15 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
             auto str = o.want_string(op, key, *dst);
             if (!str) return fail(str.error());
             *dst = *str;
+        }
+        if (o.has("env_mode")) {
+            auto mode = o.want_string(op, "env_mode");
+            if (!mode) return fail(mode.error());
+            if (*mode == "replace")
+                s.env_mode = EnvMode::replace;
+            else if (*mode != "merge")
+                return fail(
+                    E(op, "option \"env_mode\": \"" + *mode + "\": want \"merge\" or \"replace\""));
         }
         if (o.has("restart")) {
             auto str = o.want_string(op, "restart");

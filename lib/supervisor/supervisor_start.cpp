@@ -303,10 +303,7 @@ Result<std::string> SupervisorImpl::notify_socket(const DaemonRec& d) {
 
 RunOptions SupervisorImpl::run_options(const DaemonSpec& s) const {
     RunOptions o;
-    o.command = s.command;
-    o.args = s.args;
-    o.dir = s.dir;
-    o.env = s.env;
+    static_cast<Command&>(o) = s;
     o.kill_group = true;  // stop signals reach the daemon's own children too
     o.detach = true;
     o.max_output = opts.max_output;

@@ -213,6 +213,21 @@ TEST_CASE("Runner_RunAll_Good", "[runner]") {
         CHECK(by_name(*r, "env").output == "RUNNER_TEST_VAR=hello\n");
     }
 
+    SECTION("a spec's Command is RunOptions': env_mode replace and unset_env reach the child") {
+        Runner runner(*h.svc);
+        RunSpec only;
+        only.name = "only";
+        only.command = "env";  // /usr/bin/env prints the whole environment
+        only.env = {"ONLY=1"};
+        only.env_mode = core::process::EnvMode::replace;
+        RunSpec gone = step("gone", {"env", "HOME"});
+        gone.unset_env = {"HOME"};
+        auto r = runner.run_all(Context::background(), {only, gone});
+        REQUIRE(r);
+        CHECK(by_name(*r, "only").std_out == "ONLY=1\n");
+        CHECK(by_name(*r, "gone").output == "HOME=\n");
+    }
+
     SECTION("Runner::create finds the Core's process service") {
         auto runner = Runner::create(*h.core);
         REQUIRE(runner);
@@ -571,6 +586,21 @@ TEST_CASE("Runner_ParsePipeline_Good", "[runner]") {
     CHECK(t.allow_failure);
     CHECK(t.env == std::vector<std::string>{"CTEST_OUTPUT_ON_FAILURE=1"});
     CHECK(t.timeout == 0ms);
+}
+
+TEST_CASE("Runner_ParsePipelineEnvMode_Good", "[runner]") {
+    CORE_LEAK_GUARD();
+    auto specs = core::process::parse_pipeline(R"({"steps": [
+        {"name": "a", "command": "env", "env": ["X=1"], "env_mode": "replace",
+         "unset_env": ["HOME"]}]})");
+    REQUIRE(specs);
+    CHECK((*specs)[0].env_mode == core::process::EnvMode::replace);
+    CHECK((*specs)[0].unset_env == std::vector<std::string>{"HOME"});
+    auto bad = core::process::parse_pipeline(
+        R"({"steps": [{"name": "a", "command": "env", "env_mode": "none"}]})", "p.json");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().what().find("key \"env_mode\": \"none\": want \"merge\" or \"replace\"") !=
+          std::string::npos);
 }
 
 TEST_CASE("Runner_ParsePipeline_Bad", "[runner]") {

@@ -313,3 +313,28 @@ TEST_CASE("Config_Log_Bad", "[supervisor]") {
         for (const char* w : want) CHECK(has(e, w));
     }
 }
+
+// A daemon's Command is the process model's (issue 12): env_mode and unset_env as RunOptions.
+TEST_CASE("Config_EnvMode_Good", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    auto r = parse_supervise_config(R"({"daemons":[
+        {"name":"a","command":"a","env":["ONLY=1"],"env_mode":"replace"},
+        {"name":"b","command":"b","unset_env":["HOME","LANG"]},
+        {"name":"c","command":"c","env_mode":"merge"}]})");
+    REQUIRE(r);
+    REQUIRE(r->size() == 3);
+    CHECK((*r)[0].env_mode == core::process::EnvMode::replace);
+    CHECK((*r)[0].env == std::vector<std::string>{"ONLY=1"});
+    CHECK((*r)[1].env_mode == core::process::EnvMode::merge);
+    CHECK((*r)[1].unset_env == std::vector<std::string>{"HOME", "LANG"});
+    CHECK((*r)[2].env_mode == core::process::EnvMode::merge);
+}
+
+TEST_CASE("Config_EnvMode_Bad", "[supervisor]") {
+    CORE_LEAK_GUARD();
+    auto e = error_of(R"({"daemons":[{"name":"a","command":"a","env_mode":"clear"}]})");
+    CHECK(has(e, "key \"env_mode\""));
+    CHECK(has(e, "\"clear\": want \"merge\" or \"replace\""));
+    e = error_of(R"({"daemons":[{"name":"a","command":"a","unset_env":"HOME"}]})");
+    CHECK(has(e, "key \"unset_env\""));
+}

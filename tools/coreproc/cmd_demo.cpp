@@ -234,16 +234,23 @@ class Demo {
     int pipeline(core::Core& core) {
         section("runner: a pipeline of five steps, two at a time");
         std::vector<cp::RunSpec> steps(5);
-        steps[0] = {"fetch", "sh", {"-c", "echo fetching; sleep 0.2"}, {}, {}, {}, false, 0ms, {}};
-        steps[1] = {"lint", "sh", {"-c", "echo lint ok"}, {}, {}, {}, false, 0ms, {}};
-        steps[2] = {"build", "sh", {"-c", "echo compiling; sleep 0.3"}, {}, {}, {"fetch"}, false,
-                    0ms,     {}};
-        steps[3] = {"flaky-test", "sh",   {"-c", "echo 1 of 12 tests failed; exit 1"},
-                    {},           {},     {"build"},
-                    true,         5000ms, {}};
-        steps[4] = {"package", "sh",   {"-c", "echo packaged app.tar"},
-                    {},        {},     {"build", "flaky-test"},
-                    false,     5000ms, {}};
+        // name, shell command line, after, allow_failure, timeout
+        auto step = [](std::string name, std::string line, std::vector<std::string> after,
+                       bool allow_failure, std::chrono::milliseconds timeout) {
+            cp::RunSpec s;
+            s.name = std::move(name);
+            s.command = "sh";
+            s.args = {"-c", std::move(line)};
+            s.after = std::move(after);
+            s.allow_failure = allow_failure;
+            s.timeout = timeout;
+            return s;
+        };
+        steps[0] = step("fetch", "echo fetching; sleep 0.2", {}, false, 0ms);
+        steps[1] = step("lint", "echo lint ok", {}, false, 0ms);
+        steps[2] = step("build", "echo compiling; sleep 0.3", {"fetch"}, false, 0ms);
+        steps[3] = step("flaky-test", "echo 1 of 12 tests failed; exit 1", {"build"}, true, 5000ms);
+        steps[4] = step("package", "echo packaged app.tar", {"build", "flaky-test"}, false, 5000ms);
         std::mutex mu;
         cp::RunnerOptions ro;
         ro.max_parallel = 2;

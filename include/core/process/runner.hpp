@@ -25,13 +25,10 @@ namespace core::process {
 
 class Service;
 
-// One command of a pipeline.
-struct RunSpec {
+// One command of a pipeline: what to run (the Command: command, args, dir, env, env_mode,
+// unset_env, as RunOptions has them) and how it sits in the run.
+struct RunSpec : Command {
     std::string name;                // unique within a run; what `after` refers to
-    std::string command;             // a name looked up in PATH, or a path (no shell)
-    std::vector<std::string> args;   // argv[1…], verbatim
-    std::string dir;                 // working directory; empty: inherit
-    std::vector<std::string> env;    // "K=V", merged over the inherited environment
     std::vector<std::string> after;  // names that must finish first (run_all only)
     bool allow_failure = false;      // its failure neither skips its dependents nor fails the run
     std::chrono::milliseconds timeout{0};  // 0: none; on expiry the process group is killed

@@ -92,12 +92,10 @@ struct LogSpec {
     bool operator==(const LogSpec&) const = default;
 };
 
-struct DaemonSpec {
+// What to run is the Command (command, args, dir, env, env_mode, unset_env), as RunOptions
+// has it; the rest is how to keep it running.
+struct DaemonSpec : Command {
     std::string name;  // [A-Za-z0-9._-]+, unique per Supervisor
-    std::string command;
-    std::vector<std::string> args;
-    std::string dir;
-    std::vector<std::string> env;  // "K=V", merged over the inherited environment
     // The PID file the daemon itself writes (optional). The supervisor refuses to start while
     // the file names a live process, and removes it when stale after the daemon ended.
     std::string pid_file;
