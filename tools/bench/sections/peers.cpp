@@ -13,62 +13,15 @@ namespace bench {
 
 namespace {
 
-// Each peer runs N iterations of each of its two loops after 3 warm-up calls and prints one
-// line per sample: "plain <µs>" or "capture <µs>".
-constexpr const char* kPythonScript = R"PY(
-import subprocess, sys, time
-noop, writer, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-def bench(key, fn):
-    for _ in range(3):
-        fn()
-    for _ in range(n):
-        t = time.perf_counter_ns()
-        fn()
-        print(key, (time.perf_counter_ns() - t) / 1000)
-def capture():
-    out = subprocess.run([writer, "16"], capture_output=True, check=True).stdout
-    assert len(out) == 16
-bench("plain", lambda: subprocess.run([noop], check=True))
-bench("capture", capture)
-sys.stdout.flush()
-)PY";
+// The peers' programs are real files (tools/bench/peers/peer.py, peer.go; boost_v2.cpp is built
+// with the bench); meson tells the bench where they are. Each runs N iterations of each of its
+// two loops after 3 warm-up calls and prints one line per sample: "plain <µs>" or "capture <µs>".
+constexpr const char* kPythonPeer = BENCH_PEER_PY;
+constexpr const char* kGoPeer = BENCH_PEER_GO;
 
-constexpr const char* kGoProgram = R"GO(package main
-
-import (
-	"fmt"
-	"os"
-	"os/exec"
-	"strconv"
-	"time"
-)
-
-func bench(key string, n int, fn func() error) {
-	for i := 0; i < 3+n; i++ {
-		t := time.Now()
-		if err := fn(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		if i >= 3 {
-			fmt.Println(key, float64(time.Since(t).Nanoseconds())/1000)
-		}
-	}
+bool readable(const std::string& path) {
+    return std::ifstream(path).good();
 }
-
-func main() {
-	noop, writer := os.Args[1], os.Args[2]
-	n, _ := strconv.Atoi(os.Args[3])
-	bench("plain", n, func() error { return exec.Command(noop).Run() })
-	bench("capture", n, func() error {
-		out, err := exec.Command(writer, "16").Output()
-		if err == nil && len(out) != 16 {
-			err = fmt.Errorf("got %d bytes", len(out))
-		}
-		return err
-	})
-}
-)GO";
 
 struct PeerSamples {
     std::vector<double> plain, capture;
@@ -114,8 +67,10 @@ void run_peers(Env& env) {
         std::string python = raw::find_in_path("python3");
         if (python.empty())
             py.why_not = "python3 not found in PATH";
+        else if (!readable(kPythonPeer))
+            py.why_not = std::string("peer script not found: ") + kPythonPeer;
         else
-            py.cmd = {python, "-c", kPythonScript, cfg.noop, cfg.writer};
+            py.cmd = {python, kPythonPeer, cfg.noop, cfg.writer};
         peers.push_back(std::move(py));
     }
     {
@@ -124,14 +79,14 @@ void run_peers(Env& env) {
         char dir_template[] = "/tmp/coreproc-bench-go-XXXXXX";
         if (gobin.empty()) {
             go.why_not = "go not found in PATH";
+        } else if (!readable(kGoPeer)) {
+            go.why_not = std::string("peer program not found: ") + kGoPeer;
         } else if (const char* dir = ::mkdtemp(dir_template); !dir) {
             go.why_not = "mkdtemp failed";
         } else {
             go.dir = dir;
-            std::ofstream(go.dir + "/main.go") << kGoProgram;
             // Built once, so that compiling is not timed and every chunk starts at once.
-            auto built =
-                raw::capture({gobin, "build", "-o", go.dir + "/peer", go.dir + "/main.go"});
+            auto built = raw::capture({gobin, "build", "-o", go.dir + "/peer", kGoPeer});
             if (!built)
                 go.why_not = "go build failed: " + built.error().what();
             else
@@ -236,7 +191,6 @@ void run_peers(Env& env) {
         }
         if (!p.dir.empty()) {
             std::remove((p.dir + "/peer").c_str());
-            std::remove((p.dir + "/main.go").c_str());
             std::remove(p.dir.c_str());
         }
     }
