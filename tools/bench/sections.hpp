@@ -1,4 +1,6 @@
-// The six sections of coreproc-bench (issue 6, items 1-7) and the judgement of its targets.
+// The sections of coreproc-bench (issue 6, items 1-7; issue 16) and the judgement of their
+// targets: one file per section in tools/bench/sections/ (see tools/bench/README.md), sharing
+// sections/common.hpp.
 #pragma once
 
 #include <memory>
