@@ -24,7 +24,7 @@ const std::string& ManagedProcess::id() const noexcept {
     return s_->id;
 }
 int ManagedProcess::pid() const noexcept {
-    return s_->pid;
+    return s_->ref.pid();
 }
 const std::string& ManagedProcess::command() const noexcept {
     return s_->command;
@@ -49,7 +49,7 @@ bool ManagedProcess::is_running() const {
 ProcessInfo detail::info_of(const ProcessState& s) {
     ProcessInfo i;
     i.id = s.id;
-    i.pid = s.pid;
+    i.pid = s.ref.pid();
     i.command = s.command;
     i.args = s.args;
     i.dir = s.dir;
@@ -174,8 +174,8 @@ namespace {
 // end takes longer (pipes still held by a grandchild).
 void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::mutex>& lk) {
     ProcessState& s = *sp;
-    if (s.done || s.reaped || !s.pidfd) return;
-    auto copy = s.pidfd.dup();  // under s.mu: the reaper closes s.pidfd under it too
+    if (s.done || s.ref.reaped() || !s.ref.has_pidfd()) return;
+    auto copy = s.ref.dup_pidfd();  // under s.mu: the reaper closes the pidfd under it too
     if (!copy) return;
     lk.unlock();
     auto ready = sys::wait_readable(copy->get(), sys::forever);

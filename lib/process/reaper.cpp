@@ -24,21 +24,23 @@ Clock::time_point deadline_after(Clock::time_point now, std::chrono::millisecond
 }
 
 Result<void> signal_locked(ProcessState& st, int sig) {
-    if (st.reaped) return {};
+    if (st.ref.reaped()) return {};
     if (st.cgroup) cgroup_signal(*st.cgroup, sig);  // SIGTERM/SIGKILL: the whole tree too
-    Result<void> r;
-    if (st.kill_group) {
-        // The leader is not reaped, so its pid (= the group id) cannot have been reused.
-        r = sys::kill_group(st.pid, sig);
-    } else if (st.pidfd) {
-        r = sys::pidfd_send_signal(st.pidfd.get(), sig);
-    } else {
-        // No pidfd (fallback): kill(2) is safe for the same reason, the pid is still ours.
-        r = sys::kill_pid(st.pid, sig);
-    }
+    // The group with kill_group; otherwise the pidfd (the pid without one). PidRef refuses once
+    // reaped; here that cannot happen (checked above, under the same lock).
+    auto r = st.ref.signal(sig, st.kill_group);
     if (!r && r.error().code() == ESRCH) return {};  // exited, not yet reaped
     return r;
 }
+
+namespace {
+// The reap under st.mu: a signaller holding it sees either a child not yet waited for (its pid
+// still ours) or one marked reaped, never a pid waited for but not yet marked.
+Result<std::optional<sys::ExitStatus>> reap_under_mu(ProcessState& st) {
+    std::lock_guard lk(st.mu);
+    return st.ref.reap();
+}
+}  // namespace
 
 Result<std::shared_ptr<Reaper>> Reaper::create(ReaperHooks hooks) {
     std::shared_ptr<Reaper> r(new Reaper());
@@ -123,7 +125,7 @@ void Reaper::queue_hard_kill(std::weak_ptr<ProcessState> st) {
 Result<void> Reaper::kill(const std::shared_ptr<ProcessState>& st, EndReason why,
                           std::string text) {
     std::unique_lock lk(st->mu);
-    if (st->reaped || st->kill_requested) return {};  // finished, or already being killed
+    if (st->ref.reaped() || st->kill_requested) return {};  // finished, or already being killed
     st->kill_requested = true;
     st->reason = why;
     st->reason_text = std::move(text);
@@ -169,8 +171,8 @@ bool Reaper::help_reap(const std::shared_ptr<ProcessState>& st) {
     std::unique_lock lk(work_mu_, std::try_to_lock);
     if (!lk) return false;  // the reaper thread is at work, most likely on this very exit
     run_commands();         // a watch the reaper thread has not taken in yet
-    // reaped, polled and pidfd change only under work_mu_, which we hold.
-    if (st->reaped || st->polled || !st->pidfd) return false;
+    // ref and polled change only under work_mu_ (ref under st->mu too), which we hold.
+    if (st->ref.reaped() || st->polled || !st->ref.has_pidfd()) return false;
     if (st->slot >= slots_.size() || slots_[st->slot].st != st) return false;
     on_exit_ready(st);
     // Taking the pidfd out of the epoll set may have cancelled the reaper thread's wake-up: if
@@ -190,10 +192,10 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
     }
     slots_[slot].st = st;
     st->slot = slot;
-    if (st->pidfd) {
-        if (auto a = ep_.add(st->pidfd.get(), sys::ev_in, key(*st, k_pidfd)); !a) {
+    if (st->ref.has_pidfd()) {
+        if (auto a = ep_.add(st->ref.pidfd(), sys::ev_in, key(*st, k_pidfd)); !a) {
             debug("process.reaper: " + a.error().what() + "; polling pid " +
-                  std::to_string(st->pid));
+                  std::to_string(st->ref.pid()));
             st->polled = true;
         }
     } else {
@@ -270,7 +272,7 @@ void Reaper::on_event(std::uint32_t events, std::uint64_t data) {
     switch (kind) {
         case k_pidfd:
             // A waiter may have reaped it (help_reap) after this batch of events was taken.
-            if (!st->reaped && !st->polled) on_exit_ready(st);
+            if (!st->ref.reaped() && !st->polled) on_exit_ready(st);
             break;
         case k_out:
         case k_err:
@@ -380,12 +382,12 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
         std::lock_guard lk(st->mu);
         (void)signal_locked(*st, sys::sig_kill());
     }
-    auto w = st->pidfd ? sys::wait_pidfd(st->pidfd.get()) : sys::wait_pid(st->pid);
+    auto w = reap_under_mu(*st);
     if (w && !*w) {
         // Readable but not reapable (a ptracer intervened, tokio #7144): not an error. Poll it
         // instead of spinning on a level-triggered pidfd.
         if (!st->polled) {
-            (void)ep_.remove(st->pidfd.get());
+            (void)ep_.remove(st->ref.pidfd());
             st->polled = true;
             polled_.push_back(st);
             if (!poll_scheduled_) {
@@ -404,11 +406,10 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
 
 void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
                            const Result<sys::ExitStatus>& w) {
-    if (!st->polled && st->pidfd) (void)ep_.remove(st->pidfd.get());
+    if (!st->polled && st->ref.has_pidfd()) (void)ep_.remove(st->ref.pidfd());
     {
         std::lock_guard lk(st->mu);
-        st->reaped = true;
-        st->pidfd.reset();
+        st->ref.mark_reaped();  // closes the pidfd, out of the epoll set now
         st->ended_steady = Clock::now();
         if (!w) {
             // ECHILD: someone else reaped our child (waitpid(-1) or SIGCHLD=SIG_IGN in the host).
@@ -443,7 +444,7 @@ void Reaper::maybe_finish(const std::shared_ptr<ProcessState>& st) {
     bool reaped;
     {
         std::lock_guard lk(st->mu);
-        reaped = st->reaped && !st->done;
+        reaped = st->ref.reaped() && !st->done;
     }
     if (reaped) finish(st);
 }
@@ -616,7 +617,7 @@ void Reaper::on_timers() {
                 bool done;
                 {
                     std::lock_guard lk(st->mu);
-                    done = st->reaped;
+                    done = st->ref.reaped();
                 }
                 if (!done) (void)kill(st, EndReason::timeout);
                 break;
@@ -630,7 +631,7 @@ void Reaper::on_timers() {
                 bool pending;
                 {
                     std::lock_guard lk(st->mu);
-                    pending = st->reaped && !st->done;
+                    pending = st->ref.reaped() && !st->done;
                 }
                 if (pending) {
                     read_pipe(st, false, 16);  // what is there now, then stop waiting
@@ -689,7 +690,7 @@ void Reaper::poll_children() {
         if (st->kill_group && (st->out_fd || st->err_fd)) {
             // As on the pidfd path: leftovers of the group holding our pipes are killed while
             // the exited but unreaped leader still pins the group id (WNOWAIT peeks).
-            auto gone = sys::exited_pid(st->pid);
+            auto gone = st->ref.exited();  // under work_mu_: ref cannot change
             if (gone && *gone) {
                 read_pipe(st, false, 16);
                 read_pipe(st, true, 16);
@@ -699,7 +700,7 @@ void Reaper::poll_children() {
                 }
             }
         }
-        auto w = st->pidfd ? sys::wait_pidfd(st->pidfd.get()) : sys::wait_pid(st->pid);
+        auto w = reap_under_mu(*st);
         if (w && !*w) {
             ++i;
             continue;

@@ -480,23 +480,28 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         return fail(E_errno(
             op, (is_resource_errno(code) ? "spawn \"" : "exec \"") + o.command + "\"", code));
     }
-    st->pid = spawned->pid;
     // The child has its copies: close ours now, or EOF never comes.
     for (auto& f : plan->child_own) f.reset();
     plan->pass_own.clear();
 
+    const int pid = spawned->pid;
     if (spawned->pidfd) {
-        // clone3 gave the pidfd at birth: nothing to race.
-        st->pidfd = std::move(spawned->pidfd);
-    } else if (auto pfd = sys::pidfd_open(st->pid)) {
+        // clone3 gave the pidfd at birth (posix_spawn opened it before returning): nothing to
+        // race.
+        st->ref = detail::PidRef::take(pid, std::move(spawned->pidfd));
+    } else if (auto ref = detail::PidRef::open(pid)) {
         // Right after spawn, while the child cannot have been reaped by anyone but us.
-        st->pidfd = std::move(*pfd);
-    } else if (pfd.error().code() == ENOSYS) {
-        if (!told_fallback.exchange(true))
-            core.logger()->info(
-                "process: pidfd_open unsupported (ENOSYS); waiting by polling waitid(P_PID)");
-    } else if (auto log = core.logger(); log->should_log(spdlog::level::debug)) {
-        log->debug("process: {}; waiting for pid {} by polling", pfd.error().what(), st->pid);
+        st->ref = std::move(*ref);
+    } else {
+        st->ref = detail::PidRef::take(pid, {});  // waited for by polling
+        if (ref.error().code() == ENOSYS) {
+            if (!told_fallback.exchange(true))
+                core.logger()->info(
+                    "process: pidfd_open unsupported (ENOSYS); waiting by polling "
+                    "waitid(P_PID)");
+        } else if (auto log = core.logger(); log->should_log(spdlog::level::debug)) {
+            log->debug("process: {}; waiting for pid {} by polling", ref.error().what(), pid);
+        }
     }
 
     // Step 6: register and watch.
@@ -531,7 +536,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         const std::uint64_t seq = next_seq++;
         running.emplace(seq, mp);
         seq_of.emplace(st->id, seq);
-        by_pid[st->pid] = mp;  // the newest with this pid wins (an older one has finished)
+        by_pid[pid] = mp;  // the newest with this pid wins (an older one has finished)
         // Entries of forgotten processes go in an occasional sweep: amortised O(1) a start.
         if (by_pid.size() > 2 * (running.size() + opts.retention) + 64) {
             std::erase_if(by_pid, [&](const auto& kv) {
@@ -548,7 +553,7 @@ Result<std::shared_ptr<ManagedProcess>> Service::Impl::start(const std::string& 
         return fail(wrap(op, s.error()));
     }
     if (events && events->wanted()) {
-        events->emit(Value(ProcessStarted{st->id, st->command, st->args, st->dir, st->pid}), false);
+        events->emit(Value(ProcessStarted{st->id, st->command, st->args, st->dir, pid}), false);
     }
     if ((transient || !o.detach) && ctx.token().stop_possible()) {
         std::lock_guard lk(st->mu);

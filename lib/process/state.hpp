@@ -18,6 +18,7 @@
 #include "core/context.hpp"
 #include "core/process/types.hpp"
 #include "process/output.hpp"
+#include "process/pidref.hpp"
 #include "sys/fd.hpp"
 #include "sys/poll.hpp"
 
@@ -48,7 +49,6 @@ struct ProcessState {
     std::string command;
     std::vector<std::string> args;
     std::string dir;
-    int pid = 0;
     bool kill_group = false;
     bool transient = false;  // run(): its entry is removed when run returns, not retained
     std::chrono::milliseconds grace{5000};
@@ -70,8 +70,7 @@ struct ProcessState {
     int exit_code = 0;
     int signal = 0;
     std::string error;
-    bool reaped = false;  // waited for: never signal again
-    bool done = false;    // reaped and output drained: wait() returns
+    bool done = false;  // reaped and output drained: wait() returns
     std::chrono::steady_clock::time_point ended_steady{};
     OutputRing output;
     OutputRing err_output;
@@ -85,7 +84,11 @@ struct ProcessState {
     bool kill_requested = false;
     EndReason reason = EndReason::none;
     std::string reason_text;  // ctx.reason() for cancelled
-    sys::UniqueFd pidfd;      // closed by the reaper after reaping (under mu)
+    // The child: pid, pidfd and whether it is reaped (never signalled after). Its pid is set
+    // before the state is shared and never changes, so ref.pid() may be read without mu; the
+    // rest changes under mu and the reaper's work lock together, so either lock suffices to
+    // read it. The reaper closes the pidfd after reaping.
+    PidRef ref;
     std::optional<std::stop_callback<CancelFn>> on_cancel;
 
     // --- under input_mu (std_in = pipe) ---
