@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 
 #include "process/cgroup.hpp"
@@ -125,8 +126,8 @@ void Reaper::queue_hard_kill(std::weak_ptr<ProcessState> st) {
 Result<void> Reaper::kill(const std::shared_ptr<ProcessState>& st, EndReason why,
                           std::string text) {
     std::unique_lock lk(st->mu);
-    if (st->ref.reaped() || st->kill_requested) return {};  // finished, or already being killed
-    st->kill_requested = true;
+    if (st->ref.reaped() || st->kill_requested()) return {};  // finished, or already being killed
+    assert(why != EndReason::none);  // a request names its reason: kill_requested() reads it
     st->reason = why;
     st->reason_text = std::move(text);
     if (st->grace.count() <= 0) return signal_locked(*st, sys::sig_kill());
@@ -192,6 +193,10 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
     }
     slots_[slot].st = st;
     st->slot = slot;
+    {
+        std::lock_guard lk(st->mu);
+        st->advance(Phase::running);
+    }
     if (st->ref.has_pidfd()) {
         if (auto a = ep_.add(st->ref.pidfd(), sys::ev_in, key(*st, k_pidfd)); !a) {
             debug("process.reaper: " + a.error().what() + "; polling pid " +
@@ -410,6 +415,7 @@ void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
     {
         std::lock_guard lk(st->mu);
         st->ref.mark_reaped();  // closes the pidfd, out of the epoll set now
+        st->advance(Phase::reaped);
         st->ended_steady = Clock::now();
         if (!w) {
             // ECHILD: someone else reaped our child (waitpid(-1) or SIGCHLD=SIG_IGN in the host).
@@ -433,8 +439,11 @@ void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
     }
     if (!st->out_fd && !st->err_fd) {
         finish(st);
-    } else if (!st->drain_armed) {
-        st->drain_armed = true;
+    } else {
+        {
+            std::lock_guard lk(st->mu);
+            st->advance(Phase::draining);
+        }
         add_timer(Timer{Clock::now() + drain_timeout, Timer::drain, st});
     }
 }
@@ -444,7 +453,7 @@ void Reaper::maybe_finish(const std::shared_ptr<ProcessState>& st) {
     bool reaped;
     {
         std::lock_guard lk(st->mu);
-        reaped = st->ref.reaped() && !st->done;
+        reaped = st->is_draining();
     }
     if (reaped) finish(st);
 }
@@ -495,7 +504,7 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
     ProcessInfo info;
     {
         std::lock_guard lk(st->mu);
-        st->done = true;
+        st->advance(Phase::done);
         st->pty_ctl.reset();
         // The context's callback may be running on another thread: the stop_callback's
         // destructor waits for it, and it takes only the command queue's lock, not st->mu.
@@ -525,7 +534,7 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
         const bool clean = x.kind == ExitKind::exited && x.code == 0 && !x.output_cut &&
                            x.reason != ExitReason::timeout && x.reason != ExitReason::cancelled;
         st->error = clean ? std::string() : x.describe();
-        if (st->status == Status::killed && st->kill_requested) killed_by = st->signal;
+        if (st->status == Status::killed && st->kill_requested()) killed_by = st->signal;
         exited.id = st->id;
         exited.exit_code = st->exit_code;
         exited.duration = st->ended_steady - st->started_steady;
@@ -568,7 +577,6 @@ void Reaper::finish(const std::shared_ptr<ProcessState>& st) {
         ++slots_[st->slot].gen;
         free_slots_.push_back(st->slot);
     }
-    st->finished = true;
     stale_timers_ += st->timers_queued;
     st->timers_queued = 0;
     if (stale_timers_ > 32 && stale_timers_ * 2 > timers_.size()) purge_timers();
@@ -587,7 +595,7 @@ void Reaper::post_hook(std::function<void()> fn) {
 void Reaper::add_timer(Timer t) {
     const auto at = t.at;
     if (auto st = t.st.lock()) {
-        if (st->finished) return;  // nothing left to time
+        if (st->is_done()) return;  // nothing left to time
         ++st->timers_queued;
     }
     timers_.push_back(std::move(t));
@@ -631,7 +639,7 @@ void Reaper::on_timers() {
                 bool pending;
                 {
                     std::lock_guard lk(st->mu);
-                    pending = st->ref.reaped() && !st->done;
+                    pending = st->is_draining();
                 }
                 if (pending) {
                     read_pipe(st, false, 16);  // what is there now, then stop waiting
@@ -664,7 +672,7 @@ Reaper::Timer Reaper::pop_timer() {
     timers_.pop_back();
     if (auto st = t.st.lock()) {
         if (st->timers_queued > 0) --st->timers_queued;
-        if (st->finished && stale_timers_ > 0) --stale_timers_;
+        if (st->is_done() && stale_timers_ > 0) --stale_timers_;
     }
     return t;
 }
@@ -675,7 +683,7 @@ void Reaper::purge_timers() {
     keep.reserve(timers_.size() > stale_timers_ ? timers_.size() - stale_timers_ : 0);
     for (auto& t : timers_) {
         auto st = t.st.lock();
-        if (t.kind == Timer::poll || (st && !st->finished)) keep.push_back(std::move(t));
+        if (t.kind == Timer::poll || (st && !st->is_done())) keep.push_back(std::move(t));
     }
     timers_ = std::move(keep);
     std::make_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
