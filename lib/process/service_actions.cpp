@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "process/containment.hpp"
+#include "process/option_keys.hpp"
 #include "process/service_impl.hpp"
 
 namespace core::process {
@@ -85,14 +86,6 @@ Result<void> Service::on_startup(const Context&) {
 
 namespace {
 
-// The keys of process.run / process.start, go-process's first, then ours.
-constexpr const char* kRunKeys[] = {
-    "command", "args", "dir", "env", "timeout", "gracePeriod", "killGroup", "disableCapture",
-    "input", "maxOutput", "detach", "keepStdin", "stdin", "stdout", "stderr", "envMode", "unsetEnv",
-    // containment and identity (issue 13), read by detail::parse_containment_options
-    "cgroup", "memoryMax", "memorySwapMax", "pidsMax", "cpuMax", "ioWeight", "user", "group",
-    "groups", "umask", "rlimits", "nice", "noNewPrivs", "parentDeathSignal"};
-
 Result<Stdio> parse_stdio(const std::string& op, const char* key, const Value& v) {
     const std::string where = std::string("option \"") + key + "\"";
     if (const auto* s = v.get<Stdio>()) return *s;
@@ -129,33 +122,27 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
     return parse_options(op, opts, false);
 }
 
-Result<RunOptions> Service::parse_options(const std::string& op, const Options& opts,
-                                          bool lenient) {
-    if (!lenient) {
-        for (const auto& [key, _] : opts.entries()) {
-            bool known = false;
-            for (const char* k : kRunKeys) known = known || key == k;
-            if (known) continue;
-            std::string list;
-            for (const char* k : kRunKeys) list += (list.empty() ? "" : ", ") + std::string(k);
-            return fail(Error(op, "unknown option \"" + key + "\" (known: " + list + ")", EINVAL));
-        }
-    }
-    RunOptions o;
-    auto command = opts.want_string(op, "command");
+namespace {
+
+using Key = detail::OptionKey<RunOptions>;
+
+// Saturating: a duration near nanoseconds::max() stays huge ("never"), not negative.
+std::chrono::milliseconds ceil_ms(std::chrono::nanoseconds d) {
+    if (d >= std::chrono::nanoseconds::max() - std::chrono::milliseconds(1))
+        return std::chrono::duration_cast<std::chrono::milliseconds>(d);
+    return std::chrono::ceil<std::chrono::milliseconds>(d);
+}
+
+Result<void> read_command(const std::string& op, const Options& in, RunOptions& o) {
+    auto command = in.want_string(op, "command");
     if (!command) return fail(command.error());
     if (command->empty()) return fail(Error(op, "option \"command\" is required", EINVAL));
     o.command = std::move(*command);
-    auto args = opts.want_strings(op, "args");
-    if (!args) return fail(args.error());
-    o.args = std::move(*args);
-    auto dir = opts.want_string(op, "dir");
-    if (!dir) return fail(dir.error());
-    o.dir = std::move(*dir);
-    auto env = opts.want_strings(op, "env");
-    if (!env) return fail(env.error());
-    o.env = std::move(*env);
-    auto env_mode = opts.want_string(op, "envMode", "merge");
+    return {};
+}
+
+Result<void> read_env_mode(const std::string& op, const Options& in, RunOptions& o) {
+    auto env_mode = in.want_string(op, "envMode", "merge");
     if (!env_mode) return fail(env_mode.error());
     if (*env_mode == "replace") {
         o.env_mode = EnvMode::replace;
@@ -164,35 +151,23 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
             op, "option \"envMode\": want \"merge\" or \"replace\", got \"" + *env_mode + "\"",
             EINVAL));
     }
-    auto unset = opts.want_strings(op, "unsetEnv");
-    if (!unset) return fail(unset.error());
-    o.unset_env = std::move(*unset);
-    auto ceil_ms = [](std::chrono::nanoseconds d) {
-        // Saturating: a duration near nanoseconds::max() stays huge ("never"), not negative.
-        if (d >= std::chrono::nanoseconds::max() - std::chrono::milliseconds(1))
-            return std::chrono::duration_cast<std::chrono::milliseconds>(d);
-        return std::chrono::ceil<std::chrono::milliseconds>(d);
-    };
-    auto timeout = opts.want_duration(op, "timeout");
-    if (!timeout) return fail(timeout.error());
-    o.timeout = ceil_ms(*timeout);
-    auto grace = opts.want_duration(op, "gracePeriod", o.grace_period);
-    if (!grace) return fail(grace.error());
-    o.grace_period = ceil_ms(*grace);
-    auto kill_group = opts.want_boolean(op, "killGroup");
-    if (!kill_group) return fail(kill_group.error());
-    o.kill_group = *kill_group;
-    auto no_capture = opts.want_boolean(op, "disableCapture");
+    return {};
+}
+
+// disableCapture, keepStdin, input, stdin, stdout, stderr: go-process's three keys map onto the
+// three Stdio choices, and each excludes the stream keys it would contradict.
+Result<void> read_streams(const std::string& op, const Options& in, RunOptions& o) {
+    auto no_capture = in.want_boolean(op, "disableCapture");
     if (!no_capture) return fail(no_capture.error());
     if (*no_capture) {
         // go-process's disableCapture: the child writes where we write.
         o.std_out = Stdio::inherit();
         o.std_err = Stdio::inherit();
     }
-    auto keep = opts.want_boolean(op, "keepStdin");
+    auto keep = in.want_boolean(op, "keepStdin");
     if (!keep) return fail(keep.error());
-    if (opts.has("input")) {
-        auto input = opts.want_string(op, "input");
+    if (in.has("input")) {
+        auto input = in.want_string(op, "input");
         if (!input) return fail(input.error());
         if (*keep)
             return fail(
@@ -202,13 +177,13 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
         o.std_in = Stdio::pipe();
     }
     for (const char* key : {"stdin", "stdout", "stderr"}) {
-        auto v = opts.get(key);
+        auto v = in.get(key);
         if (!v) continue;
         const std::string k = key;
-        if (k == "stdin" && (opts.has("input") || *keep))
+        if (k == "stdin" && (in.has("input") || *keep))
             return fail(Error(op,
                               std::string("option \"stdin\" excludes \"") +
-                                  (opts.has("input") ? "input" : "keepStdin") + "\"",
+                                  (in.has("input") ? "input" : "keepStdin") + "\"",
                               EINVAL));
         if (k != "stdin" && *no_capture)
             return fail(Error(op, "option \"" + k + "\" excludes \"disableCapture\"", EINVAL));
@@ -216,17 +191,120 @@ Result<RunOptions> Service::parse_options(const std::string& op, const Options& 
         if (!st) return fail(st.error());
         (k == "stdin" ? o.std_in : k == "stdout" ? o.std_out : o.std_err) = std::move(*st);
     }
-    auto max_output = opts.want_integer(op, "maxOutput", static_cast<std::int64_t>(o.max_output));
+    return {};
+}
+
+Result<void> read_max_output(const std::string& op, const Options& in, RunOptions& o) {
+    auto max_output = in.want_integer(op, "maxOutput", static_cast<std::int64_t>(o.max_output));
     if (!max_output) return fail(max_output.error());
     if (*max_output < 0)
         return fail(Error(
             op, "option \"maxOutput\": must not be negative, got " + std::to_string(*max_output),
             EINVAL));
     o.max_output = static_cast<std::size_t>(*max_output);
-    auto detach = opts.want_boolean(op, "detach");
-    if (!detach) return fail(detach.error());
-    o.detach = *detach;
-    if (auto c = detail::parse_containment_options(op, opts, o); !c) return fail(c.error());
+    return {};
+}
+
+// The keys of process.run / exec / start, in the order they are read (the first Error wins).
+// A new key is one line here: its name, its type in words, and its reader.
+constexpr Key kRunKeys[] = {
+    {"command", "string", read_command},
+    {"args", "string list",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_strings(op, "args");
+         if (!v) return fail(v.error());
+         o.args = std::move(*v);
+         return {};
+     }},
+    {"dir", "string",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_string(op, "dir");
+         if (!v) return fail(v.error());
+         o.dir = std::move(*v);
+         return {};
+     }},
+    {"env", "string list (K=V)",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_strings(op, "env");
+         if (!v) return fail(v.error());
+         o.env = std::move(*v);
+         return {};
+     }},
+    {"envMode", "\"merge\" or \"replace\"", read_env_mode},
+    {"unsetEnv", "string list",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_strings(op, "unsetEnv");
+         if (!v) return fail(v.error());
+         o.unset_env = std::move(*v);
+         return {};
+     }},
+    {"timeout", "duration",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_duration(op, "timeout");
+         if (!v) return fail(v.error());
+         o.timeout = ceil_ms(*v);
+         return {};
+     }},
+    {"gracePeriod", "duration",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_duration(op, "gracePeriod", o.grace_period);
+         if (!v) return fail(v.error());
+         o.grace_period = ceil_ms(*v);
+         return {};
+     }},
+    {"killGroup", "boolean",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_boolean(op, "killGroup");
+         if (!v) return fail(v.error());
+         o.kill_group = *v;
+         return {};
+     }},
+    // The stream keys, read together by read_streams.
+    {"disableCapture", "boolean", read_streams},
+    {"keepStdin", "boolean"},
+    {"input", "string"},
+    {"stdin", "stream target"},
+    {"stdout", "stream target"},
+    {"stderr", "stream target"},
+    {"maxOutput", "integer (bytes)", read_max_output},
+    {"detach", "boolean",
+     [](const std::string& op, const Options& in, RunOptions& o) -> Result<void> {
+         auto v = in.want_boolean(op, "detach");
+         if (!v) return fail(v.error());
+         o.detach = *v;
+         return {};
+     }},
+    // Containment and identity (issue 13), read together by detail::parse_containment_options.
+    {"cgroup", "boolean", detail::parse_containment_options},
+    {"memoryMax", "size"},
+    {"memorySwapMax", "size"},
+    {"pidsMax", "integer or \"max\""},
+    {"cpuMax", "number of cores"},
+    {"ioWeight", "integer"},
+    {"user", "name or uid"},
+    {"group", "name or gid"},
+    {"groups", "string list"},
+    {"umask", "octal string or integer"},
+    {"rlimits", "string list"},
+    {"nice", "integer"},
+    {"noNewPrivs", "boolean"},
+    {"parentDeathSignal", "signal name or boolean"},
+};
+
+}  // namespace
+
+std::span<const detail::OptionKey<RunOptions>> detail::run_option_keys() noexcept {
+    return kRunKeys;
+}
+
+Result<RunOptions> Service::parse_options(const std::string& op, const Options& opts,
+                                          bool lenient) {
+    const std::span<const Key> keys = kRunKeys;
+    if (!lenient) {
+        if (auto r = detail::refuse_unknown_options(op, opts, keys); !r) return fail(r.error());
+    }
+    RunOptions o;
+    if (auto r = detail::read_options(op, opts, keys, o); !r) return fail(r.error());
     return o;
 }
 
