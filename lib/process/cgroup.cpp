@@ -315,7 +315,7 @@ void oom_reason_locked(ProcessState& st) {
 void fill_containment_locked(const ProcessState& st, ProcessInfo& info) {
     if (!st.cgroup) return;
     info.cgroup = st.cgroup->path();
-    info.accounting = st.done ? st.accounting : st.cgroup->account();
+    info.accounting = st.is_done() ? st.accounting : st.cgroup->account();
 }
 
 }  // namespace core::process::detail

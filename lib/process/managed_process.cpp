@@ -24,7 +24,7 @@ const std::string& ManagedProcess::id() const noexcept {
     return s_->id;
 }
 int ManagedProcess::pid() const noexcept {
-    return s_->pid;
+    return s_->ref.pid();
 }
 const std::string& ManagedProcess::command() const noexcept {
     return s_->command;
@@ -32,39 +32,39 @@ const std::string& ManagedProcess::command() const noexcept {
 
 Status ManagedProcess::status() const {
     std::lock_guard lk(s_->mu);
-    return s_->done ? s_->status
-                    : (s_->status == Status::pending ? Status::pending : Status::running);
+    return s_->is_done() ? s_->status
+                         : (s_->status == Status::pending ? Status::pending : Status::running);
 }
 
 int ManagedProcess::exit_code() const {
     std::lock_guard lk(s_->mu);
-    return s_->done ? s_->exit_code : 0;
+    return s_->is_done() ? s_->exit_code : 0;
 }
 
 bool ManagedProcess::is_running() const {
     std::lock_guard lk(s_->mu);
-    return !s_->done;
+    return !s_->is_done();
 }
 
 ProcessInfo detail::info_of(const ProcessState& s) {
     ProcessInfo i;
     i.id = s.id;
-    i.pid = s.pid;
+    i.pid = s.ref.pid();
     i.command = s.command;
     i.args = s.args;
     i.dir = s.dir;
-    i.running = !s.done;
-    i.status = s.done ? s.status : Status::running;
-    i.exit_code = s.done ? s.exit_code : 0;
-    i.signal = s.done ? s.signal : 0;
+    i.running = !s.is_done();
+    i.status = s.is_done() ? s.status : Status::running;
+    i.exit_code = s.is_done() ? s.exit_code : 0;
+    i.signal = s.is_done() ? s.signal : 0;
     i.started_at = s.started_at;
-    const auto end = s.done ? s.ended_steady : std::chrono::steady_clock::now();
+    const auto end = s.is_done() ? s.ended_steady : std::chrono::steady_clock::now();
     i.duration = end - s.started_steady;
     i.output_dropped = static_cast<std::size_t>(s.output.dropped());
     i.stderr_dropped = static_cast<std::size_t>(s.err_output.dropped());
     i.callback_dropped = static_cast<std::size_t>(s.callback_dropped);
-    i.error = s.done ? s.error : std::string();
-    if (s.done) {
+    i.error = s.is_done() ? s.error : std::string();
+    if (s.is_done()) {
         i.exit = s.exit;
         i.usage = s.usage;
     }
@@ -96,7 +96,7 @@ std::string ManagedProcess::output(Stream s) const {
 
 ExitStatus ManagedProcess::exit_status() const {
     std::lock_guard lk(s_->mu);
-    return s_->done ? s_->exit : ExitStatus{};
+    return s_->is_done() ? s_->exit : ExitStatus{};
 }
 
 void ManagedProcess::on_exit(std::function<void(const ProcessInfo&)> fn) {
@@ -104,7 +104,7 @@ void ManagedProcess::on_exit(std::function<void(const ProcessInfo&)> fn) {
     ProcessInfo now;
     {
         std::lock_guard lk(s_->mu);
-        if (!s_->done) {
+        if (!s_->is_done()) {
             // finish() takes the hooks under the same lock: each runs exactly once, there.
             s_->exit_hooks.push_back(std::move(fn));
             return;
@@ -126,7 +126,7 @@ void ManagedProcess::on_exit(std::function<void(const ProcessInfo&)> fn) {
 Result<void> ManagedProcess::resize(unsigned short rows, unsigned short cols) {
     std::lock_guard lk(s_->mu);
     if (!s_->pty_ctl) {
-        if (s_->done) return {};  // finished: nothing to resize, as kill() of a finished one
+        if (s_->is_done()) return {};  // finished: nothing to resize, as kill() of a finished one
         return fail(Error("process.resize", s_->id + ": not started with Stdio::pty()", ENOTTY));
     }
     if (auto r = sys::resize_pty(s_->pty_ctl.get(), rows, cols); !r)
@@ -140,7 +140,7 @@ Result<int> ManagedProcess::exit_fd() const {
         auto ev = sys::EventFd::create();
         if (!ev) return fail(E("process.exit_fd", s_->id, ev.error()));
         s_->exit_event = std::move(*ev);
-        if (s_->done) s_->exit_event.signal();
+        if (s_->is_done()) s_->exit_event.signal();
     }
     return s_->exit_event.fd();
 }
@@ -174,8 +174,8 @@ namespace {
 // end takes longer (pipes still held by a grandchild).
 void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::mutex>& lk) {
     ProcessState& s = *sp;
-    if (s.done || s.reaped || !s.pidfd) return;
-    auto copy = s.pidfd.dup();  // under s.mu: the reaper closes s.pidfd under it too
+    if (s.is_done() || s.ref.reaped() || !s.ref.has_pidfd()) return;
+    auto copy = s.ref.dup_pidfd();  // under s.mu: the reaper closes the pidfd under it too
     if (!copy) return;
     lk.unlock();
     auto ready = sys::wait_readable(copy->get(), sys::forever);
@@ -185,7 +185,7 @@ void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::m
     lk.lock();
     if (!ready || !*ready) return;
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(300);
-    while (!s.done && std::chrono::steady_clock::now() < until) {
+    while (!s.is_done() && std::chrono::steady_clock::now() < until) {
         lk.unlock();
         std::this_thread::yield();
         lk.lock();
@@ -196,13 +196,13 @@ void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::m
 ProcessInfo ManagedProcess::wait() const {
     std::unique_lock lk(s_->mu);
     await_exit(s_, lk);
-    s_->cv.wait(lk, [&] { return s_->done; });
+    s_->cv.wait(lk, [&] { return s_->is_done(); });
     return info_locked(*s_);
 }
 
 bool ManagedProcess::wait_for(std::chrono::nanoseconds timeout) const {
     std::unique_lock lk(s_->mu);
-    return s_->cv.wait_for(lk, timeout, [&] { return s_->done; });
+    return s_->cv.wait_for(lk, timeout, [&] { return s_->is_done(); });
 }
 
 Result<void> ManagedProcess::write_input(std::string_view bytes) {

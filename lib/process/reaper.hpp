@@ -3,7 +3,8 @@
 // timerfd driven by a deadline heap (timeouts, SIGTERM→SIGKILL escalations, bounded drains;
 // O(log n) per timer, no scan per exit). Only this thread reaps; signals go through the pidfd
 // (or kill(2) on the pid / group) under the state's mutex and only while not reaped, so a
-// reaped PID is never signalled. Thread-safe.
+// reaped PID is never signalled. Thread-safe. Sources: reaper.cpp (the thread, its commands and
+// loop), reaper_drain.cpp (pipes, input, reap, finish), reaper_timers.cpp (deadlines, polling).
 #pragma once
 
 #include <atomic>
@@ -114,6 +115,7 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     };
 
     void push(Cmd c);
+    static Result<std::optional<sys::ExitStatus>> reap_under_mu(ProcessState& st);
     void loop();
     void run_commands();
     // Registers a new child's pidfd, pipes and timeout. Under work_mu_.

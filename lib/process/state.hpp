@@ -18,6 +18,8 @@
 #include "core/context.hpp"
 #include "core/process/types.hpp"
 #include "process/output.hpp"
+#include "process/phase.hpp"
+#include "process/pidref.hpp"
 #include "sys/fd.hpp"
 #include "sys/poll.hpp"
 
@@ -26,7 +28,8 @@ namespace core::process::detail {
 class Reaper;
 class Cgroup;
 
-// Why a kill was requested (the first request wins; it decides run()'s Error).
+// Why a kill was requested (the first request wins; it decides run()'s Error). none: no kill
+// was requested.
 enum class EndReason { none, killed, timeout, cancelled, shutdown };
 
 // The stop_callback's function: queues a kill on the reaper. Holds only weak references, so a
@@ -48,7 +51,6 @@ struct ProcessState {
     std::string command;
     std::vector<std::string> args;
     std::string dir;
-    int pid = 0;
     bool kill_group = false;
     bool transient = false;  // run(): its entry is removed when run returns, not retained
     std::chrono::milliseconds grace{5000};
@@ -70,8 +72,9 @@ struct ProcessState {
     int exit_code = 0;
     int signal = 0;
     std::string error;
-    bool reaped = false;  // waited for: never signal again
-    bool done = false;    // reaped and output drained: wait() returns
+    // Where the process is in its life (phase.hpp). Changed only by advance(), which the reaper
+    // calls holding both mu and its work lock: read it under either.
+    Phase phase = Phase::starting;
     std::chrono::steady_clock::time_point ended_steady{};
     OutputRing output;
     OutputRing err_output;
@@ -82,10 +85,15 @@ struct ProcessState {
     std::vector<std::function<void(const ProcessInfo&)>> exit_hooks;  // until done
     sys::EventFd exit_event;  // ManagedProcess::exit_fd(): created on demand, signalled once done
     sys::UniqueFd pty_ctl;    // Stdio::pty: our descriptor for resize(); closed at finish
-    bool kill_requested = false;
+    // The kill request is not a phase: any thread may ask (under mu only) while the process is
+    // running, and it stays running until reaped. The first request sets the reason.
     EndReason reason = EndReason::none;
     std::string reason_text;  // ctx.reason() for cancelled
-    sys::UniqueFd pidfd;      // closed by the reaper after reaping (under mu)
+    // The child: pid, pidfd and whether it is reaped (never signalled after). Its pid is set
+    // before the state is shared and never changes, so ref.pid() may be read without mu; the
+    // rest changes under mu and the reaper's work lock together, so either lock suffices to
+    // read it. The reaper closes the pidfd after reaping.
+    PidRef ref;
     std::optional<std::stop_callback<CancelFn>> on_cancel;
 
     // --- under input_mu (std_in = pipe) ---
@@ -107,14 +115,22 @@ struct ProcessState {
     LineSplitter out_lines;
     LineSplitter err_lines;
     std::uint32_t slot = UINT32_MAX;
-    bool polled = false;  // waited for by polling (no pidfd)
-    bool drain_armed = false;
-    bool finished = false;            // finish() ran
+    // How the exit is learned, not a phase: by polling waitid (no pidfd, or a pidfd that was
+    // readable but not reapable) instead of the pidfd in epoll. Can switch while running.
+    bool polled = false;
     std::uint32_t timers_queued = 0;  // entries for this child in the reaper's timer heap
 
     // --- containment (issue 13) ---
     std::shared_ptr<Cgroup> cgroup;  // immutable after start; null without one
     Accounting accounting;           // under mu: the cgroup's final figures, set at exit
+
+    // Finished: output drained, wait() returns. Under mu or the reaper's work lock.
+    bool is_done() const noexcept { return phase == Phase::done; }
+    // Reaped (its output may still be drained) but not done.
+    bool is_draining() const noexcept { return phase == Phase::reaped || phase == Phase::draining; }
+    bool kill_requested() const noexcept { return reason != EndReason::none; }  // under mu
+    // The one way the phase changes. Caller holds mu and the reaper's work lock.
+    bool advance(Phase to) noexcept { return advance_phase(phase, to); }
 };
 
 }  // namespace core::process::detail
