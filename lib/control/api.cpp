@@ -6,6 +6,7 @@
 #include <ctime>
 #include <sstream>
 
+#include "control/goapi.hpp"
 #include "core/process/managed_process.hpp"
 #include "sys/procstat.hpp"
 
@@ -64,36 +65,19 @@ Reply ok_reply(const json& j = json{{"ok", true}}) {
     return json_reply(200, j);
 }
 
-// go-process's envelope.
-Reply envelope(const json& value) {
-    return json_reply(200, json{{"OK", true}, {"Value", value}});
-}
-Reply envelope_error(int status, const std::string& message) {
-    return json_reply(status, json{{"OK", false}, {"Error", message}});
-}
-Reply envelope_error(const Error& e) {
-    return envelope_error(status_of(e), e.what());
-}
+}  // namespace
 
-Result<json> parse_object(std::string_view body) {
+Result<json> parse_json_object(std::string_view body) {
     json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return fail(Error("control", "body: not valid JSON", EINVAL));
     if (!j.is_object()) return fail(Error("control", "body: want a JSON object", EINVAL));
     return j;
 }
 
+namespace {
+
 double seconds(std::chrono::nanoseconds d) {
     return std::chrono::duration<double>(d).count();
-}
-
-// stdin as a pipe for input/close: a bool on this branch's RunOptions, a Stdio (std_in =
-// Stdio::pipe()) in the newer process model; whichever this build has.
-template <class O>
-void keep_stdin(O& o) {
-    if constexpr (requires { o.keep_stdin; })
-        o.keep_stdin = true;
-    else
-        o.std_in = decltype(o.std_in)::pipe();
 }
 
 bool up(cp::DaemonState s) {
@@ -165,7 +149,7 @@ RouteKind classify(const Request& r) {
 }
 
 Result<cp::DaemonSpec> parse_daemon_body(std::string_view body) {
-    auto j = parse_object(body);
+    auto j = parse_json_object(body);
     if (!j) return fail(j.error());
     const std::string doc = dump(json{{"daemons", json::array({*j})}});
     auto specs = cp::parse_supervise_config(doc, "body");
@@ -175,7 +159,7 @@ Result<cp::DaemonSpec> parse_daemon_body(std::string_view body) {
 }
 
 Result<int> parse_signal_body(std::string_view body) {
-    auto j = parse_object(body);
+    auto j = parse_json_object(body);
     if (!j) return fail(j.error());
     auto it = j->find("signal");
     if (it == j->end()) return fail(Error("control", "body: key \"signal\" is required", EINVAL));
@@ -192,7 +176,7 @@ Result<int> parse_signal_body(std::string_view body) {
 }
 
 Result<InputBody> parse_input_body(std::string_view body) {
-    auto j = parse_object(body);
+    auto j = parse_json_object(body);
     if (!j) return fail(j.error());
     InputBody in;
     if (auto it = j->find("input"); it != j->end()) {
@@ -305,46 +289,6 @@ json process_json(const cp::ProcessInfo& p) {
                 {"startedAt", rfc3339(p.started_at)},
                 {"duration", seconds(p.duration)},
                 {"error", p.error}};
-}
-
-std::optional<std::string> event_message(const core::Value& v) {
-    json m{{"type", "event"}, {"timestamp", rfc3339(std::chrono::system_clock::now())}};
-    if (const auto* e = v.get<cp::DaemonStateChanged>()) {
-        m["channel"] = "daemon.state";
-        m["processId"] = e->name;
-        m["data"] = json{{"name", e->name},
-                         {"from", cp::to_string(e->from)},
-                         {"to", cp::to_string(e->to)},
-                         {"pid", e->pid},
-                         {"restarts", e->restarts},
-                         {"reason", e->reason},
-                         {"delay_ms", e->delay.count()}};
-    } else if (const auto* e = v.get<cp::ProcessStarted>()) {
-        m["channel"] = "process.started";
-        m["processId"] = e->id;
-        m["data"] = json{{"id", e->id},
-                         {"command", e->command},
-                         {"args", e->args},
-                         {"dir", e->dir},
-                         {"pid", e->pid}};
-    } else if (const auto* e = v.get<cp::ProcessOutput>()) {
-        m["channel"] = "process.output";
-        m["processId"] = e->id;
-        m["data"] = json{{"line", e->line},
-                         {"stream", e->stream == cp::Stream::stderr_ ? "stderr" : "stdout"}};
-    } else if (const auto* e = v.get<cp::ProcessExited>()) {
-        m["channel"] = "process.exited";
-        m["processId"] = e->id;
-        m["data"] = json{
-            {"exitCode", e->exit_code}, {"duration", seconds(e->duration)}, {"error", e->error}};
-    } else if (const auto* e = v.get<cp::ProcessKilled>()) {
-        m["channel"] = "process.killed";
-        m["processId"] = e->id;
-        m["data"] = json{{"signal", e->signal}};
-    } else {
-        return std::nullopt;
-    }
-    return dump(m);
 }
 
 std::string last_lines(const std::string& text, std::size_t max_lines) {
@@ -604,109 +548,9 @@ Reply Api::daemons(const Request& r) {
     return ok_reply(st ? daemon_json(*st) : json{{"name", name}});
 }
 
-// go-process's REST routes: /api/process/daemons, /api/process/processes[/:id[/output|wait|
-// input|kill|signal]], /api/process/pipelines/run, with the {"OK","Value"|"Error"} envelope.
+// go-process's REST routes (goapi.cpp).
 Reply Api::go_api(const Request& r) {
-    const auto& s = r.target.segments;
-    const std::string& m = r.method;
-    if (s.size() == 3 && s[2] == "daemons") {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        json arr = json::array();
-        for (const auto& st : sup_.list()) arr.push_back(daemon_json(st));
-        return envelope(arr);
-    }
-    if (s.size() == 4 && s[2] == "pipelines" && s[3] == "run") {
-        if (m != "POST") return envelope_error(405, "method not allowed");
-        if (!opts_.run_pipeline) return envelope_error(501, "pipelines are not available here");
-        auto out = opts_.run_pipeline(r.body);
-        if (!out)
-            return envelope_error(status_of(out.error()) == 404 ? 404 : 400, out.error().what());
-        json v = json::parse(*out, nullptr, false);
-        return envelope(v.is_discarded() ? json(*out) : v);
-    }
-    if (s.size() < 3 || s[2] != "processes")
-        return envelope_error(404, "no route for " + r.target.path);
-    if (s.size() == 3) {
-        if (m == "GET") {
-            json arr = json::array();
-            for (const auto& id : svc_.list(query_flag(r.target.query, "running")))
-                if (auto mp = svc_.get(id)) arr.push_back(process_json((*mp)->info()));
-            return envelope(arr);
-        }
-        if (m == "POST") {
-            auto j = parse_object(r.body);
-            if (!j) return envelope_error(400, j.error().what());
-            cp::RunOptions o;
-            try {
-                o.command = j->value("command", std::string());
-                o.args = j->value("args", std::vector<std::string>());
-                o.dir = j->value("dir", std::string());
-                o.env = j->value("env", std::vector<std::string>());
-                o.kill_group = j->value("killGroup", false);
-                if (j->value("keepStdin", false)) keep_stdin(o);
-            } catch (const json::exception& e) {
-                return envelope_error(400, std::string("body: ") + e.what());
-            }
-            if (o.command.empty()) return envelope_error(400, "body: key \"command\" is required");
-            o.detach = true;  // not tied to this request
-            auto mp = svc_.start(core::Context::background(), o);
-            if (!mp)
-                return envelope_error(status_of(mp.error()) == 500 ? 400 : status_of(mp.error()),
-                                      mp.error().what());
-            return envelope(process_json((*mp)->info()));
-        }
-        return envelope_error(405, "method not allowed");
-    }
-    auto mp = svc_.get(s[3]);
-    if (!mp) return envelope_error(404, mp.error().what());
-    auto& p = **mp;
-    if (s.size() == 4) {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        return envelope(process_json(p.info()));
-    }
-    if (s.size() != 5) return envelope_error(404, "no route for " + r.target.path);
-    const std::string& verb = s[4];
-    if (verb == "output") {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        return envelope(p.output());
-    }
-    if (m != "POST") return envelope_error(405, "method not allowed");
-    if (verb == "wait") {
-        std::size_t secs = 60;  // ?timeout=SECONDS, through the same bounded number parser
-        if (auto it = r.target.query.find("timeout"); it != r.target.query.end()) {
-            std::map<std::string, std::string> q{{"tail", it->second}};
-            auto n = parse_tail(q, 60);
-            if (!n || *n > 3600) return envelope_error(400, "timeout: want seconds up to 3600");
-            secs = *n;
-        }
-        if (!p.wait_for(std::chrono::seconds(secs)))
-            return envelope_error(
-                504, "process " + p.id() + " still running after " + std::to_string(secs) + "s");
-        return envelope(process_json(p.info()));
-    }
-    if (verb == "input") {
-        auto in = parse_input_body(r.body);
-        if (!in) return envelope_error(400, in.error().what());
-        if (!in->input.empty()) {
-            if (auto ok = p.write_input(in->input); !ok)
-                return envelope_error(409, ok.error().what());
-        }
-        if (in->close) {
-            if (auto ok = p.close_input(); !ok) return envelope_error(409, ok.error().what());
-        }
-        return envelope(json(true));
-    }
-    if (verb == "kill") {
-        if (auto ok = p.kill(); !ok) return envelope_error(ok.error());
-        return envelope(json(true));
-    }
-    if (verb == "signal") {
-        auto sig = parse_signal_body(r.body);
-        if (!sig) return envelope_error(400, sig.error().what());
-        if (auto ok = p.signal(*sig); !ok) return envelope_error(ok.error());
-        return envelope(json(true));
-    }
-    return envelope_error(404, "no route for " + r.target.path);
+    return GoApi(sup_, svc_, opts_).handle(r);
 }
 
 }  // namespace core::control

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control/events.hpp"  // event_message, which lived here
 #include "core/process/control.hpp"
 #include "core/value.hpp"
 
@@ -52,6 +53,8 @@ enum class RouteKind {
 };
 RouteKind classify(const Request& r);
 
+// The body as a JSON object. Errors: not JSON, not an object.
+Result<nlohmann::json> parse_json_object(std::string_view body);
 // Body parsers (fuzzed). A daemon object as in the supervise file, parsed by the config
 // reader as {"daemons":[body]}. Errors name the key.
 Result<cp::DaemonSpec> parse_daemon_body(std::string_view body);
@@ -75,11 +78,6 @@ std::string dump(const nlohmann::json& j);
 std::string rfc3339(std::chrono::system_clock::time_point t);
 nlohmann::json daemon_json(const cp::DaemonStatus& s);
 nlohmann::json process_json(const cp::ProcessInfo& p);
-// A bus event as a go-process WebSocket message
-// {"type":"event","channel":…,"processId":…,"data":…,"timestamp":…}; nullopt for a Value
-// that is none of DaemonStateChanged, ProcessStarted, ProcessOutput, ProcessExited,
-// ProcessKilled.
-std::optional<std::string> event_message(const core::Value& v);
 // The last max_lines lines of text (all of it when max_lines is 0).
 std::string last_lines(const std::string& text, std::size_t max_lines);
 

@@ -32,6 +32,7 @@
 
 #include "control/api.hpp"
 #include "control/dashboard.hpp"
+#include "control/goapi.hpp"
 #include "core/process/control.hpp"
 #include "sys/file.hpp"
 #include "sys/net.hpp"
@@ -718,8 +719,8 @@ asio::awaitable<void> ControlServer::Impl::events(const std::shared_ptr<Conn>& c
     auto st = std::make_shared<StreamState>(io.get_executor(), opts.client_queue);
     st->conn = c;
     st->dropped_total = &dropped_clients;
-    core::Subscription sub = core.subscribe([st](const core::Value& v) {
-        if (auto m = ctl::event_message(v)) st->push(std::move(*m));
+    core::Subscription sub = core.subscribe([st, code = opts.name](const core::Value& v) {
+        for (auto& m : ctl::event_messages(v, code)) st->push(std::move(m));
     });
     // A client that offers the dashboard's subprotocol must see it chosen, or the browser
     // fails the handshake; the auth entry beside it is never echoed.
