@@ -51,8 +51,9 @@ std::vector<std::string> event_messages(const core::Value& v, const std::string&
                                                                     {"binary", ""},
                                                                     {"started", now},
                                                                     {"startedAt", now}})));
-        } else if ((e->to == cp::DaemonState::stopped || e->to == cp::DaemonState::failed) &&
-                   e->from != e->to) {
+        } else if ((up(e->from) || e->from == cp::DaemonState::stopping) && !up(e->to) &&
+                   e->to != cp::DaemonState::stopping) {
+            // Its process is gone: stopped, failed, waiting to restart, or restarting at once.
             out.push_back(dump(event("process.daemon.stopped",
                                      json{{"code", code}, {"daemon", e->name}, {"pid", e->pid}})));
         } else if (e->to == cp::DaemonState::healthy || e->to == cp::DaemonState::unhealthy) {

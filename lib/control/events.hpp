@@ -14,9 +14,9 @@ namespace core::control {
 // A bus Value as its messages. Process events keep go-process's channels
 // (process.started/output/exited/killed) and payloads (provider.go's forwardProcessEvent); a
 // daemon state change gives our "daemon.state" message (the dashboard's and `ctl events`') and,
-// where go-process has one, its own: process.daemon.started (now running), .stopped (now
-// stopped or failed), .health (now healthy or unhealthy). code: the supervisor's name (a
-// go-process daemon's "code"). Empty for any other Value.
+// where go-process has one, its own: process.daemon.started (now running), .stopped (its
+// process gone: stopped, failed, backoff, or restarting), .health (now healthy or unhealthy). code:
+// the supervisor's name (a go-process daemon's "code"). Empty for any other Value.
 std::vector<std::string> event_messages(const core::Value& v, const std::string& code);
 
 // The first of event_messages(v, ""); nullopt for a Value that is none of DaemonStateChanged,

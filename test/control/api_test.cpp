@@ -138,7 +138,11 @@ TEST_CASE("ControlApi_EventMessages_Good", "[control]") {
         using S = cp::DaemonState;
         for (const auto& c : std::vector<Case>{{S::starting, S::running, "process.daemon.started"},
                                                {S::stopping, S::stopped, "process.daemon.stopped"},
-                                               {S::backoff, S::failed, "process.daemon.stopped"},
+                                               {S::running, S::backoff, "process.daemon.stopped"},
+                                               {S::stopping, S::starting, "process.daemon.stopped"},
+                                               {S::healthy, S::failed, "process.daemon.stopped"},
+                                               {S::backoff, S::failed, nullptr},
+                                               {S::backoff, S::starting, nullptr},
                                                {S::running, S::healthy, "process.daemon.health"},
                                                {S::healthy, S::unhealthy, "process.daemon.health"},
                                                {S::unhealthy, S::running, nullptr},
