@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <ctime>
 #include <sstream>
 
+#include "control/goapi.hpp"
 #include "core/process/managed_process.hpp"
 #include "sys/procstat.hpp"
 
@@ -14,36 +14,6 @@ namespace core::control {
 using nlohmann::json;
 
 namespace {
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-Result<std::string> percent_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= s.size())
-                return fail(Error("control", "bad percent escape in the request target", EINVAL));
-            const int hi = hex_value(s[i + 1]);
-            const int lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return fail(Error("control", "bad percent escape in the request target", EINVAL));
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out.push_back(' ');
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
 
 // Daemon name rules are the spec's ([A-Za-z0-9._-]+); anything else cannot name one.
 bool plausible_name(const std::string& n) {
@@ -64,36 +34,8 @@ Reply ok_reply(const json& j = json{{"ok", true}}) {
     return json_reply(200, j);
 }
 
-// go-process's envelope.
-Reply envelope(const json& value) {
-    return json_reply(200, json{{"OK", true}, {"Value", value}});
-}
-Reply envelope_error(int status, const std::string& message) {
-    return json_reply(status, json{{"OK", false}, {"Error", message}});
-}
-Reply envelope_error(const Error& e) {
-    return envelope_error(status_of(e), e.what());
-}
-
-Result<json> parse_object(std::string_view body) {
-    json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-    if (j.is_discarded()) return fail(Error("control", "body: not valid JSON", EINVAL));
-    if (!j.is_object()) return fail(Error("control", "body: want a JSON object", EINVAL));
-    return j;
-}
-
 double seconds(std::chrono::nanoseconds d) {
     return std::chrono::duration<double>(d).count();
-}
-
-// stdin as a pipe for input/close: a bool on this branch's RunOptions, a Stdio (std_in =
-// Stdio::pipe()) in the newer process model; whichever this build has.
-template <class O>
-void keep_stdin(O& o) {
-    if constexpr (requires { o.keep_stdin; })
-        o.keep_stdin = true;
-    else
-        o.std_in = decltype(o.std_in)::pipe();
 }
 
 bool up(cp::DaemonState s) {
@@ -102,135 +44,6 @@ bool up(cp::DaemonState s) {
 }
 
 }  // namespace
-
-Result<Target> parse_target(std::string_view target) {
-    if (target.empty() || target.front() != '/')
-        return fail(Error("control", "request target must start with '/'", EINVAL));
-    Target t;
-    const auto q = target.find('?');
-    const std::string_view path = target.substr(0, q);
-    t.path = std::string(path);
-    std::size_t pos = 1;
-    while (pos <= path.size()) {
-        const auto slash = path.find('/', pos);
-        const auto piece =
-            path.substr(pos, slash == std::string_view::npos ? path.npos : slash - pos);
-        if (!piece.empty()) {
-            auto seg = percent_decode(piece, false);
-            if (!seg) return fail(seg.error());
-            if (seg->find('\0') != std::string::npos || seg->find('/') != std::string::npos)
-                return fail(Error("control", "request target: bad path segment", EINVAL));
-            t.segments.push_back(std::move(*seg));
-            if (t.segments.size() > 32)
-                return fail(Error("control", "request target: too many segments", EINVAL));
-        }
-        if (slash == std::string_view::npos) break;
-        pos = slash + 1;
-    }
-    if (q != std::string_view::npos) {
-        std::string_view rest = target.substr(q + 1);
-        while (!rest.empty()) {
-            const auto amp = rest.find('&');
-            const auto kv = rest.substr(0, amp);
-            if (!kv.empty()) {
-                const auto eq = kv.find('=');
-                auto k = percent_decode(kv.substr(0, eq), true);
-                if (!k) return fail(k.error());
-                std::string v;
-                if (eq != std::string_view::npos) {
-                    auto dv = percent_decode(kv.substr(eq + 1), true);
-                    if (!dv) return fail(dv.error());
-                    v = std::move(*dv);
-                }
-                if (t.query.size() >= 32)
-                    return fail(Error("control", "request target: too many parameters", EINVAL));
-                t.query[std::move(*k)] = std::move(v);
-            }
-            if (amp == std::string_view::npos) break;
-            rest = rest.substr(amp + 1);
-        }
-    }
-    return t;
-}
-
-RouteKind classify(const Request& r) {
-    const auto& s = r.target.segments;
-    if (s.size() == 1 && (s[0] == "health" || s[0] == "ready" || s[0] == "metrics"))
-        return RouteKind::probe;
-    if (s.size() == 1 && s[0] == "events" && r.method == "GET") return RouteKind::events;
-    if (s.size() == 3 && s[0] == "daemons" && s[2] == "logs" && r.method == "GET" &&
-        query_flag(r.target.query, "follow"))
-        return RouteKind::follow_logs;
-    return RouteKind::plain;
-}
-
-Result<cp::DaemonSpec> parse_daemon_body(std::string_view body) {
-    auto j = parse_object(body);
-    if (!j) return fail(j.error());
-    const std::string doc = dump(json{{"daemons", json::array({*j})}});
-    auto specs = cp::parse_supervise_config(doc, "body");
-    if (!specs) return fail(specs.error().with_code(EINVAL));
-    if (specs->size() != 1) return fail(Error("control", "body: want one daemon", EINVAL));
-    return std::move(specs->front());
-}
-
-Result<int> parse_signal_body(std::string_view body) {
-    auto j = parse_object(body);
-    if (!j) return fail(j.error());
-    auto it = j->find("signal");
-    if (it == j->end()) return fail(Error("control", "body: key \"signal\" is required", EINVAL));
-    if (it->is_number_integer()) {
-        const auto n = it->get<long long>();
-        if (n < 1 || n > 64) return fail(Error("control", "body: signal out of range", EINVAL));
-        return static_cast<int>(n);
-    }
-    if (!it->is_string())
-        return fail(Error("control", "body: \"signal\" wants a name or a number", EINVAL));
-    auto sig = cp::parse_signal(it->get<std::string>());
-    if (!sig) return fail(sig.error().with_code(EINVAL));
-    return *sig;
-}
-
-Result<InputBody> parse_input_body(std::string_view body) {
-    auto j = parse_object(body);
-    if (!j) return fail(j.error());
-    InputBody in;
-    if (auto it = j->find("input"); it != j->end()) {
-        if (!it->is_string())
-            return fail(Error("control", "body: \"input\" wants a string", EINVAL));
-        in.input = it->get<std::string>();
-    }
-    if (auto it = j->find("close"); it != j->end()) {
-        if (!it->is_boolean())
-            return fail(Error("control", "body: \"close\" wants a boolean", EINVAL));
-        in.close = it->get<bool>();
-    }
-    return in;
-}
-
-Result<std::size_t> parse_tail(const std::map<std::string, std::string>& query,
-                               std::size_t fallback) {
-    auto it = query.find("tail");
-    if (it == query.end() || it->second.empty()) return fallback;
-    std::size_t n = 0;
-    const auto* b = it->second.data();
-    const auto* e = b + it->second.size();
-    auto [p, ec] = std::from_chars(b, e, n);
-    if (ec != std::errc{} || p != e || n > 1000000)
-        return fail(Error("control", "tail: want a line count up to 1000000", EINVAL));
-    return n;
-}
-
-bool query_flag(const std::map<std::string, std::string>& query, const std::string& key) {
-    auto it = query.find(key);
-    if (it == query.end()) return false;
-    const auto& v = it->second;
-    return v.empty() || v == "1" || v == "true" || v == "yes";
-}
-
-std::string dump(const json& j) {
-    return j.dump(-1, ' ', false, json::error_handler_t::replace);
-}
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
     using namespace std::chrono;
@@ -305,46 +118,6 @@ json process_json(const cp::ProcessInfo& p) {
                 {"startedAt", rfc3339(p.started_at)},
                 {"duration", seconds(p.duration)},
                 {"error", p.error}};
-}
-
-std::optional<std::string> event_message(const core::Value& v) {
-    json m{{"type", "event"}, {"timestamp", rfc3339(std::chrono::system_clock::now())}};
-    if (const auto* e = v.get<cp::DaemonStateChanged>()) {
-        m["channel"] = "daemon.state";
-        m["processId"] = e->name;
-        m["data"] = json{{"name", e->name},
-                         {"from", cp::to_string(e->from)},
-                         {"to", cp::to_string(e->to)},
-                         {"pid", e->pid},
-                         {"restarts", e->restarts},
-                         {"reason", e->reason},
-                         {"delay_ms", e->delay.count()}};
-    } else if (const auto* e = v.get<cp::ProcessStarted>()) {
-        m["channel"] = "process.started";
-        m["processId"] = e->id;
-        m["data"] = json{{"id", e->id},
-                         {"command", e->command},
-                         {"args", e->args},
-                         {"dir", e->dir},
-                         {"pid", e->pid}};
-    } else if (const auto* e = v.get<cp::ProcessOutput>()) {
-        m["channel"] = "process.output";
-        m["processId"] = e->id;
-        m["data"] = json{{"line", e->line},
-                         {"stream", e->stream == cp::Stream::stderr_ ? "stderr" : "stdout"}};
-    } else if (const auto* e = v.get<cp::ProcessExited>()) {
-        m["channel"] = "process.exited";
-        m["processId"] = e->id;
-        m["data"] = json{
-            {"exitCode", e->exit_code}, {"duration", seconds(e->duration)}, {"error", e->error}};
-    } else if (const auto* e = v.get<cp::ProcessKilled>()) {
-        m["channel"] = "process.killed";
-        m["processId"] = e->id;
-        m["data"] = json{{"signal", e->signal}};
-    } else {
-        return std::nullopt;
-    }
-    return dump(m);
 }
 
 std::string last_lines(const std::string& text, std::size_t max_lines) {
@@ -604,109 +377,9 @@ Reply Api::daemons(const Request& r) {
     return ok_reply(st ? daemon_json(*st) : json{{"name", name}});
 }
 
-// go-process's REST routes: /api/process/daemons, /api/process/processes[/:id[/output|wait|
-// input|kill|signal]], /api/process/pipelines/run, with the {"OK","Value"|"Error"} envelope.
+// go-process's REST routes (goapi.cpp).
 Reply Api::go_api(const Request& r) {
-    const auto& s = r.target.segments;
-    const std::string& m = r.method;
-    if (s.size() == 3 && s[2] == "daemons") {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        json arr = json::array();
-        for (const auto& st : sup_.list()) arr.push_back(daemon_json(st));
-        return envelope(arr);
-    }
-    if (s.size() == 4 && s[2] == "pipelines" && s[3] == "run") {
-        if (m != "POST") return envelope_error(405, "method not allowed");
-        if (!opts_.run_pipeline) return envelope_error(501, "pipelines are not available here");
-        auto out = opts_.run_pipeline(r.body);
-        if (!out)
-            return envelope_error(status_of(out.error()) == 404 ? 404 : 400, out.error().what());
-        json v = json::parse(*out, nullptr, false);
-        return envelope(v.is_discarded() ? json(*out) : v);
-    }
-    if (s.size() < 3 || s[2] != "processes")
-        return envelope_error(404, "no route for " + r.target.path);
-    if (s.size() == 3) {
-        if (m == "GET") {
-            json arr = json::array();
-            for (const auto& id : svc_.list(query_flag(r.target.query, "running")))
-                if (auto mp = svc_.get(id)) arr.push_back(process_json((*mp)->info()));
-            return envelope(arr);
-        }
-        if (m == "POST") {
-            auto j = parse_object(r.body);
-            if (!j) return envelope_error(400, j.error().what());
-            cp::RunOptions o;
-            try {
-                o.command = j->value("command", std::string());
-                o.args = j->value("args", std::vector<std::string>());
-                o.dir = j->value("dir", std::string());
-                o.env = j->value("env", std::vector<std::string>());
-                o.kill_group = j->value("killGroup", false);
-                if (j->value("keepStdin", false)) keep_stdin(o);
-            } catch (const json::exception& e) {
-                return envelope_error(400, std::string("body: ") + e.what());
-            }
-            if (o.command.empty()) return envelope_error(400, "body: key \"command\" is required");
-            o.detach = true;  // not tied to this request
-            auto mp = svc_.start(core::Context::background(), o);
-            if (!mp)
-                return envelope_error(status_of(mp.error()) == 500 ? 400 : status_of(mp.error()),
-                                      mp.error().what());
-            return envelope(process_json((*mp)->info()));
-        }
-        return envelope_error(405, "method not allowed");
-    }
-    auto mp = svc_.get(s[3]);
-    if (!mp) return envelope_error(404, mp.error().what());
-    auto& p = **mp;
-    if (s.size() == 4) {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        return envelope(process_json(p.info()));
-    }
-    if (s.size() != 5) return envelope_error(404, "no route for " + r.target.path);
-    const std::string& verb = s[4];
-    if (verb == "output") {
-        if (m != "GET") return envelope_error(405, "method not allowed");
-        return envelope(p.output());
-    }
-    if (m != "POST") return envelope_error(405, "method not allowed");
-    if (verb == "wait") {
-        std::size_t secs = 60;  // ?timeout=SECONDS, through the same bounded number parser
-        if (auto it = r.target.query.find("timeout"); it != r.target.query.end()) {
-            std::map<std::string, std::string> q{{"tail", it->second}};
-            auto n = parse_tail(q, 60);
-            if (!n || *n > 3600) return envelope_error(400, "timeout: want seconds up to 3600");
-            secs = *n;
-        }
-        if (!p.wait_for(std::chrono::seconds(secs)))
-            return envelope_error(
-                504, "process " + p.id() + " still running after " + std::to_string(secs) + "s");
-        return envelope(process_json(p.info()));
-    }
-    if (verb == "input") {
-        auto in = parse_input_body(r.body);
-        if (!in) return envelope_error(400, in.error().what());
-        if (!in->input.empty()) {
-            if (auto ok = p.write_input(in->input); !ok)
-                return envelope_error(409, ok.error().what());
-        }
-        if (in->close) {
-            if (auto ok = p.close_input(); !ok) return envelope_error(409, ok.error().what());
-        }
-        return envelope(json(true));
-    }
-    if (verb == "kill") {
-        if (auto ok = p.kill(); !ok) return envelope_error(ok.error());
-        return envelope(json(true));
-    }
-    if (verb == "signal") {
-        auto sig = parse_signal_body(r.body);
-        if (!sig) return envelope_error(400, sig.error().what());
-        if (auto ok = p.signal(*sig); !ok) return envelope_error(ok.error());
-        return envelope(json(true));
-    }
-    return envelope_error(404, "no route for " + r.target.path);
+    return GoApi(sup_, svc_, opts_).handle(r);
 }
 
 }  // namespace core::control

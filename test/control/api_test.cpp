@@ -4,6 +4,7 @@
 #include <catch2/matchers/catch_matchers_string.hpp>
 
 #include "control/api.hpp"
+#include "control/events.hpp"
 #include "guard.hpp"
 
 using Catch::Matchers::ContainsSubstring;
@@ -116,4 +117,88 @@ TEST_CASE("ControlApi_Classify_Good", "[control]") {
     CHECK(ctl::classify(req("GET", "/daemons/a/logs?follow=1")) == ctl::RouteKind::follow_logs);
     CHECK(ctl::classify(req("GET", "/daemons/a/logs")) == ctl::RouteKind::plain);
     CHECK(ctl::classify(req("POST", "/daemons/a/stop")) == ctl::RouteKind::plain);
+}
+
+TEST_CASE("ControlApi_EventMessages_Good", "[control]") {
+    CORE_LEAK_GUARD();
+    using nlohmann::json;
+    auto parse = [](const std::vector<std::string>& v) {
+        std::vector<json> out;
+        for (const auto& m : v) out.push_back(json::parse(m));
+        return out;
+    };
+    cp::DaemonStateChanged ch;
+    ch.name = "web";
+    ch.pid = 42;
+    SECTION("daemon changes: ours, then go-process's channel where it has one") {
+        struct Case {
+            cp::DaemonState from, to;
+            const char* go_channel;  // nullptr: daemon.state alone
+        };
+        using S = cp::DaemonState;
+        for (const auto& c : std::vector<Case>{{S::starting, S::running, "process.daemon.started"},
+                                               {S::stopping, S::stopped, "process.daemon.stopped"},
+                                               {S::running, S::backoff, "process.daemon.stopped"},
+                                               {S::stopping, S::starting, "process.daemon.stopped"},
+                                               {S::healthy, S::failed, "process.daemon.stopped"},
+                                               {S::backoff, S::failed, nullptr},
+                                               {S::backoff, S::starting, nullptr},
+                                               {S::running, S::healthy, "process.daemon.health"},
+                                               {S::healthy, S::unhealthy, "process.daemon.health"},
+                                               {S::unhealthy, S::running, nullptr},
+                                               {S::running, S::stopping, nullptr}}) {
+            ch.from = c.from;
+            ch.to = c.to;
+            ch.reason = "health: refused";
+            auto ms = parse(ctl::event_messages(core::Value(ch), "sup"));
+            INFO(cp::to_string(c.from) << " -> " << cp::to_string(c.to));
+            REQUIRE(ms.size() == (c.go_channel ? 2u : 1u));
+            CHECK(ms[0]["channel"] == "daemon.state");
+            if (!c.go_channel) continue;
+            const auto& g = ms[1];
+            CHECK(g["type"] == "event");
+            CHECK(g["channel"] == c.go_channel);
+            CHECK_FALSE(g.contains("processId"));  // go-process's emitHubEvent leaves it out
+            CHECK(g["data"]["code"] == "sup");
+            CHECK(g["data"]["daemon"] == "web");
+            CHECK(g["timestamp"].get<std::string>().back() == 'Z');
+            if (c.to == S::unhealthy) {
+                CHECK(g["data"]["healthy"] == false);
+                CHECK(g["data"]["reason"] == "health: refused");
+            }
+            if (c.to == S::healthy) CHECK(g["data"]["healthy"] == true);
+            if (c.to == S::running) CHECK(g["data"]["pid"] == 42);
+        }
+    }
+    SECTION("process events: go-process's payloads, durations in ns, signal names") {
+        cp::ProcessExited ex;
+        ex.id = "p1";
+        ex.exit_code = 3;
+        ex.duration = std::chrono::milliseconds(1500);
+        ex.error = "exited with code 3";
+        auto e = parse(ctl::event_messages(core::Value(ex), "sup"));
+        REQUIRE(e.size() == 1);
+        CHECK(e[0]["channel"] == "process.exited");
+        CHECK(e[0]["processId"] == "p1");
+        CHECK(e[0]["data"] == json{{"id", "p1"},
+                                   {"exitCode", 3},
+                                   {"duration", 1500000000},
+                                   {"error", "exited with code 3"}});
+        cp::ProcessKilled k{"p1", 9};
+        auto kj = parse(ctl::event_messages(core::Value(k), "sup"));
+        REQUIRE(kj.size() == 1);
+        CHECK(kj[0]["data"] == json{{"id", "p1"}, {"signal", "SIGKILL"}, {"exitCode", -1}});
+        cp::ProcessStarted st{"p2", "/bin/echo", {"hi"}, "/tmp", 77};
+        auto sj = parse(ctl::event_messages(core::Value(st), "sup"));
+        REQUIRE(sj.size() == 1);
+        CHECK(sj[0]["channel"] == "process.started");
+        CHECK(sj[0]["data"]["pid"] == 77);
+        CHECK(sj[0]["data"]["status"] == "running");
+        CHECK(sj[0]["data"]["args"] == json::array({"hi"}));
+        cp::ProcessOutput out{"p2", "line", cp::Stream::stdout_};
+        auto oj = parse(ctl::event_messages(core::Value(out), "sup"));
+        REQUIRE(oj.size() == 1);
+        CHECK(oj[0]["data"] == json{{"id", "p2"}, {"line", "line"}, {"stream", "stdout"}});
+        CHECK(ctl::event_messages(core::Value(std::string("other")), "sup").empty());
+    }
 }

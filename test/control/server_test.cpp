@@ -354,7 +354,8 @@ TEST_CASE("ControlServer_GoApi_Good", "[control]") {
     auto [ds, d] = envelope("GET", "/api/process/daemons");
     CHECK(ds == 200);
     CHECK(d["OK"] == true);
-    CHECK(d["Value"][0]["name"] == "a");
+    CHECK(d["Value"][0]["daemon"] == "a");  // go-process's DaemonEntry {code, daemon, pid, …}
+    CHECK(d["Value"][0]["code"] == "sup");
 
     json start{{"command", child()}, {"args", {"echo"}}, {"keepStdin", true}};
     auto [ss, s] = envelope("POST", "/api/process/processes", start.dump());
@@ -376,8 +377,9 @@ TEST_CASE("ControlServer_GoApi_Good", "[control]") {
     CHECK(w["Value"]["status"] == "exited");
     CHECK(w["Value"]["exitCode"] == 0);
     CHECK(envelope("GET", base + "/output").second["Value"] == "hello\n");
-    CHECK(envelope("POST", base + "/kill").first == 200);  // finished: a no-op
-    CHECK(envelope("POST", base + "/signal", R"({"signal":"SIGTERM"})").first == 200);
+    CHECK(envelope("POST", base + "/kill").second["Value"]["killed"] == true);  // a no-op
+    // Finished: go-process's "process is not running".
+    CHECK(envelope("POST", base + "/signal", R"({"signal":"SIGTERM"})").first == 404);
 
     struct Case {
         const char* method;
@@ -392,7 +394,7 @@ TEST_CASE("ControlServer_GoApi_Good", "[control]") {
         {"POST", base + "/signal", "{}", 400},
         {"POST", base + "/input", R"({"input":5})", 400},
         {"POST", "/api/process/processes", "{}", 400},
-        {"POST", "/api/process/pipelines/run", "{}", 501},
+        {"POST", "/api/process/pipelines/run", R"({"mode":"x"})", 400},
         {"GET", "/api/process/nowhere", "", 404},
     };
     for (const auto& c : bad) {
@@ -400,7 +402,8 @@ TEST_CASE("ControlServer_GoApi_Good", "[control]") {
         INFO(c.method << " " << c.target);
         CHECK(st == c.status);
         CHECK(j["OK"] == false);
-        CHECK(j["Error"].is_string());
+        CHECK(j["Value"]["code"].is_string());  // go-process's {"code","message"}
+        CHECK(j["Value"]["message"].is_string());
     }
 }
 
@@ -409,16 +412,19 @@ TEST_CASE("ControlServer_Events_Good", "[control]") {
     Env env;
     REQUIRE(env.req("POST", "/daemons", daemon("a", {"sleep", "60000"}).dump()).status == 201);
     std::atomic<bool> done{false};
-    std::string seen;
+    std::string seen, started;
     std::thread t([&] {
         auto ok = env.client().events([&](std::string_view msg) {
             auto m = json::parse(msg, nullptr, false);
             if (m.is_object() && m["type"] == "event" && m["channel"] == "daemon.state" &&
-                m["data"]["name"] == "a" && m.contains("timestamp")) {
+                m["data"]["name"] == "a" && m.contains("timestamp"))
                 seen = std::string(msg);
-                return false;
-            }
-            return true;
+            // go-process's own channel for the same change, keyed by code and daemon.
+            if (m.is_object() && m["type"] == "event" && m["channel"] == "process.daemon.started" &&
+                m["data"]["code"] == "sup" && m["data"]["daemon"] == "a" &&
+                m["data"]["pid"].get<int>() > 0)
+                started = std::string(msg);
+            return seen.empty() || started.empty();
         });
         CHECK(ok);
         done = true;
@@ -432,6 +438,7 @@ TEST_CASE("ControlServer_Events_Good", "[control]") {
         20s));
     t.join();
     CHECK_THAT(seen, ContainsSubstring("\"processId\""));
+    CHECK_THAT(started, ContainsSubstring("\"timestamp\""));
 }
 
 TEST_CASE("ControlServer_Events_Ugly", "[control]") {

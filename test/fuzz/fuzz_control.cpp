@@ -1,8 +1,8 @@
 // libFuzzer target: the control plane's request parsing. The input is an HTTP request as a
 // client would send it; Beast's request parser (the server's, with its limits) reads it, then
-// the target parser, the route classifier and every JSON body parser get the target and the
-// body. Any input must give a value or an Error, never a crash, a hang, a sanitizer report or
-// an exception escaping.
+// the target parser, the route classifier and every JSON body parser (ours and go-process's)
+// get the target and the body. Any input must give a value or an Error, never a crash, a hang, a
+// sanitizer report or an exception escaping.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +12,7 @@
 #include <boost/beast/http.hpp>
 
 #include "control/api.hpp"
+#include "control/goapi.hpp"
 
 namespace http = boost::beast::http;
 namespace ctl = core::control;
@@ -24,6 +25,11 @@ void bodies(std::string_view body) {
     }
     if (auto sig = ctl::parse_signal_body(body); sig && (*sig < 1 || *sig > 64)) std::abort();
     (void)ctl::parse_input_body(body);
+    // go-process's bodies (goapi.hpp).
+    if (auto o = ctl::parse_go_run_body(body, true); o && o->command.empty()) std::abort();
+    if (auto k = ctl::parse_go_kill_body(body); k && k->id.empty() && k->pid <= 0) std::abort();
+    if (auto p = ctl::parse_go_pipeline_body(body); p && p->specs.size() > 1000) std::abort();
+    if (auto sig = ctl::parse_go_signal_body(body); sig && (*sig < 1 || *sig > 64)) std::abort();
 }
 
 }  // namespace
