@@ -10,11 +10,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch_test_macros.hpp>
 #include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -243,4 +245,118 @@ TEST_CASE("Init_NotifyParent_Good", "[cli][init]") {
     CHECK(bye.find("STOPPING=1") != std::string::npos);
     REQUIRE(mp->wait_for(30s));
     CHECK(mp->wait().exit_code == 0);
+}
+
+namespace {
+
+// The [Service] keys of the README's sample unit (the ```ini block).
+std::map<std::string, std::string> readme_unit() {
+    const std::string text = slurp(COREPROC_README);
+    const auto begin = text.find("```ini\n");
+    REQUIRE(begin != std::string::npos);
+    const auto end = text.find("```", begin + 7);
+    REQUIRE(end != std::string::npos);
+    std::istringstream in(text.substr(begin + 7, end - begin - 7));
+    std::map<std::string, std::string> keys;
+    std::string line, section;
+    while (std::getline(in, line)) {
+        if (line.empty() || line[0] == '#') continue;
+        if (line[0] == '[') {
+            section = line;
+            continue;
+        }
+        const auto eq = line.find('=');
+        if (section == "[Service]" && eq != std::string::npos)
+            keys[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    return keys;
+}
+
+std::vector<std::string> words(const std::string& s) {
+    std::istringstream in(s);
+    std::vector<std::string> out;
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+}
+
+bool gone(int pid) {
+    const Stat s = stat_of(pid);
+    return s.state == '?' || s.state == 'Z';
+}
+
+}  // namespace
+
+// The README's sample unit, run the way systemd runs it (there is no systemd here): its
+// ExecStart with NOTIFY_SOCKET and WATCHDOG_USEC set, Type=notify (started once READY=1 comes),
+// WatchdogSec (WATCHDOG=1 arrives; the period is shortened to 2 s for the test), ExecReload
+// with $MAINPID (RELOADING=1, then READY=1 again), and KillMode=mixed (SIGTERM to the main
+// process only; it must stop its daemons itself well within TimeoutStopSec, or systemd would
+// SIGKILL them).
+TEST_CASE("Init_SystemdUnit_Good", "[cli][init]") {
+    CORE_LEAK_GUARD();
+    const auto unit = readme_unit();
+    REQUIRE(unit.count("ExecStart"));
+    CHECK(unit.at("Type") == "notify");
+    CHECK(unit.at("KillMode") == "mixed");
+    CHECK(unit.at("ExecReload") == "/bin/kill -HUP $MAINPID");
+    REQUIRE(unit.count("TimeoutStopSec"));
+    REQUIRE(unit.count("WatchdogSec"));
+    const auto stop_limit = std::chrono::seconds(std::stoi(unit.at("TimeoutStopSec")));
+
+    Host host;
+    TmpDir dir;
+    FakeManager manager;
+    const std::string file = write_file(dir, {"sleep", "600000"});
+    // ExecStart, with this build's coreproc and file, a free port, and this test's directories.
+    auto argv = words(unit.at("ExecStart"));
+    REQUIRE(argv.size() >= 3);
+    CHECK(argv[0] == "/usr/local/bin/coreproc");
+    CHECK(argv[1] == "supervise");
+    core::process::RunOptions o;
+    o.command = core::test::coreproc_path();
+    for (std::size_t i = 1; i < argv.size(); ++i) {
+        std::string a = argv[i];
+        if (a == "/etc/coreproc/daemons.json") a = file;
+        if (a.rfind("127.0.0.1:", 0) == 0) a = "127.0.0.1:0";
+        o.args.push_back(a);
+    }
+    CHECK(std::find(o.args.begin(), o.args.end(), file) != o.args.end());
+    for (const auto& a : supervise_args(dir, file))
+        if (a != "supervise" && a != file) o.args.push_back(a);
+    o.env = {"NOTIFY_SOCKET=" + manager.address, "WATCHDOG_USEC=2000000"};
+    auto started = host.svc->start(Context::background(), o);
+    REQUIRE(started);
+    auto mp = *started;
+    const int main_pid = mp->pid();
+
+    const std::string up = manager.until("READY=1");
+    INFO(up << "\n" << mp->output());
+    REQUIRE(up.find("READY=1") != std::string::npos);
+    CHECK(up.find("STATUS=1 of 1 daemons up") != std::string::npos);
+    const auto daemons = children_of(main_pid, false);
+    REQUIRE(daemons.size() == 1);
+
+    CHECK(manager.until("WATCHDOG=1", 10s).find("WATCHDOG=1") != std::string::npos);
+
+    // ExecReload, $MAINPID substituted as systemd does.
+    auto reload = words(unit.at("ExecReload"));
+    for (auto& w : reload)
+        if (w == "$MAINPID") w = std::to_string(main_pid);
+    core::process::RunOptions r;
+    r.command = reload[0];
+    r.args.assign(reload.begin() + 1, reload.end());
+    REQUIRE(host.svc->run(Context::background(), r));
+    const std::string again = manager.until("RELOADING=1");
+    CHECK(again.find("RELOADING=1") != std::string::npos);
+    const auto after_reload = again.substr(again.find("RELOADING=1"));
+    CHECK((after_reload.find("READY=1") != std::string::npos ||
+           manager.until("READY=1").find("READY=1") != std::string::npos));
+    CHECK(children_of(main_pid, false) == daemons);  // an unchanged file: the same daemon
+
+    // KillMode=mixed: SIGTERM to the main process alone.
+    REQUIRE(::kill(main_pid, SIGTERM) == 0);
+    CHECK(manager.until("STOPPING=1").find("STOPPING=1") != std::string::npos);
+    REQUIRE(mp->wait_for(stop_limit));
+    CHECK(mp->wait().exit_code == 0);
+    for (int pid : daemons) CHECK(gone(pid));  // nothing left for systemd's SIGKILL
 }
