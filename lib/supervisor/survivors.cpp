@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/process/supervisor.hpp"
+#include "process/pidref.hpp"
 #include "supervisor/state.hpp"
 #include "sys/file.hpp"
 #include "sys/poll.hpp"
@@ -61,27 +62,28 @@ Result<std::vector<Survivor>> find_survivors(const std::string& state_file) {
 Result<void> stop_survivor(const Survivor& s, int stop_signal, std::chrono::milliseconds timeout) {
     const std::string who = "survivor \"" + s.name + "\" (pid " + std::to_string(s.pid) + ")";
     const std::string op = "supervisor.stop_survivor";
-    auto fd = sys::pidfd_open(s.pid);
-    if (!fd) {
-        if (fd.error().code() == ESRCH) return {};  // gone already
-        return fail(E(op, who, fd.error()));
+    auto ref = detail::PidRef::open(s.pid);
+    if (!ref) {
+        if (ref.error().code() == ESRCH) return {};  // gone already
+        return fail(E(op, who, ref.error()));
     }
     // The pidfd names one process for good; checked after opening it, the start time says it
-    // is the daemon (not a recycled pid). Its group is signalled only while it leads one.
+    // is the daemon (not a recycled pid). Its group is signalled too while it leads one. Not
+    // our child: it is never reaped here, only watched through the pidfd.
     if (sys::sup::process_start_time(s.pid) != s.start_time) return {};
     const bool leads_group = sys::sup::process_group(s.pid) == s.pid;
     auto send = [&](int sig) -> Result<void> {
-        if (leads_group) (void)sys::kill_group(s.pid, sig);
-        auto r = sys::pidfd_send_signal(fd->get(), sig);
+        if (leads_group) (void)ref->signal(sig, true);
+        auto r = ref->signal(sig);
         if (!r && r.error().code() != ESRCH) return fail(E(op, who, r.error()));
         return {};
     };
     if (auto r = send(stop_signal); !r) return r;
     if (stop_signal != sys::sig_cont()) (void)send(sys::sig_cont());
-    auto gone = sys::wait_readable(fd->get(), timeout);
+    auto gone = sys::wait_readable(ref->pidfd(), timeout);
     if (gone && *gone) return {};
     if (auto r = send(sys::sig_kill()); !r) return r;
-    gone = sys::wait_readable(fd->get(), std::chrono::milliseconds(5000));
+    gone = sys::wait_readable(ref->pidfd(), std::chrono::milliseconds(5000));
     if (gone && *gone) return {};
     return fail(E(op, who + ": still running 5s after SIGKILL"));
 }
