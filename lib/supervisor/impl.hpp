@@ -268,6 +268,10 @@ struct SupervisorImpl {
     // Starts every held daemon whose dependencies became ready (a start can make others ready:
     // a daemon without a check is ready once running).
     void release_waiting();
+    // Calls step(name, record) for every daemon in add order, again from the start after each
+    // call that returns true (it changed something: flushed), until a whole pass changes nothing.
+    template <class Step>
+    void until_settled(Step step);
 
     // `dep` ended: its `requires` dependents stop too; when it comes back by itself (backoff,
     // restart) they wait for it to be ready again, else they stay stopped.

@@ -90,7 +90,8 @@ Result<void> SupervisorImpl::request_start(DaemonRec& d, const std::string& why,
     return {};
 }
 
-void SupervisorImpl::release_waiting() {
+template <class Step>
+void SupervisorImpl::until_settled(Step step) {
     for (bool again = true; again;) {
         again = false;
         std::vector<std::string> names;
@@ -100,18 +101,25 @@ void SupervisorImpl::release_waiting() {
         }
         for (const auto& name : names) {
             DaemonRec* d = find(name);
-            if (!d || !d->waiting) continue;
-            auto wait = blockers(*d, false);
-            if (wait && !wait->empty()) {
-                std::lock_guard lk(mu);
-                d->waiting_for = *wait;
-                continue;
-            }
-            (void)request_start(*d, "dependencies ready", false);
+            if (!d || !step(name, *d)) continue;
             flush();
             again = true;
         }
     }
+}
+
+void SupervisorImpl::release_waiting() {
+    until_settled([this](const std::string&, DaemonRec& d) {
+        if (!d.waiting) return false;
+        auto wait = blockers(d, false);
+        if (wait && !wait->empty()) {
+            std::lock_guard lk(mu);
+            d.waiting_for = *wait;
+            return false;
+        }
+        (void)request_start(d, "dependencies ready", false);
+        return true;
+    });
 }
 
 void SupervisorImpl::stop_dependents(const std::string& dep, bool coming_back) {
@@ -173,35 +181,23 @@ void SupervisorImpl::stop_after_dependents(DaemonRec& root, After after, const s
 }
 
 void SupervisorImpl::begin_pending_stops() {
-    for (bool again = true; again;) {
-        again = false;
-        std::vector<std::string> names;
+    until_settled([this](const std::string& name, DaemonRec& d) {
+        if (!d.stop_pending) return false;
+        After after;
+        std::string why;
         {
             std::lock_guard lk(mu);
-            names = order;
+            for (const auto& [n, o] : daemons)
+                if (o->proc && std::find(o->spec.requires_.begin(), o->spec.requires_.end(),
+                                         name) != o->spec.requires_.end())
+                    return false;  // something that requires it still runs
+            after = *d.stop_pending;
+            why = std::move(d.stop_pending_why);
+            d.stop_pending.reset();
         }
-        for (const auto& name : names) {
-            DaemonRec* d = find(name);
-            if (!d || !d->stop_pending) continue;
-            After after;
-            std::string why;
-            {
-                std::lock_guard lk(mu);
-                bool blocked = false;
-                for (const auto& [n, o] : daemons)
-                    blocked = blocked || (o->proc && std::find(o->spec.requires_.begin(),
-                                                               o->spec.requires_.end(),
-                                                               name) != o->spec.requires_.end());
-                if (blocked) continue;
-                after = *d->stop_pending;
-                why = std::move(d->stop_pending_why);
-                d->stop_pending.reset();
-            }
-            if (d->proc) begin_stop(*d, after, why);
-            flush();
-            again = true;
-        }
-    }
+        if (d.proc) begin_stop(d, after, why);
+        return true;
+    });
 }
 
 Result<void> SupervisorImpl::do_start(DaemonRec& d, const std::string& why) {

@@ -34,14 +34,18 @@ sockaddr_in to_sockaddr(const Endpoint& ep) {
     sa.sin_port = htons(ep.port);
     return sa;
 }
+// A non-blocking CLOEXEC TCP socket, above fds 0-2. Errors name `where`.
+Result<UniqueFd> tcp_socket(const std::string& where) {
+    if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
+    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (raw < 0) return fail(E_errno("socket", where, errno));
+    return adopt_above_stdio(raw);
+}
 }  // namespace
 
 Result<UniqueFd> tcp_listen(const Endpoint& ep, int backlog) {
     const std::string where = to_string(ep);
-    if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (raw < 0) return fail(E_errno("socket", where, errno));
-    auto owned = adopt_above_stdio(raw);
+    auto owned = tcp_socket(where);
     if (!owned) return fail(owned.error());
     UniqueFd fd = std::move(*owned);
     int one = 1;
@@ -80,10 +84,7 @@ Result<UniqueFd> accept(int listen_fd) {
 Result<UniqueFd> tcp_connect_start(const Endpoint& ep, bool* in_progress) {
     const std::string where = to_string(ep);
     *in_progress = false;
-    if (int err = fault::hit("socket")) return fail(E_errno("socket", where, err));
-    const int raw = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (raw < 0) return fail(E_errno("socket", where, errno));
-    auto owned = adopt_above_stdio(raw);
+    auto owned = tcp_socket(where);
     if (!owned) return fail(owned.error());
     UniqueFd fd = std::move(*owned);
     sockaddr_in sa = to_sockaddr(ep);
