@@ -12,10 +12,15 @@
 #include "core/process/supervisor.hpp"
 #include "guard.hpp"
 #include "supervisor/notify_hub.hpp"
+#include "support.hpp"
 #include "sys/notify.hpp"
 #include "sys/poll.hpp"
 
 using namespace std::chrono_literals;
+using core::test::sup::Env;
+using core::test::sup::has;
+using core::test::sup::kWait;
+using Events = core::test::sup::EventLog;
 using core::process::DaemonSpec;
 using core::process::DaemonState;
 using core::process::DaemonStateChanged;
@@ -23,70 +28,6 @@ using core::process::RestartPolicy;
 using core::process::Supervisor;
 
 namespace {
-
-constexpr auto kWait = 20s;  // a deadline, not an expectation
-
-class Events {
-  public:
-    void push(const DaemonStateChanged& ev) {
-        {
-            std::lock_guard lk(mu_);
-            evs_.push_back(ev);
-        }
-        cv_.notify_all();
-    }
-    bool wait(const std::string& name, DaemonState state, std::size_t n = 1) {
-        std::unique_lock lk(mu_);
-        return cv_.wait_for(lk, kWait, [&] { return count_locked(name, state) >= n; });
-    }
-    std::size_t index(const std::string& name, DaemonState state, std::size_t n = 1) const {
-        std::lock_guard lk(mu_);
-        for (std::size_t i = 0; i < evs_.size(); ++i)
-            if (evs_[i].name == name && evs_[i].to == state && --n == 0) return i;
-        return SIZE_MAX;
-    }
-    std::vector<DaemonStateChanged> of(const std::string& name) const {
-        std::lock_guard lk(mu_);
-        std::vector<DaemonStateChanged> out;
-        for (const auto& e : evs_)
-            if (e.name == name) out.push_back(e);
-        return out;
-    }
-
-  private:
-    std::size_t count_locked(const std::string& name, DaemonState state) const {
-        std::size_t n = 0;
-        for (const auto& e : evs_)
-            if (e.name == name && e.to == state) ++n;
-        return n;
-    }
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<DaemonStateChanged> evs_;
-};
-
-struct Env {
-    std::shared_ptr<core::Core> core;
-    std::shared_ptr<core::process::Service> svc;
-    Events log;
-    core::Subscription sub;
-
-    Env() {
-        auto c = core::Core::create({core::process::register_service});
-        REQUIRE(c);
-        core = *c;
-        sub = core->subscribe([this](const core::Value& v) {
-            if (const auto* ev = v.get<DaemonStateChanged>()) log.push(*ev);
-        });
-        REQUIRE(core->startup(core::Context::background()));
-        svc = core->service<core::process::Service>("process");
-        REQUIRE(svc);
-    }
-    ~Env() {
-        sub.reset();
-        (void)core->shutdown(core::Context::background());
-    }
-};
 
 DaemonSpec notify_spec(const std::string& name, std::vector<std::string> steps) {
     DaemonSpec s;
@@ -99,10 +40,6 @@ DaemonSpec notify_spec(const std::string& name, std::vector<std::string> steps) 
     s.start_limit = {100, 60000ms};
     s.stop_timeout = 5000ms;
     return s;
-}
-
-bool has(const std::string& text, const std::string& part) {
-    return text.find(part) != std::string::npos;
 }
 
 std::string unique_address() {

@@ -24,6 +24,7 @@
 #include "core/process/process.hpp"
 #include "core/process/supervisor.hpp"
 #include "guard.hpp"
+#include "support.hpp"
 #include "sys/fault.hpp"
 
 using namespace std::chrono_literals;
@@ -35,93 +36,12 @@ using core::process::RestartPolicy;
 using core::process::Supervisor;
 using core::process::SupervisorOptions;
 using Result = core::Result<void>;
+using core::test::sup::child_spec;
+using core::test::sup::Env;
+using core::test::sup::EventLog;
+using core::test::sup::kWait;
 
 namespace {
-
-constexpr auto kWait = 20s;  // a deadline, not an expectation
-
-// Every DaemonStateChanged seen on the bus, with a way to wait for a condition on them.
-class EventLog {
-  public:
-    void push(const DaemonStateChanged& ev) {
-        {
-            std::lock_guard lk(mu_);
-            evs_.push_back(ev);
-        }
-        cv_.notify_all();
-    }
-    std::vector<DaemonStateChanged> events() const {
-        std::lock_guard lk(mu_);
-        return evs_;
-    }
-    std::vector<DaemonStateChanged> of(const std::string& name) const {
-        std::vector<DaemonStateChanged> out;
-        for (const auto& e : events())
-            if (e.name == name) out.push_back(e);
-        return out;
-    }
-    // Waits until `name` has entered `state` at least n times.
-    bool wait(const std::string& name, DaemonState state, std::size_t n = 1,
-              std::chrono::milliseconds timeout = kWait) {
-        std::unique_lock lk(mu_);
-        return cv_.wait_for(lk, timeout, [&] { return count_locked(name, state) >= n; });
-    }
-    std::size_t count(const std::string& name, DaemonState state) const {
-        std::lock_guard lk(mu_);
-        return count_locked(name, state);
-    }
-
-  private:
-    std::size_t count_locked(const std::string& name, DaemonState state) const {
-        std::size_t n = 0;
-        for (const auto& e : evs_)
-            if (e.name == name && e.to == state) ++n;
-        return n;
-    }
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<DaemonStateChanged> evs_;
-};
-
-// A Core with the process service started, and the bus watched for DaemonStateChanged.
-struct Env {
-    std::shared_ptr<core::Core> core;
-    std::shared_ptr<core::process::Service> svc;
-    EventLog log;
-    core::Subscription sub;
-
-    explicit Env(std::vector<core::ServiceFactory> extra = {},
-                 std::optional<core::process::ServiceOptions> so = std::nullopt) {
-        std::vector<core::ServiceFactory> fs{
-            so ? core::process::service_factory(*so)
-               : core::ServiceFactory(core::process::register_service)};
-        for (auto& f : extra) fs.push_back(std::move(f));
-        auto c = core::Core::create(fs);
-        REQUIRE(c);
-        core = *c;
-        sub = core->subscribe([this](const core::Value& v) {
-            if (const auto* ev = v.get<DaemonStateChanged>()) log.push(*ev);
-        });
-        REQUIRE(core->startup(core::Context::background()));
-        svc = core->service<core::process::Service>("process");
-        REQUIRE(svc);
-    }
-    ~Env() {
-        sub.reset();
-        (void)core->shutdown(core::Context::background());
-    }
-};
-
-DaemonSpec child_spec(const std::string& name, std::vector<std::string> args) {
-    DaemonSpec s;
-    s.name = name;
-    s.command = core::test::child_path();
-    s.args = std::move(args);
-    s.backoff = {10ms, 2.0, 10000ms, 0.0};  // small and exact: jitter 0
-    s.start_limit = {100, 60000ms};
-    s.stop_timeout = 5000ms;
-    return s;
-}
 
 std::vector<std::chrono::milliseconds> backoff_delays(const std::vector<DaemonStateChanged>& evs) {
     std::vector<std::chrono::milliseconds> out;
