@@ -25,43 +25,16 @@
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "guard.hpp"
+#include "proc_view.hpp"
 
 using namespace std::chrono_literals;
 using core::Context;
 namespace fs = std::filesystem;
+using core::test::proc::children_of;
+using core::test::proc::gone;
+using core::test::proc::stat_of;
 
 namespace {
-
-struct Stat {
-    int ppid = 0;
-    char state = '?';
-};
-
-Stat stat_of(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    Stat s;
-    if (!std::getline(f, line)) return s;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) return s;
-    std::istringstream rest(line.substr(close + 2));
-    rest >> s.state >> s.ppid;
-    return s;
-}
-
-// The children of pid: live ones, or the zombies.
-std::vector<int> children_of(int pid, bool zombies) {
-    std::vector<int> out;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-        const std::string name = e.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const int p = std::stoi(name);
-        const Stat s = stat_of(p);
-        if (s.ppid != pid || s.state == '?') continue;
-        if ((s.state == 'Z') == zombies) out.push_back(p);
-    }
-    return out;
-}
 
 std::string slurp(const std::string& path) {
     std::ifstream f(path);
@@ -178,7 +151,7 @@ TEST_CASE("Init_Pid1_Good", "[cli][init]") {
     REQUIRE(core::test::eventually(
         [&] {
             auto kids = children_of(mp->pid(), false);
-            if (kids.size() == 1) init = kids[0];
+            if (kids.size() == 1) init = *kids.begin();
             return init != 0;
         },
         20s));
@@ -277,11 +250,6 @@ std::vector<std::string> words(const std::string& s) {
     std::vector<std::string> out;
     for (std::string w; in >> w;) out.push_back(w);
     return out;
-}
-
-bool gone(int pid) {
-    const Stat s = stat_of(pid);
-    return s.state == '?' || s.state == 'Z';
 }
 
 }  // namespace

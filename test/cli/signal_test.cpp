@@ -21,48 +21,16 @@
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "guard.hpp"
+#include "proc_view.hpp"
 
 using namespace std::chrono_literals;
 using core::Context;
 namespace fs = std::filesystem;
+using core::test::proc::children_of;
+using core::test::proc::gone;
+using core::test::proc::stat_of;
 
 namespace {
-
-struct Stat {
-    int ppid = 0;
-    char state = '?';
-};
-
-// /proc/<pid>/stat's state and parent; state '?' when the process is gone.
-Stat stat_of(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    Stat s;
-    if (!std::getline(f, line)) return s;
-    const auto close = line.rfind(')');
-    if (close == std::string::npos || close + 2 >= line.size()) return s;
-    std::istringstream rest(line.substr(close + 2));
-    rest >> s.state >> s.ppid;
-    return s;
-}
-
-bool gone(int pid) {
-    const char st = stat_of(pid).state;
-    return st == '?' || st == 'Z' || st == 'X';
-}
-
-// The live children of pid.
-std::set<int> children_of(int pid) {
-    std::set<int> out;
-    for (const auto& e : fs::directory_iterator("/proc")) {
-        const std::string name = e.path().filename().string();
-        if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-        const int p = std::stoi(name);
-        const Stat s = stat_of(p);
-        if (s.ppid == pid && s.state != 'Z' && s.state != '?') out.insert(p);
-    }
-    return out;
-}
 
 struct Coreproc {
     std::shared_ptr<core::Core> core;
