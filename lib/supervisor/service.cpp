@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "core/process/supervisor.hpp"
+#include "process/option_keys.hpp"
 
 namespace core::process {
 
@@ -62,6 +63,205 @@ Result<void> only_keys(const std::string& op, const Options& o,
     return {};
 }
 
+using Key = detail::OptionKey<DaemonSpec>;
+using Out = DaemonSpec;
+using In = Options;
+
+Result<void> read_ms(const std::string& op, const In& o, const char* key,
+                     std::chrono::milliseconds& dst) {
+    auto d = want_ms(op, o, key, dst);
+    if (!d) return fail(d.error());
+    dst = *d;
+    return {};
+}
+Result<void> read_number(const std::string& op, const In& o, const char* key, double& dst) {
+    auto n = want_number(op, o, key, dst);
+    if (!n) return fail(n.error());
+    dst = *n;
+    return {};
+}
+Result<void> read_count(const std::string& op, const In& o, const char* key, unsigned& dst) {
+    auto n = want_count(op, o, key, dst);
+    if (!n) return fail(n.error());
+    dst = *n;
+    return {};
+}
+Result<void> read_strings(const std::string& op, const In& o, const char* key,
+                          std::vector<std::string>& dst) {
+    auto list = o.want_strings(op, key);
+    if (!list) return fail(list.error());
+    dst = *list;
+    return {};
+}
+Result<void> read_string(const std::string& op, const In& o, const char* key, std::string& dst) {
+    auto str = o.want_string(op, key, dst);
+    if (!str) return fail(str.error());
+    dst = *str;
+    return {};
+}
+
+// The daemon.start keys (a spec given key by key), in reading order: the unknown-option check
+// and the reading both come from this one table.
+constexpr Key kDaemonKeys[] = {
+    {"name", "string",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         auto name = want_name(op, o);
+         if (!name) return fail(name.error());
+         s.name = *name;
+         return {};
+     }},
+    {"command", "string",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         auto command = o.want_string(op, "command");
+         if (!command) return fail(command.error());
+         s.command = *command;
+         if (s.command.empty()) return fail(E(op, "option \"command\": missing or empty"));
+         return {};
+     }},
+    {"args", "strings",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_strings(op, o, "args", s.args);
+     }},
+    {"dir", "string",
+     [](const std::string& op, const In& o, Out& s) { return read_string(op, o, "dir", s.dir); }},
+    {"env", "strings",
+     [](const std::string& op, const In& o, Out& s) { return read_strings(op, o, "env", s.env); }},
+    {"env_mode", "\"merge\" or \"replace\"",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         if (!o.has("env_mode")) return {};
+         auto mode = o.want_string(op, "env_mode");
+         if (!mode) return fail(mode.error());
+         if (*mode == "replace")
+             s.env_mode = EnvMode::replace;
+         else if (*mode != "merge")
+             return fail(
+                 E(op, "option \"env_mode\": \"" + *mode + "\": want \"merge\" or \"replace\""));
+         return {};
+     }},
+    {"unset_env", "strings",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_strings(op, o, "unset_env", s.unset_env);
+     }},
+    {"pid_file", "string",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_string(op, o, "pid_file", s.pid_file);
+     }},
+    {"pidfile", "string",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_string(op, o, "pidfile", s.pid_file);
+     }},
+    {"restart", "\"no\", \"on-failure\" or \"always\"",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         if (!o.has("restart")) return {};
+         auto str = o.want_string(op, "restart");
+         if (!str) return fail(str.error());
+         auto p = parse_restart_policy(*str);
+         if (!p) return fail(E(op, "option \"restart\": " + p.error().message()));
+         s.restart = *p;
+         return {};
+     }},
+    {"backoff_initial", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "backoff_initial", s.backoff.initial);
+     }},
+    {"backoff_factor", "number",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_number(op, o, "backoff_factor", s.backoff.factor);
+     }},
+    {"backoff_max", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "backoff_max", s.backoff.max);
+     }},
+    {"backoff_jitter", "number",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_number(op, o, "backoff_jitter", s.backoff.jitter);
+     }},
+    {"reset_after", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "reset_after", s.reset_after);
+     }},
+    {"start_limit_burst", "count",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_count(op, o, "start_limit_burst", s.start_limit.burst);
+     }},
+    {"start_limit_interval", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "start_limit_interval", s.start_limit.interval);
+     }},
+    {"health_url", "string",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_string(op, o, "health_url", s.health.url);
+     }},
+    {"health_command", "strings",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_strings(op, o, "health_command", s.health.command);
+     }},
+    {"health_interval", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "health_interval", s.health.interval);
+     }},
+    {"health_timeout", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "health_timeout", s.health.timeout);
+     }},
+    {"health_failures", "count",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_count(op, o, "health_failures", s.health.failures);
+     }},
+    {"health_start_grace", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "health_start_grace", s.health.start_grace);
+     }},
+    {"stop_signal", "signal name or number",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         auto v = o.get("stop_signal");
+         if (!v) return {};
+         std::string text;
+         std::int64_t n = 0;
+         if (const auto* str = v->get<std::string>())
+             text = *str;
+         else if (value_to_integer(*v, n))
+             text = std::to_string(n);
+         else
+             return fail(E(op, type_error("stop_signal", "signal name or number", *v)));
+         auto sig = parse_signal(text);
+         if (!sig) return fail(E(op, "option \"stop_signal\": " + sig.error().message()));
+         s.stop_signal = *sig;
+         return {};
+     }},
+    {"stop_timeout", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "stop_timeout", s.stop_timeout);
+     }},
+    {"after", "strings",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_strings(op, o, "after", s.after);
+     }},
+    {"requires", "strings",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_strings(op, o, "requires", s.requires_);
+     }},
+    {"notify", "boolean",
+     [](const std::string& op, const In& o, Out& s) -> Result<void> {
+         auto notify = o.want_boolean(op, "notify", false);
+         if (!notify) return fail(notify.error());
+         s.notify = *notify;
+         return {};
+     }},
+    {"watchdog", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "watchdog", s.watchdog);
+     }},
+    {"start_timeout", "duration",
+     [](const std::string& op, const In& o, Out& s) {
+         return read_ms(op, o, "start_timeout", s.start_timeout);
+     }},
+};
+
+std::span<const Key> daemon_keys() noexcept {
+    return kDaemonKeys;
+}
+
 }  // namespace
 
 Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const Options& o) {
@@ -77,124 +277,11 @@ Result<DaemonSpec> SupervisorService::parse_options(const std::string& op, const
         }
         return out;
     }
-    if (auto r = only_keys(op, o,
-                           {"name",
-                            "command",
-                            "args",
-                            "dir",
-                            "env",
-                            "env_mode",
-                            "unset_env",
-                            "pid_file",
-                            "pidfile",
-                            "restart",
-                            "backoff_initial",
-                            "backoff_factor",
-                            "backoff_max",
-                            "backoff_jitter",
-                            "reset_after",
-                            "start_limit_burst",
-                            "start_limit_interval",
-                            "health_url",
-                            "health_command",
-                            "health_interval",
-                            "health_timeout",
-                            "health_failures",
-                            "health_start_grace",
-                            "stop_signal",
-                            "stop_timeout",
-                            "after",
-                            "requires",
-                            "notify",
-                            "watchdog",
-                            "start_timeout"});
-        !r)
+    if (auto r = detail::refuse_unknown_options<DaemonSpec>(op, o, daemon_keys()); !r)
         return fail(r.error());
-
     DaemonSpec s;
-    auto chain = [&]() -> Result<void> {
-        auto name = want_name(op, o);
-        if (!name) return fail(name.error());
-        s.name = *name;
-        auto command = o.want_string(op, "command");
-        if (!command) return fail(command.error());
-        s.command = *command;
-        if (s.command.empty()) return fail(E(op, "option \"command\": missing or empty"));
-        for (auto [key, dst] :
-             {std::pair{"args", &s.args}, std::pair{"env", &s.env},
-              std::pair{"health_command", &s.health.command}, std::pair{"after", &s.after},
-              std::pair{"requires", &s.requires_}, std::pair{"unset_env", &s.unset_env}}) {
-            auto list = o.want_strings(op, key);
-            if (!list) return fail(list.error());
-            *dst = *list;
-        }
-        for (auto [key, dst] :
-             {std::pair{"dir", &s.dir}, std::pair{"pid_file", &s.pid_file},
-              std::pair{"pidfile", &s.pid_file}, std::pair{"health_url", &s.health.url}}) {
-            auto str = o.want_string(op, key, *dst);
-            if (!str) return fail(str.error());
-            *dst = *str;
-        }
-        if (o.has("env_mode")) {
-            auto mode = o.want_string(op, "env_mode");
-            if (!mode) return fail(mode.error());
-            if (*mode == "replace")
-                s.env_mode = EnvMode::replace;
-            else if (*mode != "merge")
-                return fail(
-                    E(op, "option \"env_mode\": \"" + *mode + "\": want \"merge\" or \"replace\""));
-        }
-        if (o.has("restart")) {
-            auto str = o.want_string(op, "restart");
-            if (!str) return fail(str.error());
-            auto p = parse_restart_policy(*str);
-            if (!p) return fail(E(op, "option \"restart\": " + p.error().message()));
-            s.restart = *p;
-        }
-        for (auto [key, dst] :
-             {std::pair{"backoff_initial", &s.backoff.initial},
-              std::pair{"backoff_max", &s.backoff.max}, std::pair{"reset_after", &s.reset_after},
-              std::pair{"start_limit_interval", &s.start_limit.interval},
-              std::pair{"health_interval", &s.health.interval},
-              std::pair{"health_timeout", &s.health.timeout},
-              std::pair{"health_start_grace", &s.health.start_grace},
-              std::pair{"stop_timeout", &s.stop_timeout}, std::pair{"watchdog", &s.watchdog},
-              std::pair{"start_timeout", &s.start_timeout}}) {
-            auto d = want_ms(op, o, key, *dst);
-            if (!d) return fail(d.error());
-            *dst = *d;
-        }
-        for (auto [key, dst] : {std::pair{"backoff_factor", &s.backoff.factor},
-                                std::pair{"backoff_jitter", &s.backoff.jitter}}) {
-            auto n = want_number(op, o, key, *dst);
-            if (!n) return fail(n.error());
-            *dst = *n;
-        }
-        for (auto [key, dst] : {std::pair{"start_limit_burst", &s.start_limit.burst},
-                                std::pair{"health_failures", &s.health.failures}}) {
-            auto n = want_count(op, o, key, *dst);
-            if (!n) return fail(n.error());
-            *dst = *n;
-        }
-        auto notify = o.want_boolean(op, "notify", false);
-        if (!notify) return fail(notify.error());
-        s.notify = *notify;
-        if (auto v = o.get("stop_signal")) {
-            std::string text;
-            std::int64_t n = 0;
-            if (const auto* str = v->get<std::string>())
-                text = *str;
-            else if (value_to_integer(*v, n))
-                text = std::to_string(n);
-            else
-                return fail(E(op, type_error("stop_signal", "signal name or number", *v)));
-            auto sig = parse_signal(text);
-            if (!sig) return fail(E(op, "option \"stop_signal\": " + sig.error().message()));
-            s.stop_signal = *sig;
-        }
-        return {};
-    };
-    if (auto r = chain(); !r) return fail(r.error());
+    if (auto r = detail::read_options<DaemonSpec>(op, o, daemon_keys(), s); !r)
+        return fail(r.error());
     if (auto r = validate(s); !r) return fail(E(op, "invalid spec", r.error()));
     return s;
 }
