@@ -73,8 +73,9 @@ void SupervisorImpl::ended(DaemonRec& d, ExitInfo e, const std::string& detail) 
     // Its `requires` dependents go down with it; they come back with it when it does.
     const bool coming_back = x.coming_back;
     if (x.start_again) {
-        auto r = request_start(d, after == After::restart ? "restart" : "dependency ready",
-                               after == After::restart);
+        auto r =
+            request_start(d, after == After::restart ? "restart" : "restart with its dependency",
+                          after == After::restart);
         complete(d, r);
     }
     if (after == After::stop) complete(d, {});

@@ -142,7 +142,9 @@ void SupervisorImpl::stop_dependents(const std::string& dep, bool coming_back) {
             begin_stop(*d, coming_back ? After::wait_deps : After::stop, why);
         } else if (d->state == DaemonState::backoff || d->waiting) {
             if (coming_back) {
-                (void)request_start(*d, why, false);
+                // One already held for its dependencies stays held: release_waiting() starts
+                // it once they are ready ("dependencies ready"); one in backoff is held now.
+                if (!d->waiting) (void)request_start(*d, why, false);
             } else {
                 std::lock_guard lk(mu);
                 d->waiting = false;
