@@ -300,6 +300,123 @@ Result<void> parse_log(const Where& w, const json& v, LogSpec& l) {
     return {};
 }
 
+// One key of a daemon in the supervise file: its name and the reader that takes its value
+// into the spec (null: read elsewhere, "name" first and the containment keys together by
+// parse_containment_keys). The unknown-key Error lists this table, so a new key is one line.
+struct FileKey {
+    const char* name;
+    Result<void> (*read)(const Where& w, const json& v, DaemonSpec& s);
+};
+
+Result<void> read_string_key(const Where& w, const char* key, const json& v, std::string& dst) {
+    auto str = get_string(w, key, v);
+    if (!str) return fail(str.error());
+    dst = *str;
+    return {};
+}
+Result<void> read_strings_key(const Where& w, const char* key, const json& v,
+                              std::vector<std::string>& dst) {
+    auto list = get_strings(w, key, v);
+    if (!list) return fail(list.error());
+    dst = std::move(*list);
+    return {};
+}
+Result<void> read_ms_key(const Where& w, const char* key, const json& v,
+                         std::chrono::milliseconds& dst) {
+    auto d = get_duration(w, key, v);
+    if (!d) return fail(d.error());
+    dst = *d;
+    return {};
+}
+
+using W = const Where&;
+using J = const json&;
+using S = DaemonSpec&;
+const FileKey kDaemonKeys[] = {
+    {"name", nullptr},
+    {"command", [](W w, J v, S s) { return read_string_key(w, "command", v, s.command); }},
+    {"args", [](W w, J v, S s) { return read_strings_key(w, "args", v, s.args); }},
+    {"dir", [](W w, J v, S s) { return read_string_key(w, "dir", v, s.dir); }},
+    {"env",
+     [](W w, J v, S s) -> Result<void> {
+         auto list = get_env(w, "env", v);
+         if (!list) return fail(list.error());
+         s.env = std::move(*list);
+         return {};
+     }},
+    {"env_mode",
+     [](W w, J v, S s) -> Result<void> {
+         auto mode = get_string(w, "env_mode", v);
+         if (!mode) return fail(mode.error());
+         if (*mode == "replace")
+             s.env_mode = EnvMode::replace;
+         else if (*mode != "merge")
+             return fail(w.err("env_mode", "\"" + *mode + "\": want \"merge\" or \"replace\""));
+         return {};
+     }},
+    {"unset_env", [](W w, J v, S s) { return read_strings_key(w, "unset_env", v, s.unset_env); }},
+    {"pidfile", [](W w, J v, S s) { return read_string_key(w, "pidfile", v, s.pid_file); }},
+    {"pid_file", [](W w, J v, S s) { return read_string_key(w, "pid_file", v, s.pid_file); }},
+    {"restart",
+     [](W w, J v, S s) -> Result<void> {
+         auto str = get_string(w, "restart", v);
+         if (!str) return fail(str.error());
+         auto p = parse_restart_policy(*str);
+         if (!p) return fail(w.err("restart", p.error().message()));
+         s.restart = *p;
+         return {};
+     }},
+    {"backoff", [](W w, J v, S s) { return parse_backoff(w, v, s.backoff); }},
+    {"reset_after", [](W w, J v, S s) { return read_ms_key(w, "reset_after", v, s.reset_after); }},
+    {"start_limit", [](W w, J v, S s) { return parse_start_limit(w, v, s.start_limit); }},
+    {"health", [](W w, J v, S s) { return parse_health(w, v, s.health); }},
+    {"stop_signal",
+     [](W w, J v, S s) -> Result<void> {
+         auto sig = get_signal(w, "stop_signal", v);
+         if (!sig) return fail(sig.error());
+         s.stop_signal = *sig;
+         return {};
+     }},
+    {"stop_timeout",
+     [](W w, J v, S s) { return read_ms_key(w, "stop_timeout", v, s.stop_timeout); }},
+    {"log", [](W w, J v, S s) { return parse_log(w, v, s.log); }},
+    // containment and identity (issue 13): parse_containment_keys reads them together
+    {"cgroup", nullptr},
+    {"limits", nullptr},
+    {"user", nullptr},
+    {"group", nullptr},
+    {"groups", nullptr},
+    {"umask", nullptr},
+    {"rlimits", nullptr},
+    {"nice", nullptr},
+    {"no_new_privs", nullptr},
+    {"parent_death_signal", nullptr},
+    // dependencies and readiness (issue 15)
+    {"after", [](W w, J v, S s) { return read_strings_key(w, "after", v, s.after); }},
+    {"requires", [](W w, J v, S s) { return read_strings_key(w, "requires", v, s.requires_); }},
+    {"notify",
+     [](W w, J v, S s) -> Result<void> {
+         if (!v.is_boolean()) return fail(w.want("notify", "true or false", v));
+         s.notify = v.get<bool>();
+         return {};
+     }},
+    {"watchdog", [](W w, J v, S s) { return read_ms_key(w, "watchdog", v, s.watchdog); }},
+    {"start_timeout",
+     [](W w, J v, S s) { return read_ms_key(w, "start_timeout", v, s.start_timeout); }},
+};
+
+const FileKey* find_key(const std::string& name) {
+    for (const auto& k : kDaemonKeys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string daemon_key_list() {
+    std::string list;
+    for (const auto& k : kDaemonKeys) list += (list.empty() ? "" : ", ") + std::string(k.name);
+    return list;
+}
+
 Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, const json& v) {
     Where w{source, "daemons[" + std::to_string(index) + "]"};
     if (!v.is_object())
@@ -312,87 +429,14 @@ Result<DaemonSpec> parse_daemon(const std::string& source, std::size_t index, co
     s.name = *name;
     w.daemon += " (\"" + s.name + "\")";
 
-    if (auto r = check_keys(w, "", v,
-                            {"name", "command", "args", "dir", "env", "env_mode", "unset_env",
-                             "pidfile", "pid_file", "restart", "backoff", "reset_after",
-                             "start_limit", "health", "stop_signal", "stop_timeout", "log",
-                             // containment and identity (issue 13): parse_containment_keys
-                             "cgroup", "limits", "user", "group", "groups", "umask", "rlimits",
-                             "nice", "no_new_privs", "parent_death_signal",
-                             // dependencies (issue 15)
-                             "after", "requires", "notify", "watchdog", "start_timeout"});
-        !r)
-        return fail(r.error());
+    for (const auto& [key, value] : v.items()) {
+        if (is_comment(key)) continue;
+        const FileKey* k = find_key(key);
+        if (!k) return fail(w.err(key, "unknown key (known: " + daemon_key_list() + ")"));
+        if (k->read)
+            if (auto r = k->read(w, value, s); !r) return fail(r.error());
+    }
     if (!v.contains("command")) return fail(w.err("command", "missing"));
-    auto command = get_string(w, "command", v["command"]);
-    if (!command) return fail(command.error());
-    s.command = *command;
-
-    for (const char* key : {"after", "requires"}) {
-        if (!v.contains(key)) continue;
-        auto list = get_strings(w, key, v[key]);
-        if (!list) return fail(list.error());
-        (std::string_view(key) == "after" ? s.after : s.requires_) = std::move(*list);
-    }
-    for (const char* key : {"args", "env"}) {
-        if (!v.contains(key)) continue;
-        auto list =
-            std::string_view(key) == "env" ? get_env(w, key, v[key]) : get_strings(w, key, v[key]);
-        if (!list) return fail(list.error());
-        (std::string_view(key) == "env" ? s.env : s.args) = std::move(*list);
-    }
-    if (v.contains("unset_env")) {
-        auto list = get_strings(w, "unset_env", v["unset_env"]);
-        if (!list) return fail(list.error());
-        s.unset_env = std::move(*list);
-    }
-    if (v.contains("env_mode")) {
-        auto mode = get_string(w, "env_mode", v["env_mode"]);
-        if (!mode) return fail(mode.error());
-        if (*mode == "replace")
-            s.env_mode = EnvMode::replace;
-        else if (*mode != "merge")
-            return fail(w.err("env_mode", "\"" + *mode + "\": want \"merge\" or \"replace\""));
-    }
-    for (const char* key : {"dir", "pidfile", "pid_file"}) {
-        if (!v.contains(key)) continue;
-        auto str = get_string(w, key, v[key]);
-        if (!str) return fail(str.error());
-        (std::string_view(key) == "dir" ? s.dir : s.pid_file) = *str;
-    }
-    if (v.contains("restart")) {
-        auto str = get_string(w, "restart", v["restart"]);
-        if (!str) return fail(str.error());
-        auto p = parse_restart_policy(*str);
-        if (!p) return fail(w.err("restart", p.error().message()));
-        s.restart = *p;
-    }
-    if (v.contains("backoff"))
-        if (auto r = parse_backoff(w, v["backoff"], s.backoff); !r) return fail(r.error());
-    if (v.contains("start_limit"))
-        if (auto r = parse_start_limit(w, v["start_limit"], s.start_limit); !r)
-            return fail(r.error());
-    if (v.contains("health"))
-        if (auto r = parse_health(w, v["health"], s.health); !r) return fail(r.error());
-    for (auto [key, dst] :
-         {std::pair{"reset_after", &s.reset_after}, std::pair{"stop_timeout", &s.stop_timeout},
-          std::pair{"watchdog", &s.watchdog}, std::pair{"start_timeout", &s.start_timeout}}) {
-        if (!v.contains(key)) continue;
-        auto d = get_duration(w, key, v[key]);
-        if (!d) return fail(d.error());
-        *dst = *d;
-    }
-    if (v.contains("notify")) {
-        if (!v["notify"].is_boolean()) return fail(w.want("notify", "true or false", v["notify"]));
-        s.notify = v["notify"].get<bool>();
-    }
-    if (v.contains("stop_signal")) {
-        auto sig = get_signal(w, "stop_signal", v["stop_signal"]);
-        if (!sig) return fail(sig.error());
-        s.stop_signal = *sig;
-    }
-    if (v.contains("log"))
-        if (auto r = parse_log(w, v["log"], s.log); !r) return fail(r.error());
     if (auto r = core::process::detail::parse_containment_keys(v, s.cgroup, s.limits, s.identity);
         !r)
         return fail(E(kOp, "\"" + source + "\": " + w.daemon + ": " + r.error().message()));
