@@ -64,17 +64,6 @@ const char* to_string(DaemonState s) noexcept {
     return "?";
 }
 
-Result<int> parse_signal(std::string_view text) {
-    if (auto sig = sys::parse_signal(text)) return *sig;
-    return fail(E("signal", "unknown signal \"" + std::string(text) +
-                                "\" (want e.g. SIGTERM, TERM or a number from 1 to " +
-                                std::to_string(sys::sig_max()) + ")"));
-}
-
-std::string signal_name(int sig) {
-    return sys::signal_name(sig);
-}
-
 Result<void> validate(const DaemonSpec& s) {
     const std::string who = "daemon \"" + s.name + "\"";
     auto bad = [&](const std::string& key, const std::string& why) {

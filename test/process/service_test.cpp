@@ -146,12 +146,13 @@ TEST_CASE("Service_HandleRun_Ugly", "[process]") {
     }
     SECTION("cancelled context") {
         auto ctx = Context::background().with_cancel();
+        const auto svc = service(c);  // its REQUIRE stays on this thread (Catch is not thread-safe)
         std::thread t([&] {
             // Cancel once the child is running (it appears in the list).
-            core::test::eventually([&] { return !service(c)->list().empty(); });
+            core::test::eventually([&] { return !svc->list().empty(); });
             ctx.cancel();
         });
-        auto r = service(c)->run(ctx, child({"sleep", "60000"}));
+        auto r = svc->run(ctx, child({"sleep", "60000"}));
         t.join();
         REQUIRE_FALSE(r);
         CHECK(r.error().code() == ECANCELED);

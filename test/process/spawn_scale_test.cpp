@@ -90,12 +90,18 @@ TEST_CASE("SpawnScale_Concurrent_Ugly", "[process]") {
     SECTION("more threads than slot sets, each gets its own output") {
         constexpr int kThreads = 8, kEach = 15;
         std::atomic<int> wrong{0}, failed{0};
+        // Catch's assertions are not thread-safe: the workers use none (service() REQUIREs).
+        const auto svc = service(c);
+        const std::string path = core::test::child_path();
         std::vector<std::thread> ts;
         for (int t = 0; t < kThreads; ++t) {
             ts.emplace_back([&, t] {
                 for (int i = 0; i < kEach; ++i) {
                     const std::string tag = "t" + std::to_string(t) + "-" + std::to_string(i);
-                    auto r = service(c)->run(Context::background(), child({"print", tag}));
+                    cp::RunOptions o;
+                    o.command = path;
+                    o.args = {"print", tag};
+                    auto r = svc->run(Context::background(), o);
                     if (!r) {
                         ++failed;
                     } else if (*r != tag + "\n") {

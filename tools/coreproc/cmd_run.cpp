@@ -14,7 +14,7 @@
 #include "core/process/managed_process.hpp"
 #include "core/process/service.hpp"
 #include "core/process/signal_waiter.hpp"
-#include "core/process/supervisor.hpp"
+#include "core/process/signals.hpp"
 #include "core/signal_context.hpp"
 
 namespace coreproc {

@@ -6,5 +6,7 @@
 #include "core/process/managed_process.hpp"
 #include "core/process/runner.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signals.hpp"
+#include "core/process/spawn_method.hpp"
 #include "core/process/supervisor.hpp"
 #include "core/process/types.hpp"

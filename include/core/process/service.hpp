@@ -11,6 +11,7 @@
 
 #include "core/export.hpp"
 #include "core/process/managed_process.hpp"
+#include "core/process/spawn_method.hpp"  // SpawnMethod, set_spawn_method (were declared here)
 #include "core/process/types.hpp"
 #include "core/runtime.hpp"
 
@@ -112,17 +113,5 @@ class CORE_API Service : public core::Service {
 CORE_API Result<std::shared_ptr<core::Service>> register_service(core::Core& core);
 // A factory with options.
 CORE_API ServiceFactory service_factory(ServiceOptions opts);
-
-// How every Service in this process starts children.
-//  automatic (default): clone3(CLONE_PIDFD | CLONE_VM | CLONE_VFORK) on a private stack where
-//    this build has it (x86-64, not under ASan/TSan) and the kernel allows it; posix_spawn
-//    otherwise, and for good after the first refusal (ENOSYS, EPERM: seccomp profiles).
-//  clone3: only clone3; a refusal is the start's Error.  posix_spawn: only posix_spawn.
-// Both give the child the same hygiene. The environment variable CORE_PROCESS_SPAWN
-// (automatic | clone3 | posix_spawn) sets the initial value. Thread-safe.
-enum class SpawnMethod { automatic, clone3, posix_spawn };
-CORE_API void set_spawn_method(SpawnMethod m) noexcept;
-// What the next start uses: "clone3" or "posix_spawn".
-CORE_API const char* spawn_method() noexcept;
 
 }  // namespace core::process

@@ -17,6 +17,7 @@
 
 #include "core/export.hpp"
 #include "core/process/service.hpp"
+#include "core/process/signals.hpp"  // parse_signal, signal_name (were declared here)
 #include "core/result.hpp"
 #include "core/runtime.hpp"
 
@@ -401,11 +402,5 @@ class CORE_API OrphanReaper {
 CORE_API int signal_chld() noexcept;
 // Whether this process is PID 1 (of its pid namespace).
 CORE_API bool running_as_pid1() noexcept;
-
-// Signal names for specs and configs: "SIGTERM", "TERM", "term" or "15". Errors: unknown name,
-// number out of range.
-CORE_API Result<int> parse_signal(std::string_view text);
-// "SIGTERM", or "SIG<n>" for a number without a name.
-CORE_API std::string signal_name(int sig);
 
 }  // namespace core::process
