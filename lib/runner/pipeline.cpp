@@ -155,6 +155,134 @@ std::string resolve_dir(const std::string& dir, std::string_view base) {
     return out;
 }
 
+// One key of a step: its name and the reader that takes its value into the spec (null: read
+// elsewhere: "name" first, the containment keys together over the defaults'). The unknown-key
+// Error lists this table, so a new key is one line.
+struct StepKey {
+    const char* name;
+    Result<void> (*read)(const Where& w, const json& v, RunSpec& s);
+};
+
+Result<void> read_nonempty(const Where& w, const char* key, const json& v, std::string& dst) {
+    auto r = want_string(w, key, v);
+    if (!r) return fail(r.error());
+    if (r->empty()) return fail(w.at(key, "empty"));
+    dst = std::move(*r);
+    return {};
+}
+
+using W = const Where&;
+using J = const json&;
+using S = RunSpec&;
+const StepKey kStepKeys[] = {
+    {"name", nullptr},
+    {"command", [](W w, J v, S s) { return read_nonempty(w, "command", v, s.command); }},
+    {"args",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_strings(w, "args", v);
+         if (!r) return fail(r.error());
+         s.args = std::move(*r);
+         return {};
+     }},
+    {"shell",
+     [](W w, J v, S s) -> Result<void> {
+         std::string line;
+         if (auto r = read_nonempty(w, "shell", v, line); !r) return r;
+         // The one place a shell is used, and only because the step asked for it.
+         s.command = "/bin/sh";
+         s.args = {"-c", std::move(line)};
+         return {};
+     }},
+    {"dir",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_string(w, "dir", v);
+         if (!r) return fail(r.error());
+         s.dir = std::move(*r);
+         return {};
+     }},
+    {"env",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_env(w, "env", v);
+         if (!r) return fail(r.error());
+         // Over the defaults' variables: the child sees the later of two equal names.
+         s.env.insert(s.env.end(), r->begin(), r->end());
+         return {};
+     }},
+    {"env_mode",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_string(w, "env_mode", v);
+         if (!r) return fail(r.error());
+         if (*r == "replace")
+             s.env_mode = EnvMode::replace;
+         else if (*r != "merge")
+             return fail(w.at("env_mode", "\"" + *r + "\": want \"merge\" or \"replace\""));
+         return {};
+     }},
+    {"unset_env",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_strings(w, "unset_env", v);
+         if (!r) return fail(r.error());
+         s.unset_env = std::move(*r);
+         return {};
+     }},
+    {"after",
+     [](W w, J v, S s) -> Result<void> {
+         // A single name is accepted as a one-element list.
+         if (v.is_string()) {
+             s.after = {v.get<std::string>()};
+             return {};
+         }
+         auto r = want_strings(w, "after", v);
+         if (!r) return fail(r.error());
+         s.after = std::move(*r);
+         return {};
+     }},
+    {"allow_failure",
+     [](W w, J v, S s) -> Result<void> {
+         if (!v.is_boolean())
+             return fail(w.at("allow_failure", std::string("want boolean, got ") + type_name(v)));
+         s.allow_failure = v.get<bool>();
+         return {};
+     }},
+    {"timeout",
+     [](W w, J v, S s) -> Result<void> {
+         auto r = want_timeout(w, "timeout", v);
+         if (!r) return fail(r.error());
+         s.timeout = *r;
+         return {};
+     }},
+    {"description",
+     [](W w, J v, S s) -> Result<void> {
+         if (!v.is_string())
+             return fail(w.at("description", std::string("want string, got ") + type_name(v)));
+         s.description = v.get<std::string>();
+         return {};
+     }},
+    // containment and identity (issue 13): read together, over the defaults'
+    {"cgroup", nullptr},
+    {"limits", nullptr},
+    {"user", nullptr},
+    {"group", nullptr},
+    {"groups", nullptr},
+    {"umask", nullptr},
+    {"rlimits", nullptr},
+    {"nice", nullptr},
+    {"no_new_privs", nullptr},
+    {"parent_death_signal", nullptr},
+};
+
+const StepKey* find_step_key(const std::string& name) {
+    for (const auto& k : kStepKeys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+std::string step_key_list() {
+    std::string list;
+    for (const auto& k : kStepKeys) list += (list.empty() ? "" : ", ") + std::string(k.name);
+    return list;
+}
+
 Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults& defaults) {
     Where w = where;
     if (!step.is_object())
@@ -182,75 +310,10 @@ Result<RunSpec> parse_step(const Where& where, const json& step, const Defaults&
     s.env = defaults.env;
     s.timeout = defaults.timeout;
     for (auto it = step.begin(); it != step.end(); ++it) {
-        const std::string& key = it.key();
-        const json& v = *it;
-        if (key == "name") continue;
-        if (is_containment_key(key)) continue;  // read below, over the defaults'
-
-        if (key == "command") {
-            auto r = want_string(w, key, v);
-            if (!r) return fail(r.error());
-            if (r->empty()) return fail(w.at(key, "empty"));
-            s.command = std::move(*r);
-        } else if (key == "shell") {
-            auto r = want_string(w, key, v);
-            if (!r) return fail(r.error());
-            if (r->empty()) return fail(w.at(key, "empty"));
-            // The one place a shell is used, and only because the step asked for it.
-            s.command = "/bin/sh";
-            s.args = {"-c", std::move(*r)};
-        } else if (key == "args") {
-            auto r = want_strings(w, key, v);
-            if (!r) return fail(r.error());
-            s.args = std::move(*r);
-        } else if (key == "dir") {
-            auto r = want_string(w, key, v);
-            if (!r) return fail(r.error());
-            s.dir = std::move(*r);
-        } else if (key == "env") {
-            auto r = want_env(w, key, v);
-            if (!r) return fail(r.error());
-            // Over the defaults' variables: the child sees the later of two equal names.
-            s.env.insert(s.env.end(), r->begin(), r->end());
-        } else if (key == "unset_env") {
-            auto r = want_strings(w, key, v);
-            if (!r) return fail(r.error());
-            s.unset_env = std::move(*r);
-        } else if (key == "env_mode") {
-            auto r = want_string(w, key, v);
-            if (!r) return fail(r.error());
-            if (*r == "replace")
-                s.env_mode = EnvMode::replace;
-            else if (*r != "merge")
-                return fail(w.at(key, "\"" + *r + "\": want \"merge\" or \"replace\""));
-        } else if (key == "after") {
-            // A single name is accepted as a one-element list.
-            if (v.is_string()) {
-                s.after = {v.get<std::string>()};
-            } else {
-                auto r = want_strings(w, key, v);
-                if (!r) return fail(r.error());
-                s.after = std::move(*r);
-            }
-        } else if (key == "allow_failure") {
-            if (!v.is_boolean())
-                return fail(w.at(key, std::string("want boolean, got ") + type_name(v)));
-            s.allow_failure = v.get<bool>();
-        } else if (key == "timeout") {
-            auto r = want_timeout(w, key, v);
-            if (!r) return fail(r.error());
-            s.timeout = *r;
-        } else if (key == "description") {
-            if (!v.is_string())
-                return fail(w.at(key, std::string("want string, got ") + type_name(v)));
-            s.description = v.get<std::string>();
-        } else {
-            return fail(w.at(key,
-                             "unknown key (known: name, command, args, shell, dir, env, "
-                             "env_mode, unset_env, after, "
-                             "allow_failure, timeout, description, cgroup, limits, user, group, "
-                             "groups, umask, rlimits, nice, no_new_privs, parent_death_signal)"));
-        }
+        const StepKey* k = find_step_key(it.key());
+        if (!k) return fail(w.at(it.key(), "unknown key (known: " + step_key_list() + ")"));
+        if (k->read)
+            if (auto r = k->read(w, *it, s); !r) return fail(r.error());
     }
     // The step's own keys first, alone, so that an error names the step's key as written.
     json own = json::object();
