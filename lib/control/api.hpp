@@ -52,7 +52,6 @@ class Api {
     Reply daemons(const Request& r);
     Reply go_api(const Request& r);
 
-    core::Core& core_;
     cp::Supervisor& sup_;
     cp::Service& svc_;
     const cp::ControlOptions& opts_;
