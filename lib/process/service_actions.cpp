@@ -144,13 +144,9 @@ Result<void> read_command(const std::string& op, const Options& in, RunOptions& 
 Result<void> read_env_mode(const std::string& op, const Options& in, RunOptions& o) {
     auto env_mode = in.want_string(op, "envMode", "merge");
     if (!env_mode) return fail(env_mode.error());
-    if (*env_mode == "replace") {
-        o.env_mode = EnvMode::replace;
-    } else if (*env_mode != "merge") {
-        return fail(Error(
-            op, "option \"envMode\": want \"merge\" or \"replace\", got \"" + *env_mode + "\"",
-            EINVAL));
-    }
+    auto mode = parse_env_mode(*env_mode);
+    if (!mode) return fail(Error(op, "option \"envMode\": " + mode.error().message(), EINVAL));
+    o.env_mode = *mode;
     return {};
 }
 

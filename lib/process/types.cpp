@@ -59,6 +59,13 @@ const char* to_string(ExitKind k) noexcept {
     return "unknown";
 }
 
+Result<EnvMode> parse_env_mode(std::string_view text) {
+    if (text == "merge") return EnvMode::merge;
+    if (text == "replace") return EnvMode::replace;
+    return fail(
+        Error("env_mode", "\"" + std::string(text) + "\": want \"merge\" or \"replace\"", EINVAL));
+}
+
 const char* to_string(Stdio::Kind k) noexcept {
     switch (k) {
         case Stdio::Kind::null:

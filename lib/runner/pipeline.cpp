@@ -212,10 +212,9 @@ const StepKey kStepKeys[] = {
      [](W w, J v, S s) -> Result<void> {
          auto r = want_string(w, "env_mode", v);
          if (!r) return fail(r.error());
-         if (*r == "replace")
-             s.env_mode = EnvMode::replace;
-         else if (*r != "merge")
-             return fail(w.at("env_mode", "\"" + *r + "\": want \"merge\" or \"replace\""));
+         auto m = parse_env_mode(*r);
+         if (!m) return fail(w.at("env_mode", m.error().message()));
+         s.env_mode = *m;
          return {};
      }},
     {"unset_env",

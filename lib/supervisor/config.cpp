@@ -348,10 +348,9 @@ const FileKey kDaemonKeys[] = {
      [](W w, J v, S s) -> Result<void> {
          auto mode = get_string(w, "env_mode", v);
          if (!mode) return fail(mode.error());
-         if (*mode == "replace")
-             s.env_mode = EnvMode::replace;
-         else if (*mode != "merge")
-             return fail(w.err("env_mode", "\"" + *mode + "\": want \"merge\" or \"replace\""));
+         auto m = parse_env_mode(*mode);
+         if (!m) return fail(w.err("env_mode", m.error().message()));
+         s.env_mode = *m;
          return {};
      }},
     {"unset_env", [](W w, J v, S s) { return read_strings_key(w, "unset_env", v, s.unset_env); }},

@@ -131,11 +131,9 @@ constexpr Key kDaemonKeys[] = {
          if (!o.has("env_mode")) return {};
          auto mode = o.want_string(op, "env_mode");
          if (!mode) return fail(mode.error());
-         if (*mode == "replace")
-             s.env_mode = EnvMode::replace;
-         else if (*mode != "merge")
-             return fail(
-                 E(op, "option \"env_mode\": \"" + *mode + "\": want \"merge\" or \"replace\""));
+         auto m = parse_env_mode(*mode);
+         if (!m) return fail(Error(op, "option \"env_mode\": " + m.error().message(), EINVAL));
+         s.env_mode = *m;
          return {};
      }},
     {"unset_env", "strings",

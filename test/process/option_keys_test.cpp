@@ -127,3 +127,18 @@ TEST_CASE("OptionKeys_RunOptionKeys_Ugly", "[process][options]") {
         CHECK(contains(clash.error().what(), "option \"stdin\" excludes \"input\""));
     }
 }
+
+// One spelling of the environment mode for every surface (process.*, daemon.*, the files).
+TEST_CASE("OptionKeys_ParseEnvMode_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    CHECK(cp::parse_env_mode("merge").value() == cp::EnvMode::merge);
+    CHECK(cp::parse_env_mode("replace").value() == cp::EnvMode::replace);
+    auto bad = cp::parse_env_mode("clear");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().code() == EINVAL);
+    CHECK(contains(bad.error().message(), "\"clear\": want \"merge\" or \"replace\""));
+    auto r = cp::Service::parse_options(
+        "process.run", Options{{"command", std::string("true")}, {"envMode", std::string("all")}});
+    REQUIRE_FALSE(r);
+    CHECK(contains(r.error().what(), "option \"envMode\": \"all\": want \"merge\" or \"replace\""));
+}

@@ -163,6 +163,9 @@ CORE_API const char* to_string(Stdio::Kind k) noexcept;
 // How Command::env meets the host's environment: merged over it (the default), or replacing
 // it (the child sees only what is given). unset_env removes named variables in either mode.
 enum class EnvMode { merge, replace };
+// The spelling every surface takes (env_mode, envMode): "merge" or "replace". Errors: EINVAL,
+// `"x": want "merge" or "replace"` (the caller names its key).
+CORE_API Result<EnvMode> parse_env_mode(std::string_view text);
 
 // What to run: the one value RunOptions (and so the Runner's and Supervisor's specs) build on.
 struct Command {
