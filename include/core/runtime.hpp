@@ -3,6 +3,7 @@
 // (std::shared_ptr from Core::create); every call is thread-safe.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -175,6 +176,10 @@ class CORE_API Core : public std::enable_shared_from_this<Core> {
     // Is anyone subscribed? Lock-free, for publishers that can skip building events nobody
     // reads (a subscription made concurrently may miss events published meanwhile).
     bool has_subscribers() const noexcept;
+    // The count has_subscribers() reads, as a handle that outlives the Core: a publisher on
+    // its own thread asks it without holding the Core, so it can never become the Core's last
+    // owner and destroy it (and its own owner) in the middle of its work.
+    std::shared_ptr<const std::atomic<int>> subscriber_count() const noexcept;
     // handler runs on the broadcasting thread. The Subscription unsubscribes when destroyed.
     [[nodiscard]] Subscription subscribe(std::function<void(const Value&)> handler);
 

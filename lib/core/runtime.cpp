@@ -250,6 +250,10 @@ void Core::broadcast(const Value& message) const {
     }
 }
 
+std::shared_ptr<const std::atomic<int>> Core::subscriber_count() const noexcept {
+    return bus_->live;
+}
+
 bool Core::has_subscribers() const noexcept {
     return bus_->live->load(std::memory_order_relaxed) > 0;
 }

@@ -96,8 +96,7 @@ void EventDispatcher::flush_and_stop() {
 }
 
 bool EventDispatcher::wanted() const noexcept {
-    auto c = core_.lock();
-    return c && c->has_subscribers();
+    return subscribers_ && subscribers_->load(std::memory_order_relaxed) > 0 && !core_.expired();
 }
 
 std::uint64_t EventDispatcher::dropped_lines() const {

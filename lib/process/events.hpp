@@ -5,6 +5,7 @@
 // the lifecycle events. Owned by std::shared_ptr (its thread holds one). Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -24,9 +25,14 @@ namespace core::process::detail {
 class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
   public:
     // Holds the Core weakly: a Core being destroyed (its bus goes before its services) is
-    // never called.
-    EventDispatcher(std::weak_ptr<Core> core, std::size_t max_queued_lines) noexcept
-        : core_(std::move(core)), max_lines_(max_queued_lines) {}
+    // never called. wanted() reads the bus's subscriber count without locking the Core: on the
+    // reaper thread that lock could be the Core's last reference, and dropping it would
+    // destroy the Service, and the Reaper, under the reaper's own feet (seen under TSan).
+    EventDispatcher(std::weak_ptr<Core> core, std::shared_ptr<const std::atomic<int>> subscribers,
+                    std::size_t max_queued_lines) noexcept
+        : core_(std::move(core)),
+          subscribers_(std::move(subscribers)),
+          max_lines_(max_queued_lines) {}
     ~EventDispatcher();  // discards what is queued: the Core may be gone
     EventDispatcher(const EventDispatcher&) = delete;
     EventDispatcher& operator=(const EventDispatcher&) = delete;
@@ -51,6 +57,7 @@ class EventDispatcher : public std::enable_shared_from_this<EventDispatcher> {
   private:
     void run();
     std::weak_ptr<Core> core_;
+    std::shared_ptr<const std::atomic<int>> subscribers_;
     std::size_t max_lines_;
     mutable std::mutex mu_;
     std::condition_variable cv_;

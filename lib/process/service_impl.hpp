@@ -70,8 +70,8 @@ struct Service::Impl {
         : self(s),
           core(c),
           opts(o),
-          events(o.events ? std::make_shared<detail::EventDispatcher>(c.weak_from_this(),
-                                                                      o.max_queued_lines)
+          events(o.events ? std::make_shared<detail::EventDispatcher>(
+                                c.weak_from_this(), c.subscriber_count(), o.max_queued_lines)
                           : nullptr),
           notifier(detail::Notifier::create(o.max_queued_output_bytes)) {}
 
