@@ -19,6 +19,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -64,6 +65,9 @@ static_assert(sizeof(CloneArgs) == 88);
 constexpr std::size_t kCloneArgsV0 = 64;
 #ifndef CLONE_INTO_CGROUP
 #define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLONE_CLEAR_SIGHAND
+#define CLONE_CLEAR_SIGHAND 0x100000000ULL
 #endif
 
 // clone3 cannot be called through syscall(): the child comes back on a different stack, inside
@@ -121,7 +125,57 @@ struct ChildCtx {
     // close_range(unshare_below, ~0U, CLOSE_RANGE_UNSHARE), which gives it a table of its own
     // holding only the descriptors below unshare_below. 0: the table was copied by clone3.
     unsigned unshare_below = 0;
+    // With CLONE_CLEAR_SIGHAND (Linux 5.5) the kernel gave the child SIG_DFL for every signal
+    // the parent catches, atomically at clone: no handler of the host can run in it, whatever
+    // another thread installs meanwhile. What is left is SIG_IGN, which would survive exec:
+    // `ignored` (bit sig-1) lists the signals the parent ignored just before the clone, read
+    // from /proc/self/status. Without both, the child reads every disposition itself.
+    bool handlers_cleared = false;
+    bool ignored_known = false;
+    std::uint64_t ignored = 0;
 };
+
+// Whether clone3 takes CLONE_CLEAR_SIGHAND: 1 yes, 0 unknown, -1 no (EINVAL once: older kernel).
+std::atomic<int> clear_sighand{0};
+
+// The parent's ignored signals, from SigIgn in /proc/self/status (one pread of a descriptor kept
+// open; the kernel writes the whole mask, real-time signals included). The descriptor is checked
+// to still describe this process (Pid: is getpid(), so a fork of the host or a host that closed
+// it and reused the number is seen) and reopened when not. False: unknown.
+std::atomic<int> status_fd{-1};
+
+bool parse_sig_ign(const char* buf, long self, std::uint64_t& out) {
+    const char* pid = std::strstr(buf, "\nPid:\t");
+    if (!pid || std::strtol(pid + 6, nullptr, 10) != self) return false;
+    const char* ign = std::strstr(buf, "\nSigIgn:\t");
+    if (!ign) return false;
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtoull(ign + 9, &end, 16);
+    return errno == 0 && end != ign + 9 && *end == '\n';
+}
+
+bool read_ignored(long self, std::uint64_t& out) {
+    char buf[4096];
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        int fd = status_fd.load(std::memory_order_acquire);
+        if (fd >= 0) {
+            const long n = ::pread(fd, buf, sizeof buf - 1, 0);
+            if (n > 0) {
+                buf[n] = '\0';
+                if (parse_sig_ign(buf, self, out)) return true;
+            }
+        }
+        // Not ours any more (or never opened): open a fresh one. The old number is not closed:
+        // if it is not ours now, it belongs to the host.
+        const int fresh = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+        if (fresh < 0) return false;
+        if (!status_fd.compare_exchange_strong(fd, fresh, std::memory_order_acq_rel)) {
+            ::close(fresh);  // another thread replaced it first: use theirs
+        }
+    }
+    return false;
+}
 
 // One raw syscall: its -errno-free result, or the errno (glibc's syscall() sets errno, which in
 // this child is the suspended parent thread's TLS slot: harmless, that thread rewrites it).
@@ -204,16 +258,25 @@ int clone_child(void* p) {
     // Dispositions: anything not SIG_DFL becomes SIG_DFL. A handler must not run here (it would
     // run the parent's code on shared memory), and SIG_IGN would survive exec. 32 and 33 are
     // glibc's own (cancellation, setxid): only sent to our threads by tid, never to this child,
-    // and exec resets their handlers.
+    // and exec resets their handlers. With CLONE_CLEAR_SIGHAND the kernel already reset every
+    // handler, so only the ignored signals are left (a handful of syscalls, not 60 reads).
     {
         struct sigaction dfl {};
         dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; ++sig) {
-            if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
-            struct sigaction cur {};
-            if (::sigaction(sig, nullptr, &cur) != 0) continue;
-            if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) continue;
-            ::sigaction(sig, &dfl, nullptr);
+        if (c->handlers_cleared && c->ignored_known) {
+            for (int sig = 1; sig < NSIG && sig <= 64; ++sig) {
+                if (!(c->ignored & (std::uint64_t{1} << (sig - 1)))) continue;
+                if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
+                ::sigaction(sig, &dfl, nullptr);
+            }
+        } else {
+            for (int sig = 1; sig < NSIG; ++sig) {
+                if (sig == SIGKILL || sig == SIGSTOP || sig == 32 || sig == 33) continue;
+                struct sigaction cur {};
+                if (::sigaction(sig, nullptr, &cur) != 0) continue;
+                if (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_DFL) continue;
+                ::sigaction(sig, &dfl, nullptr);
+            }
         }
     }
     if (s.new_session) {
@@ -367,6 +430,12 @@ LowSlots& low_slots() {
 // Taken at load time (see above), not at the first spawn: low numbers are likelier then, and
 // a test's leak guard does not see the reservation as a leak of that test.
 [[maybe_unused]] const bool g_low_slots_taken = low_slots().ok.load();
+// The /proc/self/status descriptor too (read_ignored), above the slots, so no child copies it.
+[[maybe_unused]] const bool g_status_open = [] {
+    const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) status_fd.store(fd);
+    return fd >= 0;
+}();
 
 // A set held for one spawn; its slots point at /dev/null again when released.
 class SlotLease {
@@ -476,7 +545,21 @@ long spawn_clone3(const SpawnSpec& spec, Spawned& out, int& exec_err, int& step,
     if (int err = fault::hit("clone3")) {
         rc = -err;
     } else {
+        if (clear_sighand.load(std::memory_order_relaxed) >= 0) {
+            args.flags |= CLONE_CLEAR_SIGHAND;
+            ctx.handlers_cleared = true;
+            // Read with every signal blocked in this thread, as close to the clone as it gets.
+            ctx.ignored_known = read_ignored(ctx.parent_pid, ctx.ignored);
+        }
         rc = core_sys_clone3(&args, args_size, clone_child, &ctx);
+        if (rc == -EINVAL && ctx.handlers_cleared) {
+            // A kernel before 5.5? Without the flag; if that works, the child reads every
+            // disposition itself from now on.
+            args.flags &= ~static_cast<std::uint64_t>(CLONE_CLEAR_SIGHAND);
+            ctx.handlers_cleared = false;
+            rc = core_sys_clone3(&args, args_size, clone_child, &ctx);
+            if (rc != -EINVAL) clear_sighand.store(-1, std::memory_order_relaxed);
+        }
     }
     ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, _NSIG / 8);
     if (rc < 0) return rc;  // raw syscall: -errno

@@ -175,9 +175,15 @@ TEST_CASE("Hygiene_KernelSignals_Good", "[process]") {
     struct sigaction ign {};
     ign.sa_handler = SIG_IGN;
     struct sigaction old_pipe {
-    }, old_usr1{};
+    }, old_usr1{}, old_rt{}, old_hup{};
     sigaction(SIGPIPE, &ign, &old_pipe);
     sigaction(SIGUSR1, &ign, &old_usr1);
+    // A real-time signal ignored (the clone3 path learns SIG_IGN from the kernel's mask, which
+    // must cover these too) and a handler (reset by the kernel at clone: CLONE_CLEAR_SIGHAND).
+    sigaction(SIGRTMIN + 4, &ign, &old_rt);
+    struct sigaction handler {};
+    handler.sa_handler = [](int) {};
+    sigaction(SIGHUP, &handler, &old_hup);
     sigset_t block, old_mask;
     sigemptyset(&block);
     sigaddset(&block, SIGUSR2);
@@ -188,6 +194,8 @@ TEST_CASE("Hygiene_KernelSignals_Good", "[process]") {
     pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
     sigaction(SIGPIPE, &old_pipe, nullptr);
     sigaction(SIGUSR1, &old_usr1, nullptr);
+    sigaction(SIGRTMIN + 4, &old_rt, nullptr);
+    sigaction(SIGHUP, &old_hup, nullptr);
     INFO("spawn method " << (method == cp::SpawnMethod::posix_spawn ? "posix_spawn" : "automatic"));
     REQUIRE(r);
     CHECK(*r == "SigBlk: 0000000000000000 SigIgn: 0000000000000000\n");
