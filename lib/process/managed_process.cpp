@@ -102,14 +102,22 @@ ExitStatus ManagedProcess::exit_status() const {
 void ManagedProcess::on_exit(std::function<void(const ProcessInfo&)> fn) {
     if (!fn) return;
     ProcessInfo now;
+    bool pending = false;
     {
         std::lock_guard lk(s_->mu);
         if (!s_->is_done()) {
             // finish() takes the hooks under the same lock: each runs exactly once, there.
             s_->exit_hooks.push_back(std::move(fn));
-            return;
+            pending = true;
+        } else {
+            now = info_locked(*s_);
         }
-        now = info_locked(*s_);
+    }
+    if (pending) {
+        // Nobody may wait: the exit must be learned from the pidfd at once, not after the
+        // reaper's defer window.
+        if (auto r = s_->reaper.lock()) r->expedite(s_);
+        return;
     }
     // Already finished. With an on_output callback, chunks may still be queued on the
     // notifier: the hook goes behind them there, keeping "after every chunk". Otherwise at
@@ -135,14 +143,23 @@ Result<void> ManagedProcess::resize(unsigned short rows, unsigned short cols) {
 }
 
 Result<int> ManagedProcess::exit_fd() const {
-    std::lock_guard lk(s_->mu);
-    if (s_->exit_event.fd() < 0) {
-        auto ev = sys::EventFd::create();
-        if (!ev) return fail(E("process.exit_fd", s_->id, ev.error()));
-        s_->exit_event = std::move(*ev);
-        if (s_->is_done()) s_->exit_event.signal();
+    int fd;
+    bool done;
+    {
+        std::lock_guard lk(s_->mu);
+        if (s_->exit_event.fd() < 0) {
+            auto ev = sys::EventFd::create();
+            if (!ev) return fail(E("process.exit_fd", s_->id, ev.error()));
+            s_->exit_event = std::move(*ev);
+            if (s_->is_done()) s_->exit_event.signal();
+        }
+        fd = s_->exit_event.fd();
+        done = s_->is_done();
     }
-    return s_->exit_event.fd();
+    // The caller polls this descriptor instead of waiting: learn the exit from the pidfd at once.
+    if (!done)
+        if (auto r = s_->reaper.lock()) r->expedite(s_);
+    return fd;
 }
 
 Result<void> ManagedProcess::kill() {
@@ -172,13 +189,14 @@ namespace {
 // the reaper thread already at it waits on the CPU for a short while (yielding). Falls through
 // to the condition variable (the only way when there is no pidfd) on any error, or when the
 // end takes longer (pipes still held by a grandchild).
-void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::mutex>& lk) {
+void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::mutex>& lk,
+                std::chrono::milliseconds timeout) {
     ProcessState& s = *sp;
     if (s.is_done() || s.ref.reaped() || !s.ref.has_pidfd()) return;
     auto copy = s.ref.dup_pidfd();  // under s.mu: the reaper closes the pidfd under it too
     if (!copy) return;
     lk.unlock();
-    auto ready = sys::wait_readable(copy->get(), sys::forever);
+    auto ready = sys::wait_readable(copy->get(), timeout);
     copy->reset();
     if (ready && *ready)
         if (auto r = s.reaper.lock()) (void)r->help_reap(sp);
@@ -195,14 +213,27 @@ void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::m
 
 ProcessInfo ManagedProcess::wait() const {
     std::unique_lock lk(s_->mu);
-    await_exit(s_, lk);
+    await_exit(s_, lk, sys::forever);
     s_->cv.wait(lk, [&] { return s_->is_done(); });
     return info_locked(*s_);
 }
 
 bool ManagedProcess::wait_for(std::chrono::nanoseconds timeout) const {
+    using Clock = std::chrono::steady_clock;
+    const auto now = Clock::now();
+    // A timeout past the clock's end is no deadline at all (as wait()).
+    const auto until = timeout >= Clock::time_point::max() - now
+                           ? Clock::time_point::max()
+                           : now + std::chrono::duration_cast<Clock::duration>(timeout);
     std::unique_lock lk(s_->mu);
-    return s_->cv.wait_for(lk, timeout, [&] { return s_->is_done(); });
+    if (timeout > std::chrono::milliseconds(1)) {
+        // As wait(), on the pidfd for most of the time (a deferred child is reaped here), then
+        // on the condition variable for what is left.
+        await_exit(s_, lk,
+                   std::chrono::duration_cast<std::chrono::milliseconds>(timeout) -
+                       std::chrono::milliseconds(1));
+    }
+    return s_->cv.wait_until(lk, until, [&] { return s_->is_done(); });
 }
 
 Result<void> ManagedProcess::write_input(std::string_view bytes) {

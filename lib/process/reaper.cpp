@@ -107,13 +107,27 @@ void Reaper::watch(std::shared_ptr<ProcessState> st) {
     live_.fetch_add(1);
     // When the reaper thread is idle, take the child in here, under its work lock, instead of
     // waking that thread for it: on a small machine that wake-up competes with the child's
-    // exec for a CPU. When it is at work, queue the child (never wait for a batch to end).
+    // exec for a CPU. When it is at work on a batch, queue the child (never wait for a batch to
+    // end); when another thread holds the lock for a short step, wait for it.
     std::unique_lock lk(work_mu_, std::try_to_lock);
+    if (!lk && !batch_.load()) lk.lock();
     if (lk) {
         take_in(st);
         return;
     }
     push(Cmd{Cmd::watch, std::move(st), {}, EndReason::none, {}, {}});
+}
+
+void Reaper::expedite(const std::shared_ptr<ProcessState>& st) {
+    st->expedite.store(true);
+    if (!st->deferred.load()) return;  // enrolled already, or never deferred
+    std::unique_lock lk(work_mu_, std::try_to_lock);
+    if (!lk && !batch_.load()) lk.lock();
+    if (lk) {
+        if (st->deferred.load() && !st->ref.reaped()) enroll(st);
+        return;
+    }
+    push(Cmd{Cmd::expedite, nullptr, st, EndReason::none, {}, {}});
 }
 
 void Reaper::queue_kill(std::weak_ptr<ProcessState> st, EndReason why, std::string text) {
@@ -164,15 +178,23 @@ void Reaper::loop() {
             continue;
         }
         std::lock_guard lk(work_mu_);
+        batch_.store(true);
         for (int i = 0; i < *n; ++i) on_event(evs[i].events, evs[i].data);
+        batch_.store(false);
         if (stop_ && live_.load() == 0) break;
     }
 }
 
 bool Reaper::help_reap(const std::shared_ptr<ProcessState>& st) {
     std::unique_lock lk(work_mu_, std::try_to_lock);
-    if (!lk) return false;  // the reaper thread is at work, most likely on this very exit
-    run_commands();         // a watch the reaper thread has not taken in yet
+    if (!lk) {
+        // The reaper thread at work on a batch is most likely on this very exit, unless the
+        // child is deferred (not in its epoll set): then nobody else will reap it soon. Any
+        // other holder is another waiter or a starter, for a short step.
+        if (batch_.load() && !st->deferred.load()) return false;
+        lk.lock();
+    }
+    run_commands();  // a watch the reaper thread has not taken in yet
     // ref and polled change only under work_mu_ (ref under st->mu too), which we hold.
     if (st->ref.reaped() || st->polled || !st->ref.has_pidfd()) return false;
     if (st->slot >= slots_.size() || slots_[st->slot].st != st) return false;
@@ -198,6 +220,33 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
         std::lock_guard lk(st->mu);
         st->advance(Phase::running);
     }
+    if (st->ref.has_pidfd() && !st->out_fd && !st->err_fd && !st->in_fd && !st->expedite.load()) {
+        // Nothing to read or write for it: its waiter, if it comes soon, reaps it (defer_window).
+        st->deferred.store(true);
+        deferred_.push_back(st);
+        if (!enroll_scheduled_) {
+            enroll_scheduled_ = true;
+            add_timer(Timer{st->started_steady + defer_window, Timer::enroll, {}});
+        }
+    } else {
+        enroll(st);
+    }
+    if (st->out_fd)
+        if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
+            close_pipe(*st, st->out_fd);
+    if (st->err_fd)
+        if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
+            close_pipe(*st, st->err_fd);
+    if (st->in_fd)
+        if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a) st->in_fd.reset();
+    if (st->timeout.count() > 0) {
+        const auto at = deadline_after(st->started_steady, st->timeout);
+        if (at != Clock::time_point::max()) add_timer(Timer{at, Timer::timeout, st});
+    }
+}
+
+void Reaper::enroll(const std::shared_ptr<ProcessState>& st) {
+    st->deferred.store(false);
     if (st->ref.has_pidfd()) {
         if (auto a = ep_.add(st->ref.pidfd(), sys::ev_in, key(*st, k_pidfd)); !a) {
             debug("process.reaper: " + a.error().what() + "; polling pid " +
@@ -214,17 +263,27 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
             add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
         }
     }
-    if (st->out_fd)
-        if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
-            close_pipe(*st, st->out_fd);
-    if (st->err_fd)
-        if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
-            close_pipe(*st, st->err_fd);
-    if (st->in_fd)
-        if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a) st->in_fd.reset();
-    if (st->timeout.count() > 0) {
-        const auto at = deadline_after(st->started_steady, st->timeout);
-        if (at != Clock::time_point::max()) add_timer(Timer{at, Timer::timeout, st});
+}
+
+void Reaper::enroll_deferred(bool all) {
+    enroll_scheduled_ = false;
+    const auto now = Clock::now();
+    std::size_t keep = 0;
+    for (std::size_t i = 0; i < deferred_.size(); ++i) {
+        auto st = deferred_[i].lock();
+        if (!st || !st->deferred.load() || st->ref.reaped()) continue;  // reaped meanwhile
+        if (!all && st->started_steady + defer_window > now) {
+            deferred_[keep++] = std::move(deferred_[i]);
+            continue;
+        }
+        enroll(st);
+    }
+    deferred_.resize(keep);
+    if (keep > 0) {
+        enroll_scheduled_ = true;
+        auto first = deferred_.front().lock();
+        const auto at = first ? first->started_steady + defer_window : now;
+        add_timer(Timer{at, Timer::enroll, {}});
     }
 }
 
@@ -252,8 +311,13 @@ void Reaper::run_commands() {
             case Cmd::timer:
                 add_timer(Timer{c.at, Timer::escalate, c.weak});
                 break;
+            case Cmd::expedite:
+                if (auto st = c.weak.lock())
+                    if (st->deferred.load() && !st->ref.reaped()) enroll(st);
+                break;
             case Cmd::stop:
                 stop_ = true;
+                enroll_deferred(true);  // the last exits must wake this thread
                 break;
         }
     }

@@ -34,6 +34,13 @@ namespace core::process::detail {
 inline constexpr std::chrono::milliseconds drain_timeout{250};
 // The poll period for children without a pidfd (kernel < 5.3, or pidfd_open failed).
 inline constexpr std::chrono::milliseconds fallback_poll{10};
+// How long a child with nothing for the reaper to read or write (no pipes) stays out of the
+// epoll set after it starts. A caller that waits for it within that time reaps it on its own
+// thread (help_reap), and the reaper thread never wakes for it: no second wake-up per exit, no
+// lock handed between the two threads, no EPOLL_CTL_ADD/DEL. A child nobody waits for is
+// enrolled when this has passed, so its exit is learned at most this much later. exit_fd() and
+// on_exit() enroll at once.
+inline constexpr std::chrono::milliseconds defer_window{2};
 
 class Notifier;
 
@@ -78,6 +85,9 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     // than waiting for the reaper thread's own wake-up. False: not done (busy, not watched yet
     // or not reapable this way); the waiter then waits for the reaper as usual. Any thread.
     bool help_reap(const std::shared_ptr<ProcessState>& st);
+    // Puts a child whose pidfd is still out of the epoll set (defer_window) into it now, for
+    // a caller that learns of the exit without waiting (exit_fd, on_exit). Any thread.
+    void expedite(const std::shared_ptr<ProcessState>& st);
     // Runs fn on the notifier thread, behind everything queued there (or here when none).
     void post_hook(std::function<void()> fn);
     // Children watched and not yet finished.
@@ -88,7 +98,7 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
   private:
     Reaper() = default;
     struct Cmd {
-        enum Kind { watch, kill, hard_kill, timer, stop } kind;
+        enum Kind { watch, kill, hard_kill, timer, expedite, stop } kind;
         std::shared_ptr<ProcessState> st;
         std::weak_ptr<ProcessState> weak;
         EndReason why = EndReason::none;
@@ -97,7 +107,7 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     };
     struct Timer {
         std::chrono::steady_clock::time_point at;
-        enum Kind { timeout, escalate, drain, poll } kind;
+        enum Kind { timeout, escalate, drain, poll, enroll } kind;
         std::weak_ptr<ProcessState> st;
         bool operator>(const Timer& o) const noexcept { return at > o.at; }
     };
@@ -120,6 +130,11 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     void run_commands();
     // Registers a new child's pidfd, pipes and timeout. Under work_mu_.
     void take_in(const std::shared_ptr<ProcessState>& st);
+    // The pidfd into the epoll set (or the polled list when that fails). Under work_mu_.
+    void enroll(const std::shared_ptr<ProcessState>& st);
+    // Enrolls the deferred children older than defer_window (all of them with all=true) and
+    // schedules the next pass for the rest. Under work_mu_.
+    void enroll_deferred(bool all);
     void on_event(std::uint32_t events, std::uint64_t data);
     void on_exit_ready(const std::shared_ptr<ProcessState>& st);
     void complete_reap(const std::shared_ptr<ProcessState>& st, const Result<sys::ExitStatus>& w);
@@ -152,6 +167,10 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     // Everything below is touched under work_mu_ only: by the reaper thread around each batch of
     // events, or by a waiter in help_reap.
     std::mutex work_mu_;
+    // True while the reaper thread holds work_mu_ for a batch of events (which can be long:
+    // bounded reads of many pipes). Other holders (a waiter in help_reap, a starter in watch)
+    // hold it for a short step, so a thread finding the lock taken by one of them just waits.
+    std::atomic<bool> batch_{false};
     std::vector<Slot> slots_;
     std::vector<std::uint32_t> free_slots_;
     // A min-heap (std::push_heap with greater) rather than std::priority_queue, so that entries
@@ -162,6 +181,10 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     std::chrono::steady_clock::time_point armed_at_{};
     bool armed_ = false;
     std::vector<std::shared_ptr<ProcessState>> polled_;
+    // Children started with their pidfd kept out of the epoll set (defer_window), oldest first;
+    // entries of children reaped meanwhile are dropped at the next pass.
+    std::vector<std::weak_ptr<ProcessState>> deferred_;
+    bool enroll_scheduled_ = false;
     bool poll_scheduled_ = false;
     bool stop_ = false;
     char buf_[65536];

@@ -115,7 +115,8 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
         // Readable but not reapable (a ptracer intervened, tokio #7144): not an error. Poll it
         // instead of spinning on a level-triggered pidfd.
         if (!st->polled) {
-            (void)ep_.remove(st->ref.pidfd());
+            if (!st->deferred.load()) (void)ep_.remove(st->ref.pidfd());
+            st->deferred.store(false);
             st->polled = true;
             polled_.push_back(st);
             if (!poll_scheduled_) {
@@ -134,7 +135,9 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
 
 void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,
                            const Result<sys::ExitStatus>& w) {
-    if (!st->polled && st->ref.has_pidfd()) (void)ep_.remove(st->ref.pidfd());
+    if (!st->polled && !st->deferred.load() && st->ref.has_pidfd())
+        (void)ep_.remove(st->ref.pidfd());
+    st->deferred.store(false);
     {
         std::lock_guard lk(st->mu);
         st->ref.mark_reaped();  // closes the pidfd, out of the epoll set now

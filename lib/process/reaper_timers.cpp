@@ -42,6 +42,10 @@ void Reaper::on_timers() {
             poll_children();
             continue;
         }
+        if (t.kind == Timer::enroll) {
+            enroll_deferred(false);
+            continue;
+        }
         auto st = t.st.lock();
         if (!st) continue;
         switch (t.kind) {
@@ -107,7 +111,8 @@ void Reaper::purge_timers() {
     keep.reserve(timers_.size() > stale_timers_ ? timers_.size() - stale_timers_ : 0);
     for (auto& t : timers_) {
         auto st = t.st.lock();
-        if (t.kind == Timer::poll || (st && !st->is_done())) keep.push_back(std::move(t));
+        if (t.kind == Timer::poll || t.kind == Timer::enroll || (st && !st->is_done()))
+            keep.push_back(std::move(t));
     }
     timers_ = std::move(keep);
     std::make_heap(timers_.begin(), timers_.end(), std::greater<Timer>());

@@ -119,6 +119,11 @@ struct ProcessState {
     // readable but not reapable) instead of the pidfd in epoll. Can switch while running.
     bool polled = false;
     std::uint32_t timers_queued = 0;  // entries for this child in the reaper's timer heap
+    // The pidfd is not in the epoll set yet (Reaper's defer_window): a waiter reaps it, or the
+    // reaper enrolls it later. Written under the work lock; read without it by help_reap.
+    std::atomic<bool> deferred{false};
+    // Someone learns of the exit without waiting (exit_fd, on_exit): never deferred. Any thread.
+    std::atomic<bool> expedite{false};
 
     // --- containment (issue 13) ---
     std::shared_ptr<Cgroup> cgroup;  // immutable after start; null without one

@@ -1,6 +1,7 @@
 // ManagedProcess through the Service: env, dir, stdin, kill semantics, signals, output bounds,
 // scale and races.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -553,6 +554,101 @@ TEST_CASE("ManagedProcess_WaitFor_Good", "[process]") {
     REQUIRE((*p)->kill());
     CHECK((*p)->wait_for(30s));
     CHECK_FALSE((*p)->is_running());
+}
+
+namespace {
+// A child with nothing for the reaper to read or write (no pipes): its pidfd stays out of the
+// reaper's epoll set for a short while after the start, so that a waiter reaps it on its own
+// thread. The exit must be learned all the same by every other way of asking.
+cp::RunOptions quiet_child(Strings args) {
+    auto o = child(std::move(args));
+    o.std_out = cp::Stdio::null();
+    o.std_err = cp::Stdio::null();
+    return o;
+}
+
+template <class F>
+bool eventually(F done, std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > until) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+}  // namespace
+
+TEST_CASE("ManagedProcess_Deferred_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    SECTION("nobody waits: the reaper still learns the exit") {
+        auto p = svc->start(Context::background(), quiet_child({"fail-after", "0", "3"}));
+        REQUIRE(p);
+        CHECK(eventually([&] { return !(*p)->is_running(); }));
+        CHECK((*p)->info().status == cp::Status::exited);
+        CHECK((*p)->info().exit_code == 3);
+        CHECK(svc->list(true).empty());
+    }
+    SECTION("on_exit, registered after the start, runs without a waiter") {
+        auto p = svc->start(Context::background(), quiet_child({"fail-after", "20", "4"}));
+        REQUIRE(p);
+        std::atomic<int> code{-1};
+        (*p)->on_exit([&](const cp::ProcessInfo& info) { code.store(info.exit_code); });
+        CHECK(eventually([&] { return code.load() == 4; }));
+    }
+    SECTION("exit_fd becomes readable without a waiter") {
+        auto p = svc->start(Context::background(), quiet_child({"fail-after", "20", "5"}));
+        REQUIRE(p);
+        auto fd = (*p)->exit_fd();
+        REQUIRE(fd);
+        struct pollfd pfd {
+            *fd, POLLIN, 0
+        };
+        CHECK(::poll(&pfd, 1, 10000) == 1);
+        CHECK((*p)->info().exit_code == 5);
+    }
+    SECTION("wait_for reaps it") {
+        auto p = svc->start(Context::background(), quiet_child({"fail-after", "0", "6"}));
+        REQUIRE(p);
+        CHECK((*p)->wait_for(30s));
+        CHECK((*p)->info().exit_code == 6);
+    }
+    SECTION("a waiter that cannot copy the pidfd (EMFILE) waits for the reaper") {
+        auto p = svc->start(Context::background(), quiet_child({"fail-after", "0", "7"}));
+        REQUIRE(p);
+        core::sys::fault::Scoped f("dup", EMFILE, -1);
+        CHECK((*p)->wait().exit_code == 7);
+    }
+    SECTION("many at once, most waited for, some not") {
+        std::vector<std::shared_ptr<cp::ManagedProcess>> procs;
+        for (int i = 0; i < 100; ++i) {
+            auto p = svc->start(Context::background(),
+                                quiet_child({"fail-after", std::to_string(i % 7), "0"}));
+            REQUIRE(p);
+            procs.push_back(*p);
+        }
+        for (std::size_t i = 0; i < procs.size(); i += 2) CHECK(procs[i]->wait().exit_code == 0);
+        CHECK(eventually([&] { return svc->list(true).empty(); }));
+    }
+}
+
+TEST_CASE("ManagedProcess_Deferred_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    // Children still deferred (started, never waited for) when the Core shuts down: shutdown
+    // learns their ends and leaves no zombie and no descriptor behind.
+    std::vector<int> pids;
+    {
+        auto c = make_core();
+        auto svc = service(c);
+        for (int i = 0; i < 20; ++i) {
+            auto p = svc->start(Context::background(), quiet_child({"fail-after", "0", "0"}));
+            REQUIRE(p);
+            pids.push_back((*p)->pid());
+        }
+        REQUIRE(c->shutdown(Context::background()));
+    }
+    for (int pid : pids) CHECK_FALSE(alive(pid));
 }
 
 TEST_CASE("ManagedProcess_Wait_Ugly", "[process]") {
