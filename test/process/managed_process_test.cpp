@@ -566,16 +566,6 @@ cp::RunOptions quiet_child(Strings args) {
     o.std_err = cp::Stdio::null();
     return o;
 }
-
-template <class F>
-bool eventually(F done, std::chrono::milliseconds limit = 10s) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!done()) {
-        if (std::chrono::steady_clock::now() > until) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
-}
 }  // namespace
 
 TEST_CASE("ManagedProcess_Deferred_Good", "[process]") {
@@ -585,7 +575,7 @@ TEST_CASE("ManagedProcess_Deferred_Good", "[process]") {
     SECTION("nobody waits: the reaper still learns the exit") {
         auto p = svc->start(Context::background(), quiet_child({"fail-after", "0", "3"}));
         REQUIRE(p);
-        CHECK(eventually([&] { return !(*p)->is_running(); }));
+        CHECK(core::test::eventually([&] { return !(*p)->is_running(); }));
         CHECK((*p)->info().status == cp::Status::exited);
         CHECK((*p)->info().exit_code == 3);
         CHECK(svc->list(true).empty());
@@ -595,7 +585,7 @@ TEST_CASE("ManagedProcess_Deferred_Good", "[process]") {
         REQUIRE(p);
         std::atomic<int> code{-1};
         (*p)->on_exit([&](const cp::ProcessInfo& info) { code.store(info.exit_code); });
-        CHECK(eventually([&] { return code.load() == 4; }));
+        CHECK(core::test::eventually([&] { return code.load() == 4; }));
     }
     SECTION("exit_fd becomes readable without a waiter") {
         auto p = svc->start(Context::background(), quiet_child({"fail-after", "20", "5"}));
@@ -629,7 +619,7 @@ TEST_CASE("ManagedProcess_Deferred_Good", "[process]") {
             procs.push_back(*p);
         }
         for (std::size_t i = 0; i < procs.size(); i += 2) CHECK(procs[i]->wait().exit_code == 0);
-        CHECK(eventually([&] { return svc->list(true).empty(); }));
+        CHECK(core::test::eventually([&] { return svc->list(true).empty(); }));
     }
 }
 
