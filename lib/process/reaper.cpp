@@ -44,6 +44,17 @@ Result<std::optional<sys::ExitStatus>> Reaper::reap_under_mu(ProcessState& st) {
     return st.ref.reap();
 }
 
+namespace {
+// The work lock for a short step on another thread: taken at once when free, waited for when
+// another short step holds it, not taken (empty) while the reaper thread is at work on a batch,
+// which can be long (bounded reads of many pipes). The caller then queues its step instead.
+std::unique_lock<std::mutex> lock_for_step(std::mutex& mu, const std::atomic<bool>& batch) {
+    std::unique_lock lk(mu, std::try_to_lock);
+    if (!lk && !batch.load()) lk.lock();
+    return lk;
+}
+}  // namespace
+
 Result<std::shared_ptr<Reaper>> Reaper::create(ReaperHooks hooks) {
     std::shared_ptr<Reaper> r(new Reaper());
     r->hooks_ = std::move(hooks);
@@ -109,8 +120,7 @@ void Reaper::watch(std::shared_ptr<ProcessState> st) {
     // waking that thread for it: on a small machine that wake-up competes with the child's
     // exec for a CPU. When it is at work on a batch, queue the child (never wait for a batch to
     // end); when another thread holds the lock for a short step, wait for it.
-    std::unique_lock lk(work_mu_, std::try_to_lock);
-    if (!lk && !batch_.load()) lk.lock();
+    auto lk = lock_for_step(work_mu_, batch_);
     if (lk) {
         take_in(st);
         return;
@@ -121,8 +131,7 @@ void Reaper::watch(std::shared_ptr<ProcessState> st) {
 void Reaper::expedite(const std::shared_ptr<ProcessState>& st) {
     st->expedite.store(true);
     if (!st->deferred.load()) return;  // enrolled already, or never deferred
-    std::unique_lock lk(work_mu_, std::try_to_lock);
-    if (!lk && !batch_.load()) lk.lock();
+    auto lk = lock_for_step(work_mu_, batch_);
     if (lk) {
         if (st->deferred.load() && !st->ref.reaped()) enroll(st);
         return;
