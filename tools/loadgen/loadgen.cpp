@@ -10,17 +10,27 @@
 // One line per run: connections, req/s, 200s, other statuses, errors (connect failures, resets,
 // closes without a reply), p50/p99 latency of a whole request. Built on lib/sys like the rest
 // of tools/ (no raw syscalls here).
+//
+// The floor: with the in-process server, each count also runs against a bare server on the same
+// calls (one epoll thread: accept, read to the blank line, one send of the same response,
+// close; no caps, no deadlines, no handler), and the runs alternate in halves (health, floor,
+// floor, health) so the machine's drift falls on both. What the floor reaches is what this
+// machine and this client can show; `health/floor` is the server's own cost.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "core/process/health.hpp"
 #include "http/endpoint.hpp"
+#include "http/parser.hpp"
 #include "sys/fd.hpp"
 #include "sys/net.hpp"
 #include "sys/poll.hpp"
@@ -112,15 +122,108 @@ class Load {
     sys::Epoll& epoll_;
 };
 
-int run(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds) {
+// The raw floor: the least an HTTP/1.1 server on these calls can do per connection.
+class FloorServer {
+  public:
+    ~FloorServer() { stop(); }
+
+    bool start() {
+        net::Endpoint any;
+        net::parse_ipv4("127.0.0.1", &any.addr_be);
+        auto l = net::tcp_listen(any, 4096);
+        auto e = sys::Epoll::create();
+        auto w = sys::EventFd::create();
+        if (!l || !e || !w) return false;
+        auto port = net::local_port(l->get());
+        if (!port) return false;
+        listen_ = std::move(*l);
+        epoll_.emplace(std::move(*e));
+        wake_.emplace(std::move(*w));
+        ep_ = any;
+        ep_.port = *port;
+        if (!epoll_->add(listen_.get(), sys::ev_in, kListen) ||
+            !epoll_->add(wake_->fd(), sys::ev_in, kWake))
+            return false;
+        thread_ = std::thread([this] { loop(); });
+        return true;
+    }
+    void stop() {
+        if (!thread_.joinable()) return;
+        wake_->signal();
+        thread_.join();
+        conns_.clear();
+    }
+    net::Endpoint endpoint() const { return ep_; }
+
+  private:
+    static constexpr std::uint64_t kListen = ~std::uint64_t{0};
+    static constexpr std::uint64_t kWake = ~std::uint64_t{0} - 1;
+    struct Conn {
+        sys::UniqueFd fd;
+        std::string in;
+    };
+
+    void loop() {
+        const std::string reply = core::http::format_response({200, "ok\n"});
+        std::vector<sys::PollEvent> evs(256);
+        for (;;) {
+            auto n = epoll_->wait(evs.data(), static_cast<int>(evs.size()), -1);
+            if (!n) return;
+            for (int i = 0; i < *n; ++i) {
+                const std::uint64_t tag = evs[static_cast<std::size_t>(i)].data;
+                if (tag == kWake) return;
+                if (tag == kListen) {
+                    for (int k = 0; k < 64; ++k) {
+                        auto fd = net::accept(listen_.get());
+                        if (!fd || !*fd) break;
+                        const int raw = fd->get();
+                        if (!epoll_->add(raw, sys::ev_in, static_cast<std::uint64_t>(raw))) continue;
+                        conns_[raw] = Conn{std::move(*fd), {}};
+                    }
+                    continue;
+                }
+                auto it = conns_.find(static_cast<int>(tag));
+                if (it == conns_.end()) continue;
+                Conn& c = it->second;
+                char buf[4096];
+                auto r = net::recv_some(c.fd.get(), buf, sizeof buf);
+                if (r && *r == sys::would_block) continue;
+                if (r && *r > 0) {
+                    c.in.append(buf, static_cast<std::size_t>(*r));
+                    if (core::http::find_head_end(c.in) == std::string::npos) continue;
+                    (void)net::send_some(c.fd.get(), reply);  // fits any socket buffer
+                }
+                (void)epoll_->remove(c.fd.get());
+                conns_.erase(it);  // closes
+            }
+        }
+    }
+
+    sys::UniqueFd listen_;
+    std::optional<sys::Epoll> epoll_;
+    std::optional<sys::EventFd> wake_;
+    net::Endpoint ep_;
+    std::unordered_map<int, Conn> conns_;
+    std::thread thread_;
+};
+
+struct RunResult {
+    Totals t;
+    double secs = 0;
+    std::size_t slow_alive = 0;
+};
+
+// Adds one run of the closed loop at ep (seconds long) to `into`; false on an epoll failure.
+bool run_once(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds,
+              RunResult& into) {
     auto epoll = sys::Epoll::create();
     if (!epoll) {
         std::fprintf(stderr, "loadgen: %s\n", epoll.error().what().c_str());
-        return 1;
+        return false;
     }
     std::vector<Client> clients(conns + slow);
     Load load(ep, *epoll);
-    Totals t;
+    Totals& t = into.t;
     // The slowloris clients first, so that they hold their slots before the load starts.
     for (std::size_t i = conns; i < clients.size(); ++i) {
         clients[i].slow = true;
@@ -136,7 +239,7 @@ int run(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds) {
         auto n = epoll->wait(evs.data(), static_cast<int>(evs.size()), 50);
         if (!n) {
             std::fprintf(stderr, "loadgen: %s\n", n.error().what().c_str());
-            return 1;
+            return false;
         }
         for (int i = 0; i < *n; ++i) {
             const std::size_t idx = evs[static_cast<std::size_t>(i)].data;
@@ -147,7 +250,16 @@ int run(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds) {
             if (!c.slow && Clock::now() < end && !load.open(idx, c)) ++t.errors;
         }
     }
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    into.secs += std::chrono::duration<double>(Clock::now() - start).count();
+    const std::size_t slow_alive = static_cast<std::size_t>(
+        std::count_if(clients.begin() + static_cast<std::ptrdiff_t>(conns), clients.end(),
+                      [](const Client& c) { return static_cast<bool>(c.fd); }));
+    into.slow_alive = slow_alive;
+    return true;
+}
+
+double report(const char* server, std::size_t conns, std::size_t slow, RunResult& r) {
+    Totals& t = r.t;
     std::sort(t.lat_us.begin(), t.lat_us.end());
     auto pct = [&](double p) {
         if (t.lat_us.empty()) return 0.0;
@@ -155,27 +267,26 @@ int run(net::Endpoint ep, std::size_t conns, std::size_t slow, double seconds) {
             .lat_us[std::min(t.lat_us.size() - 1,
                              static_cast<std::size_t>(p * static_cast<double>(t.lat_us.size())))];
     };
-    const std::size_t slow_alive = static_cast<std::size_t>(
-        std::count_if(clients.begin() + static_cast<std::ptrdiff_t>(conns), clients.end(),
-                      [](const Client& c) { return static_cast<bool>(c.fd); }));
+    const double rps = r.secs > 0 ? static_cast<double>(t.ok + t.other) / r.secs : 0;
     std::printf(
-        "connections=%zu slowloris=%zu seconds=%.1f req/s=%.0f ok=%zu other_status=%zu "
+        "server=%s connections=%zu slowloris=%zu seconds=%.1f req/s=%.0f ok=%zu other_status=%zu "
         "errors=%zu p50_us=%.0f p99_us=%.0f slowloris_still_open=%zu\n",
-        conns, slow, secs, static_cast<double>(t.ok + t.other) / secs, t.ok, t.other, t.errors,
-        pct(0.50), pct(0.99), slow_alive);
+        server, conns, slow, r.secs, rps, t.ok, t.other, t.errors, pct(0.50), pct(0.99),
+        r.slow_alive);
     std::fflush(stdout);
-    return 0;
+    return rps;
 }
 
 void usage() {
     std::fprintf(stderr,
                  "usage: coreproc-loadgen [-c N[,N…]] [-s SECONDS] [--slowloris K] "
-                 "[--addr HOST:PORT] [--max-connections N]\n"
+                 "[--addr HOST:PORT] [--max-connections N] [--no-floor]\n"
                  "  -c              concurrent clients per run (default 1,64,1000)\n"
                  "  -s              seconds per run (default 3)\n"
                  "  --slowloris     extra clients that send half a head and hold it (default 0)\n"
                  "  --addr          target server (default: an in-process HealthServer)\n"
-                 "  --max-connections  the in-process server's cap (default: its default, 64)\n");
+                 "  --max-connections  the in-process server's cap (default: its default, 64)\n"
+                 "  --no-floor      skip the bare floor server run beside the in-process one\n");
 }
 
 }  // namespace
@@ -186,6 +297,7 @@ int main(int argc, char** argv) {
     std::size_t slow = 0;
     std::string addr;
     std::size_t max_conns = 0;
+    bool floor = true;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto next = [&]() -> std::string {
@@ -211,6 +323,8 @@ int main(int argc, char** argv) {
             addr = next();
         } else if (a == "--max-connections") {
             max_conns = std::strtoul(next().c_str(), nullptr, 10);
+        } else if (a == "--no-floor") {
+            floor = false;
         } else {
             usage();
             return 2;
@@ -224,19 +338,43 @@ int main(int argc, char** argv) {
     core::process::HealthOptions ho;
     if (max_conns) ho.max_connections = max_conns;
     core::process::HealthServer server(ho);
+    FloorServer floor_server;
     if (addr.empty()) {
         if (auto r = server.start(); !r) {
             std::fprintf(stderr, "loadgen: %s\n", r.error().what().c_str());
             return 1;
         }
         addr = server.addr();
+        if (floor && !floor_server.start()) {
+            std::fprintf(stderr, "loadgen: the floor server did not start\n");
+            return 1;
+        }
+    } else {
+        floor = false;  // the floor runs beside an in-process server only
     }
     auto ep = core::http::parse_endpoint("loadgen", addr);
     if (!ep) {
         std::fprintf(stderr, "loadgen: %s\n", ep.error().what().c_str());
         return 2;
     }
-    for (auto c : counts)
-        if (int rc = run(*ep, c, slow, seconds); rc != 0) return rc;
+    for (auto c : counts) {
+        RunResult health, bare;
+        if (!floor) {
+            if (!run_once(*ep, c, slow, seconds, health)) return 1;
+            report("health", c, slow, health);
+            continue;
+        }
+        // health, floor, floor, health: each half of the time.
+        const double half = seconds / 2;
+        if (!run_once(*ep, c, slow, half, health) ||
+            !run_once(floor_server.endpoint(), c, slow, half, bare) ||
+            !run_once(floor_server.endpoint(), c, slow, half, bare) ||
+            !run_once(*ep, c, slow, half, health))
+            return 1;
+        const double h = report("health", c, slow, health);
+        const double f = report("floor", c, slow, bare);
+        std::printf("connections=%zu health/floor=%.2f\n", c, f > 0 ? h / f : 0.0);
+        std::fflush(stdout);
+    }
     return 0;
 }
