@@ -112,6 +112,12 @@ class CORE_API Value {
     const T* get() const noexcept {
         return std::any_cast<T>(&v_);
     }
+    // The same, writable: for the owner of a Value that takes its contents apart (moves out of
+    // it) once nobody else reads it.
+    template <class T>
+    T* get() noexcept {
+        return std::any_cast<T>(&v_);
+    }
     template <class T>
     bool is() const noexcept {
         return get<T>() != nullptr;

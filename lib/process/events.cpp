@@ -1,5 +1,6 @@
 #include "process/events.hpp"
 
+#include "core/process/types.hpp"
 #include "core/runtime.hpp"
 #include "sys/signals.hpp"
 
@@ -14,6 +15,7 @@ void EventDispatcher::close() {
     {
         std::lock_guard lk(mu_);
         q_.clear();
+        spare_.clear();
         lines_ = 0;
         stop_ = true;
         closed_ = true;
@@ -67,9 +69,31 @@ void EventDispatcher::run() {
         lines_ -= nlines;
         lk.unlock();
         if (auto core = core_.lock()) core->broadcast(ev);  // a slow subscriber delays only us
+        // Every subscriber has returned and none holds ev (a copy of a Value is a deep copy):
+        // the batch's strings can serve the next one.
+        std::vector<std::string> back;
+        if (nlines > 0)
+            if (auto* b = ev.get<ProcessOutputBatch>()) back = std::move(b->lines);
+        const bool keep = !back.empty() && fits_spare(back);
         lk.lock();
+        if (keep && spare_.size() < kSpareBatches) spare_.push_back(std::move(back));
     }
     running_ = false;
+    spare_.clear();
+}
+
+bool EventDispatcher::fits_spare(const std::vector<std::string>& lines) noexcept {
+    std::size_t bytes = lines.capacity() * sizeof(std::string);
+    for (const auto& l : lines) bytes += l.capacity();
+    return bytes <= kSpareBytes;
+}
+
+std::vector<std::string> EventDispatcher::take_lines() {
+    std::lock_guard lk(mu_);
+    if (spare_.empty()) return {};
+    std::vector<std::string> v = std::move(spare_.back());
+    spare_.pop_back();
+    return v;
 }
 
 void EventDispatcher::flush_and_stop() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace core::process::detail {
 
@@ -41,6 +42,12 @@ class LineSplitter {
 
     template <class Emit>
     void feed(const char* p, std::size_t n, Emit&& emit) {
+        feed_views(p, n, [&](std::string_view line) { emit(std::string(line)); });
+    }
+    // As feed, but each line is a view, valid only during the call: a caller that keeps the
+    // lines copies them where it likes (a ProcessOutputBatch into strings it reuses).
+    template <class Emit>
+    void feed_views(const char* p, std::size_t n, Emit&& emit) {
         if (mid_line_) {
             // skip() left us inside a line nobody was listening to: its tail is not a line.
             const char* nl = static_cast<const char*>(std::memchr(p, '\n', n));
@@ -53,17 +60,17 @@ class LineSplitter {
             const char* nl = static_cast<const char*>(std::memchr(p, '\n', n));
             const std::size_t seg = nl ? static_cast<std::size_t>(nl - p) : n;
             if (partial_.empty() && nl && seg <= max_piece_) {
-                emit(std::string(p, seg));  // the common case: a whole line in one chunk
+                emit(std::string_view(p, seg));  // the common case: a whole line in one chunk
             } else {
                 partial_.append(p, seg);
                 std::size_t off = 0;
                 while (partial_.size() - off > max_piece_) {
-                    emit(partial_.substr(off, max_piece_));
+                    emit(std::string_view(partial_).substr(off, max_piece_));
                     off += max_piece_;
                 }
                 partial_.erase(0, off);
                 if (nl) {
-                    emit(std::move(partial_));
+                    emit(std::string_view(partial_));
                     partial_.clear();
                 }
             }

@@ -55,10 +55,18 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
             // and a broadcast each): build none while nobody subscribes.
             if (hooks_.events->wanted() && hooks_.output_batches) {
                 // One event for the lines of this read: one queue entry, one broadcast.
-                ProcessOutputBatch batch{st->id, stream, {}};
-                sp.feed(buf_, len,
-                        [&](std::string line) { batch.lines.push_back(std::move(line)); });
-                const std::size_t nlines = batch.lines.size();
+                // Into the strings of a delivered batch where there is one: no allocation per
+                // line once the stream is steady.
+                ProcessOutputBatch batch{st->id, stream, hooks_.events->take_lines()};
+                std::size_t nlines = 0;
+                sp.feed_views(buf_, len, [&](std::string_view line) {
+                    if (nlines < batch.lines.size())
+                        batch.lines[nlines].assign(line);
+                    else
+                        batch.lines.emplace_back(line);
+                    ++nlines;
+                });
+                batch.lines.resize(nlines);
                 if (nlines > 0) hooks_.events->emit_counted(Value(std::move(batch)), nlines);
             } else if (hooks_.events->wanted()) {
                 sp.feed(buf_, len, [&](std::string line) {

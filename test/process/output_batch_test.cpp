@@ -70,6 +70,33 @@ TEST_CASE("OutputBatch_Events_Good", "[process]") {
         CHECK(log.batches <= static_cast<std::size_t>(kLines));
         CHECK(log.single_line_events == 0);
     }
+    SECTION("lines of changing length over many reads, twice: exact (recycled strings)") {
+        // The reaper assigns a batch's lines into the strings of batches already delivered: a
+        // short line after a long one must not keep the long one's tail, a batch with fewer
+        // lines must not keep the last one's extras, and a second process reuses the first's.
+        auto o = cp::RunOptions{};
+        o.command = "/bin/sh";
+        o.args = {"-c",
+                  "i=0; while [ $i -lt 4000 ]; do printf '%d %.*s\\n' $i $((i % 53)) "
+                  "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; "
+                  "i=$((i+1)); done"};
+        for (int round = 0; round < 2; ++round) {
+            {
+                std::unique_lock lk(log.mu);
+                log.lines.clear();
+                log.exited = false;
+                auto p = service(c)->start(Context::background(), o);
+                REQUIRE(p);
+                log.id = (*p)->id();
+            }
+            REQUIRE(log.wait_exit());
+            std::lock_guard lk(log.mu);
+            REQUIRE(log.lines.size() == 4000);
+            for (int i = 0; i < 4000; ++i)
+                CHECK(log.lines[static_cast<std::size_t>(i)] ==
+                      "stdout " + std::to_string(i) + " " + std::string(i % 53, 'x'));
+        }
+    }
     SECTION("stderr on a pipe of its own is batched apart") {
         auto o = child({"stderr", "on stderr"});
         o.std_err = cp::Stdio::pipe();

@@ -177,7 +177,8 @@ class FloorServer {
                         auto fd = net::accept(listen_.get());
                         if (!fd || !*fd) break;
                         const int raw = fd->get();
-                        if (!epoll_->add(raw, sys::ev_in, static_cast<std::uint64_t>(raw))) continue;
+                        if (!epoll_->add(raw, sys::ev_in, static_cast<std::uint64_t>(raw)))
+                            continue;
                         conns_[raw] = Conn{std::move(*fd), {}};
                     }
                     continue;
