@@ -40,6 +40,16 @@ struct BatchLog {
             }
         });
     }
+    // Starts o and watches it, on a fresh record (lines and exit cleared). Under the lock, so
+    // that no event of the new process is judged before its id is known.
+    void start(const std::shared_ptr<core::Core>& c, const cp::RunOptions& o) {
+        std::lock_guard lk(mu);
+        lines.clear();
+        exited = false;
+        auto p = service(c)->start(Context::background(), o);
+        REQUIRE(p);
+        id = (*p)->id();
+    }
     bool wait_exit() {
         std::unique_lock lk(mu);
         return cv.wait_for(lk, 30s, [&] { return exited; });
@@ -56,12 +66,7 @@ TEST_CASE("OutputBatch_Events_Good", "[process]") {
     BatchLog log(*c);
     SECTION("many lines: each once, in order, fewer events than lines at most") {
         constexpr int kLines = 5000;
-        {
-            std::unique_lock lk(log.mu);
-            auto p = service(c)->start(Context::background(), child({"lines", "5000"}));
-            REQUIRE(p);
-            log.id = (*p)->id();
-        }
+        log.start(c, child({"lines", "5000"}));
         REQUIRE(log.wait_exit());
         std::lock_guard lk(log.mu);
         REQUIRE(log.lines.size() == kLines);
@@ -81,14 +86,7 @@ TEST_CASE("OutputBatch_Events_Good", "[process]") {
                   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; "
                   "i=$((i+1)); done"};
         for (int round = 0; round < 2; ++round) {
-            {
-                std::unique_lock lk(log.mu);
-                log.lines.clear();
-                log.exited = false;
-                auto p = service(c)->start(Context::background(), o);
-                REQUIRE(p);
-                log.id = (*p)->id();
-            }
+            log.start(c, o);
             REQUIRE(log.wait_exit());
             std::lock_guard lk(log.mu);
             REQUIRE(log.lines.size() == 4000);
@@ -100,12 +98,7 @@ TEST_CASE("OutputBatch_Events_Good", "[process]") {
     SECTION("stderr on a pipe of its own is batched apart") {
         auto o = child({"stderr", "on stderr"});
         o.std_err = cp::Stdio::pipe();
-        {
-            std::unique_lock lk(log.mu);
-            auto p = service(c)->start(Context::background(), o);
-            REQUIRE(p);
-            log.id = (*p)->id();
-        }
+        log.start(c, o);
         REQUIRE(log.wait_exit());
         std::lock_guard lk(log.mu);
         REQUIRE(log.lines.size() == 1);
@@ -121,12 +114,7 @@ TEST_CASE("OutputBatch_Bound_Ugly", "[process]") {
         opts.max_queued_lines = 10;
         auto c = make_core(opts);
         BatchLog log(*c);
-        {
-            std::unique_lock lk(log.mu);
-            auto p = service(c)->start(Context::background(), child({"lines", "5000"}));
-            REQUIRE(p);
-            log.id = (*p)->id();
-        }
+        log.start(c, child({"lines", "5000"}));
         REQUIRE(log.wait_exit());
         std::lock_guard lk(log.mu);
         CHECK(log.lines.size() < 5000);
