@@ -157,6 +157,54 @@ void judge_targets(const Config& cfg, Report& report) {
                      r ? std::string_view(r->name) : std::string_view("-"),
                      r ? std::string_view(r->ref) : std::string_view("-"), 1.2);
     }
+    // Issue 16's spawn-cost targets (stricter than issue 6's above), from the same rows.
+    ratio_target("issue 16: Service::start+wait <= 1.05x raw posix_spawn+waitpid", names::lib_start,
+                 names::raw_spawn, 1.05);
+    ratio_target("issue 16: process.run with capture <= 1.10x raw spawn+pipe+read",
+                 names::lib_action, names::raw_pipe, 1.10);
+    for (auto [label, plain, capture] :
+         {std::tuple{"Python", names::py_plain, names::py_capture},
+          std::tuple{"Go", names::go_plain, names::go_capture}}) {
+        const double a = report.ratio(names::lib_plain_peers, plain);
+        const double b = report.ratio(names::lib_capture_peers, capture);
+        Target t;
+        t.name = std::string("issue 16: <= 0.85x ") + label + " (plain and capture)";
+        if (a <= 0 || b <= 0) {
+            t.status = "N/A";
+            t.figure = std::string(label) + " not measured";
+        } else {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%.2fx plain, %.2fx capture", a, b);
+            t.figure = buf;
+            t.status = a <= 0.85 && b <= 0.85 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    {
+        // CPU of this process per spawn (every thread of it, the child's own not counted).
+        const Row* lib = report.find(names::lib_start);
+        const Row* floor = report.find(names::raw_vfork);
+        Target t;
+        t.name = "issue 16: CPU per start+wait <= 1.15x raw vfork+execve+waitpid";
+        if (!lib || !floor || lib->cpu_us <= 0 || floor->cpu_us <= 0 || !lib->error.empty() ||
+            !floor->error.empty()) {
+            t.status = "N/A";
+            t.figure = "not measured";
+        } else {
+            const double q = lib->cpu_us / floor->cpu_us;
+            char buf[96];
+            std::snprintf(buf, sizeof buf, "%.2fx (%.1f vs %.1f us)", q, lib->cpu_us, floor->cpu_us);
+            t.figure = buf;
+            t.status = q <= 1.15 ? "PASS" : "MISS";
+        }
+        report.add_target(std::move(t));
+    }
+    {
+        const int others = cfg.pick(200, kReapOthersFull, kReapOthersFull);
+        ratio_target("issue 16: reaping p50 <= 1.1x a raw pidfd+poll waiter, " +
+                         std::to_string(others) + " others",
+                     names::reap_lib(others), names::reap_raw(others), 1.1);
+    }
     // Issue 16: 8-thread throughput >= 0.9x raw threaded vfork (higher is better).
     if (cfg.wants("threads")) {
         const double q = report.ratio("lib Service::start+wait (capture off), 8 threads",
