@@ -162,9 +162,8 @@ void judge_targets(const Config& cfg, Report& report) {
                  names::raw_spawn, 1.05);
     ratio_target("issue 16: process.run with capture <= 1.10x raw spawn+pipe+read",
                  names::lib_action, names::raw_pipe, 1.10);
-    for (auto [label, plain, capture] :
-         {std::tuple{"Python", names::py_plain, names::py_capture},
-          std::tuple{"Go", names::go_plain, names::go_capture}}) {
+    for (auto [label, plain, capture] : {std::tuple{"Python", names::py_plain, names::py_capture},
+                                         std::tuple{"Go", names::go_plain, names::go_capture}}) {
         const double a = report.ratio(names::lib_plain_peers, plain);
         const double b = report.ratio(names::lib_capture_peers, capture);
         Target t;
@@ -193,7 +192,8 @@ void judge_targets(const Config& cfg, Report& report) {
         } else {
             const double q = lib->cpu_us / floor->cpu_us;
             char buf[96];
-            std::snprintf(buf, sizeof buf, "%.2fx (%.1f vs %.1f us)", q, lib->cpu_us, floor->cpu_us);
+            std::snprintf(buf, sizeof buf, "%.2fx (%.1f vs %.1f us)", q, lib->cpu_us,
+                          floor->cpu_us);
             t.figure = buf;
             t.status = q <= 1.15 ? "PASS" : "MISS";
         }
