@@ -91,7 +91,7 @@ core::Result<void> RawIdle::stop() {
 
 int estimated_rows(const Config& cfg) {
     int rows = 0;
-    if (cfg.wants("spawn")) rows += 12;
+    if (cfg.wants("spawn")) rows += 13;
     if (cfg.wants("peers")) rows += 4;
     if (cfg.wants("reap")) rows += 6;
     if (cfg.wants("scale")) rows += 8;

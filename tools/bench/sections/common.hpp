@@ -33,6 +33,7 @@ namespace names {
 inline constexpr const char* raw_spawn = "raw posix_spawn+waitpid";
 inline constexpr const char* raw_vfork = "raw vfork+execve+waitpid";
 inline constexpr const char* raw_fork = "raw fork+execve+waitpid";
+inline constexpr const char* raw_spawn_fork_rounds = "raw posix_spawn+waitpid, fork rounds";
 inline constexpr const char* raw_clone = "raw clone(VM|VFORK|PIDFD)+execve+waitid";
 inline constexpr const char* raw_pipe = "raw posix_spawn+pipe+read to EOF (16 B)";
 inline constexpr const char* raw_hygienic = "raw posix_spawn+pipe+closefrom+sigdef+pidfd (16 B)";
