@@ -212,6 +212,9 @@ void await_exit(const std::shared_ptr<ProcessState>& sp, std::unique_lock<std::m
 }  // namespace
 
 ProcessInfo ManagedProcess::wait() const {
+    // run()'s own wait: its caller reads the pipes and reaps on this thread (Reaper::drive).
+    if (s_->transient)
+        if (auto r = s_->reaper.lock()) (void)r->drive(s_);
     std::unique_lock lk(s_->mu);
     await_exit(s_, lk, sys::forever);
     s_->cv.wait(lk, [&] { return s_->is_done(); });

@@ -205,7 +205,7 @@ bool Reaper::help_reap(const std::shared_ptr<ProcessState>& st) {
     }
     run_commands();  // a watch the reaper thread has not taken in yet
     // ref and polled change only under work_mu_ (ref under st->mu too), which we hold.
-    if (st->ref.reaped() || st->polled || !st->ref.has_pidfd()) return false;
+    if (st->ref.reaped() || st->polled || !st->ref.has_pidfd() || st->driver_active) return false;
     if (st->slot >= slots_.size() || slots_[st->slot].st != st) return false;
     on_exit_ready(st);
     // Taking the pidfd out of the epoll set may have cancelled the reaper thread's wake-up: if
@@ -225,12 +225,19 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
     }
     slots_[slot].st = st;
     st->slot = slot;
+    bool pty;
     {
         std::lock_guard lk(st->mu);
         st->advance(Phase::running);
+        pty = static_cast<bool>(st->pty_ctl);
     }
-    if (st->ref.has_pidfd() && !st->out_fd && !st->err_fd && !st->in_fd && !st->expedite.load()) {
-        // Nothing to read or write for it: its waiter, if it comes soon, reaps it (defer_window).
+    const bool pipes = st->out_fd || st->err_fd;
+    // Nothing to read or write for it, or a run() child whose caller is about to wait and read
+    // for itself (drive): its waiter, if it comes soon, reaps it (defer_window).
+    const bool quiet = !pipes && !st->in_fd;
+    const bool drivable = st->transient && pipes && !st->in_fd && !pty;
+    st->pipes_held = pipes;
+    if (st->ref.has_pidfd() && (quiet || drivable) && !st->expedite.load()) {
         st->deferred.store(true);
         deferred_.push_back(st);
         if (!enroll_scheduled_) {
@@ -240,12 +247,6 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
     } else {
         enroll(st);
     }
-    if (st->out_fd)
-        if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
-            close_pipe(*st, st->out_fd);
-    if (st->err_fd)
-        if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
-            close_pipe(*st, st->err_fd);
     if (st->in_fd)
         if (auto a = ep_.add(st->in_fd.get(), sys::ev_out, key(*st, k_in)); !a) st->in_fd.reset();
     if (st->timeout.count() > 0) {
@@ -255,6 +256,8 @@ void Reaper::take_in(const std::shared_ptr<ProcessState>& st) {
 }
 
 void Reaper::enroll(const std::shared_ptr<ProcessState>& st) {
+    if (st->driver_active) return;  // its driver reads and reaps it, and enrolls what is left
+    enroll_pipes(st);
     st->deferred.store(false);
     if (st->ref.has_pidfd()) {
         if (auto a = ep_.add(st->ref.pidfd(), sys::ev_in, key(*st, k_pidfd)); !a) {
@@ -272,6 +275,55 @@ void Reaper::enroll(const std::shared_ptr<ProcessState>& st) {
             add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
         }
     }
+}
+
+void Reaper::enroll_pipes(const std::shared_ptr<ProcessState>& st) {
+    if (!st->pipes_held) return;
+    st->pipes_held = false;
+    if (st->out_fd)
+        if (auto a = ep_.add(st->out_fd.get(), sys::ev_in, key(*st, k_out)); !a)
+            close_pipe(*st, st->out_fd);
+    if (st->err_fd)
+        if (auto a = ep_.add(st->err_fd.get(), sys::ev_in, key(*st, k_err)); !a)
+            close_pipe(*st, st->err_fd);
+}
+
+bool Reaper::drive(const std::shared_ptr<ProcessState>& st) {
+    std::unique_lock lk(work_mu_);
+    run_commands();  // its watch, if the reaper thread has not taken it in yet
+    if (st->driver_active || !st->pipes_held || !st->deferred.load() || st->ref.reaped() ||
+        st->polled || !st->ref.has_pidfd())
+        return false;
+    if (st->slot >= slots_.size() || slots_[st->slot].st != st) return false;
+    st->driver_active = true;
+    for (;;) {
+        // Nothing closes these while driver_active (see ProcessState), so they are polled as
+        // they are, without the lock.
+        int fds[3];
+        int n = 0;
+        fds[n++] = st->ref.pidfd();
+        const int out_at = st->out_fd ? n : -1;
+        if (st->out_fd) fds[n++] = st->out_fd.get();
+        const int err_at = st->err_fd ? n : -1;
+        if (st->err_fd) fds[n++] = st->err_fd.get();
+        lk.unlock();
+        auto ready = sys::wait_any_readable(fds, n);
+        lk.lock();
+        if (!ready) {
+            // Give it back to the reaper thread, which learns of its exit as of any other.
+            debug("process.reaper: " + ready.error().what());
+            st->driver_active = false;
+            enroll(st);
+            return false;
+        }
+        if (*ready & 1u) break;  // exited: read what is left, then reap
+        if (out_at >= 0 && (*ready >> out_at & 1u)) read_pipe(st, false, 16);
+        if (err_at >= 0 && (*ready >> err_at & 1u)) read_pipe(st, true, 16);
+    }
+    st->driver_active = false;
+    on_exit_ready(st);  // a grandchild's pipes, if it still holds them, go to the reaper thread
+    if (stop_ && live_.load() == 0) wake_.signal();
+    return true;
 }
 
 void Reaper::enroll_deferred(bool all) {

@@ -85,6 +85,13 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     // than waiting for the reaper thread's own wake-up. False: not done (busy, not watched yet
     // or not reapable this way); the waiter then waits for the reaper as usual. Any thread.
     bool help_reap(const std::shared_ptr<ProcessState>& st);
+    // Called by the run() caller's wait() (a transient child): when the child's pipes are still
+    // held out of the epoll set, polls its pidfd and pipes on this thread, reads them with the
+    // reaper's own code under its lock, and reaps it, so the reaper thread never wakes for it.
+    // Returns once the child is reaped (done, or draining a grandchild's pipes, which go to
+    // the reaper thread then). False: not driven here (enrolled already, or another driver);
+    // the caller waits as usual. Any thread.
+    bool drive(const std::shared_ptr<ProcessState>& st);
     // Puts a child whose pidfd is still out of the epoll set (defer_window) into it now, for
     // a caller that learns of the exit without waiting (exit_fd, on_exit). Any thread.
     void expedite(const std::shared_ptr<ProcessState>& st);
@@ -130,8 +137,11 @@ class Reaper : public std::enable_shared_from_this<Reaper> {
     void run_commands();
     // Registers a new child's pidfd, pipes and timeout. Under work_mu_.
     void take_in(const std::shared_ptr<ProcessState>& st);
-    // The pidfd into the epoll set (or the polled list when that fails). Under work_mu_.
+    // The pidfd into the epoll set (or the polled list when that fails), and its held pipes;
+    // nothing while a driver is at it. Under work_mu_.
     void enroll(const std::shared_ptr<ProcessState>& st);
+    // The output pipes held out of the epoll set (pipes_held) into it. Under work_mu_.
+    void enroll_pipes(const std::shared_ptr<ProcessState>& st);
     // Enrolls the deferred children older than defer_window (all of them with all=true) and
     // schedules the next pass for the rest. Under work_mu_.
     void enroll_deferred(bool all);

@@ -81,11 +81,11 @@ void Reaper::read_pipe(const std::shared_ptr<ProcessState>& st, bool err, int ma
 }
 
 void Reaper::close_pipe(ProcessState& st, sys::UniqueFd& fd) {
-    (void)st;
     if (!fd) return;
     // Explicit EPOLL_CTL_DEL: if the host forked without exec, a copy of this descriptor keeps
-    // the open file alive and epoll would keep reporting it after our close.
-    (void)ep_.remove(fd.get());
+    // the open file alive and epoll would keep reporting it after our close. Held pipes (and
+    // only output pipes are ever held) were never added.
+    if (!st.pipes_held || &fd == &st.in_fd) (void)ep_.remove(fd.get());
     fd.reset();
 }
 
@@ -132,6 +132,7 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
                 add_timer(Timer{Clock::now() + fallback_poll, Timer::poll, {}});
             }
         }
+        enroll_pipes(st);  // held by a run() caller's drive: the reaper thread reads them now
         return;
     }
     if (!w) {
@@ -139,6 +140,9 @@ void Reaper::on_exit_ready(const std::shared_ptr<ProcessState>& st) {
     } else {
         complete_reap(st, **w);
     }
+    // Reaped with a grandchild still holding the pipes (draining): the reaper thread reads
+    // them from here on, whoever reaped. Nothing when finished (the pipes are closed).
+    enroll_pipes(st);
 }
 
 void Reaper::complete_reap(const std::shared_ptr<ProcessState>& st,

@@ -124,6 +124,13 @@ struct ProcessState {
     std::atomic<bool> deferred{false};
     // Someone learns of the exit without waiting (exit_fd, on_exit): never deferred. Any thread.
     std::atomic<bool> expedite{false};
+    // A run() child (transient, output pipes, no `input`, no pty) is deferred with its pipes:
+    // they stay out of the epoll set too (pipes_held), and the run() caller reads them and
+    // reaps on its own thread (Reaper::drive), so the reaper thread never wakes for it. While
+    // driver_active, nothing else reads its pipes, closes them or reaps it: the driver polls
+    // them without a lock. Both under the work lock.
+    bool pipes_held = false;
+    bool driver_active = false;
 
     // --- containment (issue 13) ---
     std::shared_ptr<Cgroup> cgroup;  // immutable after start; null without one

@@ -181,6 +181,25 @@ Result<bool> wait_writable(int fd, std::chrono::milliseconds timeout) {
     return wait_one(fd, POLLOUT, timeout);
 }
 
+Result<unsigned> wait_any_readable(const int* fds, int n) {
+    if (n < 1 || n > 4) return fail(E_errno("poll", std::to_string(n) + " descriptors", EINVAL));
+    if (int err = fault::hit("poll"))
+        return fail(E_errno("poll", "fd " + std::to_string(fds[0]), err));
+    ::pollfd p[4];
+    for (int i = 0; i < n; ++i) p[i] = ::pollfd{fds[i], POLLIN, 0};
+    for (;;) {
+        const int r = ::poll(p, static_cast<nfds_t>(n), -1);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return fail(E_errno("poll", "fd " + std::to_string(fds[0]), errno));
+        }
+        unsigned ready = 0;
+        for (int i = 0; i < n; ++i)
+            if (p[i].revents) ready |= 1u << i;
+        if (ready) return ready;
+    }
+}
+
 Result<WriteWait> wait_writable_or_woken(int fd, int wake_fd) {
     if (int err = fault::hit("poll")) return fail(E_errno("poll", "fd " + std::to_string(fd), err));
     ::pollfd p[2] = {{fd, POLLOUT, 0}, {wake_fd, POLLIN, 0}};

@@ -53,6 +53,10 @@ Result<bool> wait_readable(int fd, std::chrono::milliseconds timeout);
 // As wait_readable, for POLLOUT (a non-blocking connect or a full socket buffer).
 Result<bool> wait_writable(int fd, std::chrono::milliseconds timeout);
 
+// poll() of fds[0..n) (n at most 4) for POLLIN without a timeout, EINTR waited out: bit i of
+// the result is set when fds[i] is readable, hung up or in error.
+Result<unsigned> wait_any_readable(const int* fds, int n);
+
 // poll(fd, POLLOUT) together with wake_fd (POLLIN), without a timeout: what happened first. A
 // writer blocked on a full pipe uses it so that another thread can wake it (wake_fd's eventfd).
 enum class WriteWait { writable, hung_up, woken };

@@ -641,6 +641,169 @@ TEST_CASE("ManagedProcess_Deferred_Ugly", "[process]") {
     for (int pid : pids) CHECK_FALSE(alive(pid));
 }
 
+// run() and exec(): the caller that waits reads the child's pipes and reaps it on its own
+// thread (Reaper::drive); the reaper thread takes over whatever outlives that wait.
+TEST_CASE("ManagedProcess_Driven_Good", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    SECTION("output, apart and in order, many times over") {
+        for (int i = 0; i < 200; ++i) {
+            auto o = child({"interleave", std::to_string(i % 9)});
+            o.std_err = cp::Stdio::pipe();  // two pipes, read apart
+            auto done = svc->exec(Context::background(), o);
+            REQUIRE(done);
+            std::string want_out, want_err;
+            for (int k = 0; k < i % 9; ++k) {
+                want_out += "out " + std::to_string(k) + "\n";
+                want_err += "err " + std::to_string(k) + "\n";
+            }
+            CHECK(done->std_out == want_out);
+            CHECK(done->std_err == want_err);
+            CHECK(done->success());
+        }
+        CHECK(svc->list().empty());
+    }
+    SECTION("more than a pipe holds, kept to max_output") {
+        auto o = child({"bytes", std::to_string(3 << 20), "z"});
+        o.max_output = 1 << 20;
+        auto done = svc->exec(Context::background(), o);
+        REQUIRE(done);
+        CHECK(done->std_out.size() == std::size_t{1} << 20);
+        CHECK(done->std_out.find_first_not_of('z') == std::string::npos);
+        CHECK(done->std_out_dropped == (std::size_t{2} << 20));
+    }
+    SECTION("events and the on_output callback come from the waiter's reads, in order") {
+        std::mutex mu;
+        std::vector<std::string> seen;
+        auto sub = c->subscribe([&](const core::Value& v) {
+            std::lock_guard lk(mu);
+            if (const auto* o = v.get<cp::ProcessOutput>()) seen.push_back(o->line);
+            if (v.get<cp::ProcessExited>()) seen.push_back("<exited>");
+        });
+        std::atomic<std::size_t> chunk_bytes{0};
+        auto o = child({"lines", "300"});
+        o.on_output = [&](const cp::OutputChunk& ch) { chunk_bytes += ch.bytes.size(); };
+        auto out = svc->run(Context::background(), o);
+        REQUIRE(out);
+        CHECK(core::test::eventually([&] {
+            std::lock_guard lk(mu);
+            return !seen.empty() && seen.back() == "<exited>";
+        }));
+        std::lock_guard lk(mu);
+        REQUIRE(seen.size() == 301);
+        for (int i = 0; i < 300; ++i)
+            CHECK(seen[static_cast<std::size_t>(i)] == "line " + std::to_string(i));
+        CHECK(core::test::eventually([&] { return chunk_bytes.load() == out->size(); }));
+    }
+    SECTION("a grandchild holding the pipes: its later output is still read, then run returns") {
+        cp::RunOptions o;
+        o.command = "sh";
+        o.args = {"-c", "echo a; (sleep 0.1; echo b) & exit 0"};
+        auto out = svc->run(Context::background(), o);
+        REQUIRE(out);
+        CHECK(*out == "a\nb\n");
+    }
+    SECTION("a timeout and a cancelled context still end it") {
+        auto o = child({"sleep", "60000"});
+        o.timeout = 100ms;
+        auto r = svc->run(Context::background(), o);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code() == ETIMEDOUT);
+        auto ctx = Context::background().with_timeout(100ms);
+        auto r2 = svc->run(ctx, child({"sleep", "60000"}));
+        REQUIRE_FALSE(r2);
+        CHECK(svc->list(true).empty());
+    }
+}
+
+TEST_CASE("ManagedProcess_Driven_Bad", "[process]") {
+    CORE_LEAK_GUARD();
+    auto c = make_core();
+    auto svc = service(c);
+    // The waiter's poll fails: the child goes back to the reaper thread, nothing is lost.
+    core::sys::fault::Scoped f("poll", EIO, -1);
+    auto out = svc->run(Context::background(), child({"lines", "50"}));
+    REQUIRE(out);
+    CHECK(out->size() == 50 * std::string("line 00\n").size() - 10);
+}
+
+TEST_CASE("ManagedProcess_Driven_Ugly", "[process]") {
+    CORE_LEAK_GUARD();
+    SECTION("other threads wait, hook and poll the same run() child meanwhile") {
+        auto c = make_core();
+        auto svc = service(c);
+        std::string got;
+        std::thread runner([&] {
+            cp::RunOptions o;
+            o.command = "sh";
+            o.args = {"-c", "sleep 0.3; printf ok"};
+            auto out = svc->run(Context::background(), o);
+            if (out) got = *out;
+        });
+        std::shared_ptr<cp::ManagedProcess> p;
+        CHECK(core::test::eventually([&] {
+            auto ids = svc->list(true);
+            if (ids.empty()) return false;
+            if (auto g = svc->get(ids.front())) p = *g;
+            return static_cast<bool>(p);
+        }));
+        if (!p) {
+            runner.join();
+            FAIL("the run() child was never seen running");
+        }
+        std::atomic<int> hooked{-1};
+        p->on_exit([&](const cp::ProcessInfo& info) { hooked = info.exit_code; });
+        auto efd = p->exit_fd();
+        REQUIRE(efd);
+        CHECK(p->wait().exit_code == 0);
+        runner.join();
+        CHECK(got == "ok");
+        CHECK(core::test::eventually([&] { return hooked.load() == 0; }));
+        struct pollfd pfd {
+            *efd, POLLIN, 0
+        };
+        CHECK(::poll(&pfd, 1, 0) == 1);
+    }
+    SECTION("shutdown while run() waits: it returns, no child is left") {
+        int pid = 0;
+        {
+            auto c = make_core();
+            auto svc = service(c);
+            std::atomic<bool> returned{false};
+            std::thread runner([&] {
+                (void)svc->run(Context::background(), child({"sleep", "60000"}));
+                returned = true;
+            });
+            REQUIRE(core::test::eventually([&] { return !svc->list(true).empty(); }));
+            auto ids = svc->list(true);
+            REQUIRE_FALSE(ids.empty());
+            if (auto g = svc->get(ids.front())) pid = (*g)->pid();
+            REQUIRE(c->shutdown(Context::background()));
+            runner.join();
+            CHECK(returned.load());
+        }
+        CHECK_FALSE(alive(pid));
+    }
+    SECTION("eight threads run() at once, for a while") {
+        auto c = make_core();
+        auto svc = service(c);
+        std::atomic<int> bad{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < 8; ++t)
+            ts.emplace_back([&, t] {
+                for (int i = 0; i < 40; ++i) {
+                    auto out = svc->run(Context::background(),
+                                        child({"print", std::to_string(t), std::to_string(i)}));
+                    if (!out || *out != std::to_string(t) + " " + std::to_string(i) + "\n") ++bad;
+                }
+            });
+        for (auto& t : ts) t.join();
+        CHECK(bad.load() == 0);
+        CHECK(svc->list().empty());
+    }
+}
+
 TEST_CASE("ManagedProcess_Wait_Ugly", "[process]") {
     CORE_LEAK_GUARD();
     auto c = make_core();
