@@ -319,6 +319,14 @@ bool Reaper::drive(const std::shared_ptr<ProcessState>& st) {
         if (*ready & 1u) break;  // exited: read what is left, then reap
         if (out_at >= 0 && (*ready >> out_at & 1u)) read_pipe(st, false, 16);
         if (err_at >= 0 && (*ready >> err_at & 1u)) read_pipe(st, true, 16);
+        if (Clock::now() - st->started_steady >= defer_window) {
+            // Still writing after the window: a long or talkative child. The reaper thread's
+            // epoll loop moves bulk output for about half the CPU of a poll() per read here
+            // (64 MiB through run(): 15 vs 28 ms), so it takes the child over.
+            st->driver_active = false;
+            enroll(st);
+            return false;
+        }
     }
     st->driver_active = false;
     on_exit_ready(st);  // a grandchild's pipes, if it still holds them, go to the reaper thread

@@ -696,6 +696,26 @@ TEST_CASE("ManagedProcess_Driven_Good", "[process]") {
             CHECK(seen[static_cast<std::size_t>(i)] == "line " + std::to_string(i));
         CHECK(core::test::eventually([&] { return chunk_bytes.load() == out->size(); }));
     }
+    SECTION("a child still writing after the window goes to the reaper thread mid-stream") {
+        std::mutex mu;
+        std::vector<std::string> seen;
+        auto sub = c->subscribe([&](const core::Value& v) {
+            std::lock_guard lk(mu);
+            if (const auto* o = v.get<cp::ProcessOutput>()) seen.push_back(o->line);
+        });
+        cp::RunOptions o;
+        o.command = "sh";
+        o.args = {"-c", "for i in 1 2 3 4 5 6; do echo $i; sleep 0.01; done"};
+        auto out = svc->run(Context::background(), o);
+        REQUIRE(out);
+        CHECK(*out == "1\n2\n3\n4\n5\n6\n");
+        CHECK(core::test::eventually([&] {
+            std::lock_guard lk(mu);
+            return seen.size() == 6;
+        }));
+        std::lock_guard lk(mu);
+        CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5", "6"});
+    }
     SECTION("a grandchild holding the pipes: its later output is still read, then run returns") {
         cp::RunOptions o;
         o.command = "sh";
