@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "common.hpp"
@@ -641,6 +642,28 @@ TEST_CASE("ManagedProcess_Deferred_Ugly", "[process]") {
     for (int pid : pids) CHECK_FALSE(alive(pid));
 }
 
+namespace {
+// The ProcessOutput lines of a Core's bus, then "<exited>" for each ProcessExited.
+struct LineLog {
+    std::mutex mu;
+    std::vector<std::string> seen;
+    void on(const core::Value& v) {
+        std::lock_guard lk(mu);
+        if (const auto* o = v.get<cp::ProcessOutput>()) seen.push_back(o->line);
+        if (v.get<cp::ProcessExited>()) seen.push_back("<exited>");
+    }
+    // What was seen, once the (one) ProcessExited has been.
+    std::vector<std::string> until_exited() {
+        CHECK(core::test::eventually([&] {
+            std::lock_guard lk(mu);
+            return !seen.empty() && seen.back() == "<exited>";
+        }));
+        std::lock_guard lk(mu);
+        return seen;
+    }
+};
+}  // namespace
+
 // run() and exec(): the caller that waits reads the child's pipes and reaps it on its own
 // thread (Reaper::drive); the reaper thread takes over whatever outlives that wait.
 TEST_CASE("ManagedProcess_Driven_Good", "[process]") {
@@ -674,47 +697,30 @@ TEST_CASE("ManagedProcess_Driven_Good", "[process]") {
         CHECK(done->std_out_dropped == (std::size_t{2} << 20));
     }
     SECTION("events and the on_output callback come from the waiter's reads, in order") {
-        std::mutex mu;
-        std::vector<std::string> seen;
-        auto sub = c->subscribe([&](const core::Value& v) {
-            std::lock_guard lk(mu);
-            if (const auto* o = v.get<cp::ProcessOutput>()) seen.push_back(o->line);
-            if (v.get<cp::ProcessExited>()) seen.push_back("<exited>");
-        });
+        LineLog log;
+        auto sub = c->subscribe([&](const core::Value& v) { log.on(v); });
         std::atomic<std::size_t> chunk_bytes{0};
         auto o = child({"lines", "300"});
         o.on_output = [&](const cp::OutputChunk& ch) { chunk_bytes += ch.bytes.size(); };
         auto out = svc->run(Context::background(), o);
         REQUIRE(out);
-        CHECK(core::test::eventually([&] {
-            std::lock_guard lk(mu);
-            return !seen.empty() && seen.back() == "<exited>";
-        }));
-        std::lock_guard lk(mu);
+        const auto seen = log.until_exited();
         REQUIRE(seen.size() == 301);
         for (int i = 0; i < 300; ++i)
             CHECK(seen[static_cast<std::size_t>(i)] == "line " + std::to_string(i));
         CHECK(core::test::eventually([&] { return chunk_bytes.load() == out->size(); }));
     }
     SECTION("a child still writing after the window goes to the reaper thread mid-stream") {
-        std::mutex mu;
-        std::vector<std::string> seen;
-        auto sub = c->subscribe([&](const core::Value& v) {
-            std::lock_guard lk(mu);
-            if (const auto* o = v.get<cp::ProcessOutput>()) seen.push_back(o->line);
-        });
+        LineLog log;
+        auto sub = c->subscribe([&](const core::Value& v) { log.on(v); });
         cp::RunOptions o;
         o.command = "sh";
         o.args = {"-c", "for i in 1 2 3 4 5 6; do echo $i; sleep 0.01; done"};
         auto out = svc->run(Context::background(), o);
         REQUIRE(out);
         CHECK(*out == "1\n2\n3\n4\n5\n6\n");
-        CHECK(core::test::eventually([&] {
-            std::lock_guard lk(mu);
-            return seen.size() == 6;
-        }));
-        std::lock_guard lk(mu);
-        CHECK(seen == std::vector<std::string>{"1", "2", "3", "4", "5", "6"});
+        CHECK(log.until_exited() ==
+              std::vector<std::string>{"1", "2", "3", "4", "5", "6", "<exited>"});
     }
     SECTION("a grandchild holding the pipes: its later output is still read, then run returns") {
         cp::RunOptions o;
