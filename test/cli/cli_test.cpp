@@ -450,7 +450,9 @@ TEST_CASE("Cli_Supervise_Good", "[cli]") {
             return ready && ready->status == 503;
         },
         10s));
-    CHECK_THAT(mp->output(), ContainsSubstring("daemon crasher: running -> backoff"));
+    CHECK(core::test::eventually([&] {
+        return mp->output().find("daemon crasher: running -> backoff") != std::string::npos;
+    }));
 
     // The registry has the steady daemon's entry; `coreproc daemons` lists it.
     auto listed = cli.run({"daemons", "--registry", registry, "--json"});
@@ -794,9 +796,14 @@ TEST_CASE("Cli_SuperviseLogs_Good", "[cli]") {
         CHECK(d["last_lines"].back() == "OSError: [Errno 98] Address already in use");
         CHECK(d["log"]["path"] == web_log.string());
     }
-    CHECK_THAT(mp->output(),
-               ContainsSubstring("failed: exited with code 1: OSError: [Errno 98] Address "
-                                 "already in use"));
+    // The state is visible in /status a moment before the supervisor's own line reaches its
+    // stdout (and our capture of it).
+    CHECK(core::test::eventually([&] {
+        return mp->output().find(
+                   "failed: exited with code 1: OSError: [Errno 98] Address "
+                   "already in use") != std::string::npos;
+    }));
+    INFO("output: " << mp->output());
     CHECK(core::test::eventually([&] {
         std::ifstream f(web_log);
         std::string line;
